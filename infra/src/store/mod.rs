@@ -1,0 +1,163 @@
+//! The relational store: one SQL implementation over sqlx's runtime-generic
+//! driver, two backends, each with its own migrations:
+//!
+//! - **SQLite** (embedded default): a file in the data dir, WAL journal,
+//!   foreign keys on, a busy timeout so concurrent writers wait instead of failing.
+//! - **PostgreSQL** (distributed): the product's store.
+//!
+//! Portable by construction: ids are UUID text, times epoch milliseconds,
+//! JSON documents text, placeholders `$n` (both drivers accept them). The
+//! queries are therefore written once and behave the same on both backends,
+//! which the shared repository suite checks.
+//!
+//! Failure modes: a unique violation is `Conflict`; a connection or pool
+//! timeout is `Unavailable { dependency: "store" }` (503); anything else is
+//! `Internal` with the sqlx error as its source.
+
+mod api_keys;
+mod devices;
+mod rows;
+mod scenes;
+mod users;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use panoptes_shared::config::StoreBackend;
+use panoptes_shared::ports::Store;
+use panoptes_shared::{Error, Result};
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Connection settings for [`SqlStore::connect`].
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub url: String,
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+#[derive(Clone)]
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: StoreBackend,
+}
+
+impl SqlStore {
+    /// Connect (creating the SQLite file and its folder if needed). Does not migrate.
+    pub async fn connect(opts: &StoreOptions) -> Result<Self> {
+        install_default_drivers();
+        let backend = if opts.url.starts_with("sqlite:") {
+            StoreBackend::Sqlite
+        } else if opts.url.starts_with("postgres://") || opts.url.starts_with("postgresql://") {
+            StoreBackend::Postgres
+        } else {
+            return Err(Error::internal(
+                "store url must start with sqlite: or postgres://",
+            ));
+        };
+        let mut url = opts.url.clone();
+        if backend == StoreBackend::Sqlite {
+            let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+            let path = path.split('?').next().unwrap_or_default();
+            if let Some(dir) = std::path::Path::new(path)
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(dir).map_err(|e| unavailable(e.into()))?;
+            }
+            if !url.contains("mode=") {
+                url.push_str(if url.contains('?') {
+                    "&mode=rwc"
+                } else {
+                    "?mode=rwc"
+                });
+            }
+        }
+        let mut pool = AnyPoolOptions::new()
+            .max_connections(opts.max_connections)
+            .acquire_timeout(opts.acquire_timeout);
+        if backend == StoreBackend::Sqlite {
+            pool = pool.after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;")
+                        .await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = pool.connect(&url).await.map_err(map_err)?;
+        Ok(Self { pool, backend })
+    }
+
+    /// Apply the embedded migrations of this backend (idempotent).
+    pub async fn migrate(&self) -> Result<()> {
+        let migrator = match self.backend {
+            StoreBackend::Sqlite => &SQLITE_MIGRATIONS,
+            StoreBackend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator
+            .run(&self.pool)
+            .await
+            .map_err(|e| Error::internal(e))
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    fn backend(&self) -> &'static str {
+        match self.backend {
+            StoreBackend::Sqlite => "sqlite",
+            StoreBackend::Postgres => "postgres",
+        }
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+}
+
+fn unavailable(source: panoptes_shared::error::BoxError) -> Error {
+    Error::Unavailable {
+        dependency: "store",
+        source,
+    }
+}
+
+/// Map a sqlx error onto the domain error kinds (see the module docs).
+pub(crate) fn map_err(e: sqlx::Error) -> Error {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            Error::Conflict(conflict_message(db.message()))
+        }
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_) => unavailable(e.into()),
+        _ => Error::internal(e),
+    }
+}
+
+fn conflict_message(db_message: &str) -> String {
+    if db_message.contains("email") {
+        "an account with this email already exists".into()
+    } else {
+        "the resource already exists".into()
+    }
+}

@@ -1,0 +1,10 @@
+//! Infra integration tests: one behaviour suite per port, run against every
+//! adapter (SQLite and PostgreSQL for the store; memory and Redis for rate
+//! limits). PostgreSQL and Redis are real servers: `PANOPTES_TEST_POSTGRES_URL`
+//! (default `postgres://postgres@127.0.0.1:5432/postgres`) and
+//! `PANOPTES_TEST_REDIS_URL` (default `redis://127.0.0.1:6379`). A missing
+//! server fails the tests; it never skips them.
+
+mod backends;
+mod rate_limit_suite;
+mod store_suite;

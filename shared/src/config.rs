@@ -1,0 +1,403 @@
+//! Layered configuration: compiled-in defaults, then an optional TOML file,
+//! then `PANOPTES__SECTION__KEY` environment variables. Validated once at
+//! start-up; unknown keys are reported as warnings; secrets never printed.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+const ENV_PREFIX: &str = "PANOPTES__";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+    #[error("configuration is invalid: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub data: DataConfig,
+    pub store: StoreConfig,
+    pub redis: RedisConfig,
+    pub auth: AuthConfig,
+    pub log: LogConfig,
+    /// Unknown keys found while loading (reported once telemetry is up).
+    #[serde(skip)]
+    pub warnings: Vec<String>,
+}
+
+/// HTTP listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ServerConfig {
+    /// Address to listen on (`127.0.0.1:8080`); port 0 picks a free port.
+    pub listen: String,
+    /// Largest accepted request body, in bytes.
+    pub body_limit_bytes: usize,
+    /// Seconds to let in-flight requests finish on shutdown.
+    pub shutdown_grace_seconds: u64,
+}
+
+/// Where embedded state lives (SQLite file, generated secrets).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct DataConfig {
+    pub dir: PathBuf,
+}
+
+/// Relational store: `sqlite:<path>` (embedded default) or `postgres://...`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct StoreConfig {
+    /// Empty means `sqlite:<data.dir>/panoptes.db`.
+    pub url: SecretString,
+    pub max_connections: u32,
+    /// Seconds to wait for a pooled connection before failing with 503.
+    pub acquire_timeout_seconds: u64,
+}
+
+/// Redis: shared rate limits (and later the bus). Empty url = in-process.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RedisConfig {
+    pub url: SecretString,
+    /// Prefix of every key this deployment writes (lets environments share a server).
+    pub key_prefix: String,
+}
+
+/// Session tokens and secrets at rest.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct AuthConfig {
+    /// HS256 secret for session tokens, at least 32 bytes. Empty: generated
+    /// once and kept in `<data.dir>/secrets.toml` (fine for one node only).
+    pub jwt_secret: SecretString,
+    /// Session token lifetime.
+    pub session_ttl_seconds: u64,
+    /// Base64 of 32 bytes: AES-256-GCM key for RTSP credentials. Empty:
+    /// generated once and kept in `<data.dir>/secrets.toml`.
+    pub credentials_key: SecretString,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct LogConfig {
+    /// `pretty` or `json`.
+    pub format: String,
+    /// Default filter when `RUST_LOG` is unset.
+    pub level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::default(),
+            data: DataConfig::default(),
+            store: StoreConfig::default(),
+            redis: RedisConfig::default(),
+            auth: AuthConfig::default(),
+            log: LogConfig::default(),
+            warnings: Vec::new(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            body_limit_bytes: 1024 * 1024,
+            shutdown_grace_seconds: 10,
+        }
+    }
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from(".data"),
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            url: SecretString::from(""),
+            max_connections: 16,
+            acquire_timeout_seconds: 5,
+        }
+    }
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: SecretString::from(""),
+            key_prefix: "panoptes:v1".into(),
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            jwt_secret: SecretString::from(""),
+            session_ttl_seconds: 24 * 3600,
+            credentials_key: SecretString::from(""),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: "pretty".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+/// Which relational backend a store URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreBackend {
+    Sqlite,
+    Postgres,
+}
+
+impl Config {
+    /// Defaults, then `file` (if given), then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// As [`Config::load`], with the environment passed in (for tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut tree = toml::Table::new();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            tree = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+                path: path.to_owned(),
+                source: Box::new(source),
+            })?;
+        }
+        for (key, value) in env {
+            let Some(path) = key.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let parts: Vec<String> = path.split("__").map(str::to_lowercase).collect();
+            insert_path(&mut tree, &parts, env_value(&value));
+        }
+        let mut warnings = Vec::new();
+        let de = toml::Value::Table(tree);
+        let mut cfg: Config = serde_ignored::deserialize(de, |p| {
+            warnings.push(format!("unknown config key `{p}` ignored"))
+        })
+        .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        cfg.warnings = warnings;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if self.listen_addr().is_err() {
+            return invalid(format!(
+                "server.listen `{}` is not an address like 127.0.0.1:8080",
+                self.server.listen
+            ));
+        }
+        if self.server.body_limit_bytes < 1024 {
+            return invalid("server.body_limit_bytes must be at least 1024".into());
+        }
+        self.store_backend()?;
+        if self.store.max_connections == 0 {
+            return invalid("store.max_connections must be at least 1".into());
+        }
+        let redis = self.redis.url.expose_secret();
+        if !redis.is_empty() && !(redis.starts_with("redis://") || redis.starts_with("rediss://")) {
+            return invalid(
+                "redis.url must start with redis:// or rediss:// (or be empty for in-process)"
+                    .into(),
+            );
+        }
+        let jwt = self.auth.jwt_secret.expose_secret();
+        if !jwt.is_empty() && jwt.len() < 32 {
+            return invalid("auth.jwt_secret must be at least 32 bytes".into());
+        }
+        if self.auth.session_ttl_seconds < 60 {
+            return invalid("auth.session_ttl_seconds must be at least 60".into());
+        }
+        if !matches!(self.log.format.as_str(), "pretty" | "json") {
+            return invalid(format!(
+                "log.format must be `pretty` or `json`, not `{}`",
+                self.log.format
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.server.listen.parse().map_err(|_| {
+            ConfigError::Invalid(format!(
+                "server.listen `{}` is not a socket address",
+                self.server.listen
+            ))
+        })
+    }
+
+    /// The store URL, defaulting to a SQLite file in the data dir.
+    pub fn store_url(&self) -> String {
+        let url = self.store.url.expose_secret();
+        if url.is_empty() {
+            format!("sqlite:{}", self.data.dir.join("panoptes.db").display())
+        } else {
+            url.to_owned()
+        }
+    }
+
+    pub fn store_backend(&self) -> Result<StoreBackend, ConfigError> {
+        let url = self.store_url();
+        if url.starts_with("sqlite:") {
+            Ok(StoreBackend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(StoreBackend::Postgres)
+        } else {
+            Err(ConfigError::Invalid(
+                "store.url must start with sqlite: or postgres://".into(),
+            ))
+        }
+    }
+
+    pub fn redis_url(&self) -> Option<&str> {
+        Some(self.redis.url.expose_secret()).filter(|u| !u.is_empty())
+    }
+}
+
+/// Environment values are typed like TOML scalars when they parse as one
+/// (`8080`, `true`, `0.5`), otherwise taken as strings.
+fn env_value(raw: &str) -> toml::Value {
+    match toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+    {
+        Some(v @ (toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_))) => v,
+        _ => toml::Value::String(raw.to_owned()),
+    }
+}
+
+fn insert_path(tree: &mut toml::Table, path: &[String], value: toml::Value) {
+    match path {
+        [] => {}
+        [leaf] => {
+            tree.insert(leaf.clone(), value);
+        }
+        [head, rest @ ..] => {
+            let entry = tree
+                .entry(head.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if !entry.is_table() {
+                *entry = toml::Value::Table(toml::Table::new());
+            }
+            if let toml::Value::Table(t) = entry {
+                insert_path(t, rest, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn environment_overrides_file_and_defaults() {
+        let dir = std::env::temp_dir().join(format!("panoptes-cfg-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(
+            &file,
+            "[server]\nlisten = \"127.0.0.1:9000\"\nbody_limit_bytes = 4096\n",
+        )
+        .unwrap();
+        let cfg = Config::load_from(
+            Some(&file),
+            env(&[("PANOPTES__SERVER__LISTEN", "0.0.0.0:7000")]),
+        )
+        .unwrap();
+        assert_eq!(cfg.server.listen, "0.0.0.0:7000");
+        assert_eq!(cfg.server.body_limit_bytes, 4096);
+        assert_eq!(cfg.store_backend().unwrap(), StoreBackend::Sqlite);
+    }
+
+    #[test]
+    fn unknown_keys_are_warned_about_not_fatal() {
+        let cfg = Config::load_from(
+            None,
+            env(&[
+                ("PANOPTES__SERVER__LISTN", "x"),
+                ("PANOPTES__LOG__LEVEL", "debug"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(cfg.log.level, "debug");
+        assert_eq!(cfg.warnings.len(), 1);
+        assert!(
+            cfg.warnings[0].contains("server.listn"),
+            "{:?}",
+            cfg.warnings
+        );
+    }
+
+    #[test]
+    fn invalid_values_are_refused_with_the_key_named() {
+        let err =
+            Config::load_from(None, env(&[("PANOPTES__STORE__URL", "mysql://x")])).unwrap_err();
+        assert!(err.to_string().contains("store.url"), "{err}");
+        let err = Config::load_from(None, env(&[("PANOPTES__SERVER__BODY_LIMIT_BYTES", "lots")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("body_limit_bytes"), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_output() {
+        let cfg = Config::load_from(
+            None,
+            env(&[(
+                "PANOPTES__AUTH__JWT_SECRET",
+                "super-secret-value-that-is-long-enough",
+            )]),
+        )
+        .unwrap();
+        assert!(!format!("{cfg:?}").contains("super-secret"));
+    }
+}

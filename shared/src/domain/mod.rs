@@ -1,0 +1,11 @@
+//! Domain model: the values the API talks about, each parsed once at the edge.
+
+pub mod api_key;
+pub mod device;
+pub mod page;
+pub mod plan;
+pub mod polygon;
+pub mod scene;
+pub mod schedule;
+pub mod user;
+pub mod validate;

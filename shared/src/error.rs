@@ -1,0 +1,114 @@
+//! Domain errors. No HTTP here: the gateway maps each variant to a status and a
+//! stable code in one exhaustive match.
+
+use std::time::Duration;
+
+use crate::domain::api_key::Scope;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a credential was refused. The message tells the caller what to do next,
+/// never which part of a secret was wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    Missing,
+    Malformed,
+    Invalid,
+    Expired,
+    Revoked,
+    BadCredentials,
+    /// A valid API key was presented where only a session token is accepted.
+    SessionRequired,
+}
+
+impl AuthFailure {
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::Missing => "authentication required: send `Authorization: Bearer <token>`",
+            Self::Malformed => "the Authorization header must be `Bearer <token>`",
+            Self::Invalid => "the token or API key is not valid",
+            Self::Expired => "the token or API key has expired",
+            Self::Revoked => "the token or API key has been revoked",
+            Self::BadCredentials => "email or password is incorrect",
+            Self::SessionRequired => "this endpoint accepts a session token only, not an API key",
+        }
+    }
+}
+
+/// A field that failed validation, by its JSON name (dot path for nested fields).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Prefix the field with its parent object (`points` -> `config.zones.queueZone.points`).
+    pub fn within(mut self, parent: &str) -> Self {
+        self.field = if self.field.is_empty() {
+            parent.to_owned()
+        } else if self.field.starts_with('[') {
+            format!("{parent}{}", self.field)
+        } else {
+            format!("{parent}.{}", self.field)
+        };
+        self
+    }
+}
+
+/// When a rate-limited caller may try again, and the limit it hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitInfo {
+    pub limit: u32,
+    pub remaining: u32,
+    pub window: Duration,
+    /// Time until the current window resets.
+    pub reset_after: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Validation(#[from] FieldError),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("{}", .0.message())]
+    Unauthorized(AuthFailure),
+    #[error("missing scope `{0}`")]
+    ForbiddenScope(Scope),
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    #[error("rate limit of {} requests per {}s reached", .0.limit, .0.window.as_secs())]
+    RateLimited(RateLimitInfo),
+    #[error("{0} is not implemented yet")]
+    NotImplemented(&'static str),
+    #[error("{dependency} is unavailable")]
+    Unavailable {
+        dependency: &'static str,
+        #[source]
+        source: BoxError,
+    },
+    #[error("internal error")]
+    Internal(#[source] BoxError),
+}
+
+impl Error {
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Validation(FieldError::new(field, message))
+    }
+
+    pub fn internal(e: impl Into<BoxError>) -> Self {
+        Self::Internal(e.into())
+    }
+}

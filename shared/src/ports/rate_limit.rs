@@ -1,0 +1,27 @@
+//! Request rate limiting. Fixed windows: simple, cheap (one round trip) and
+//! predictable for clients reading the `RateLimit` headers.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::error::{RateLimitInfo, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateDecision {
+    pub allowed: bool,
+    pub info: RateLimitInfo,
+}
+
+#[async_trait]
+pub trait RateLimiter: Send + Sync + 'static {
+    /// Count one request against `key` in the current `window` and decide.
+    ///
+    /// Atomic: concurrent callers sharing the backend (every gateway replica
+    /// when it is Redis) never admit more than `limit` requests per window.
+    /// Refused requests are counted too, so hammering does not help.
+    async fn hit(&self, key: &str, limit: u32, window: Duration) -> Result<RateDecision>;
+
+    /// Whether the backend answers (for `/readyz`).
+    async fn ping(&self) -> Result<()>;
+}

@@ -1,0 +1,93 @@
+//! The relational store. Every tenant-owned read or write takes the owner's
+//! `UserId` first, so an unscoped query cannot be written by accident: another
+//! tenant's row is simply not found.
+//!
+//! Updates replace the whole row (read, change, write): the last writer wins.
+//! Methods returning `bool` report whether a row matched.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::domain::api_key::{ApiKey, KeyHash};
+use crate::domain::device::{Device, DeviceStatus};
+use crate::domain::page::{Page, PageRequest};
+use crate::domain::scene::Scene;
+use crate::domain::user::{Email, Role, Session, User};
+use crate::error::Result;
+use crate::ids::{ApiKeyId, DeviceId, SceneId, SessionId, UserId};
+
+#[async_trait]
+pub trait UserRepo {
+    /// Fails with `Conflict` when the email is taken.
+    async fn create_user(&self, user: &User, password_hash: &str) -> Result<()>;
+    /// The user and their password hash, for login.
+    async fn find_user_by_email(&self, email: &Email) -> Result<Option<(User, String)>>;
+    async fn get_user(&self, id: UserId) -> Result<Option<User>>;
+    async fn set_user_role(&self, id: UserId, role: Role) -> Result<bool>;
+    async fn list_users(&self, page: PageRequest) -> Result<Page<User>>;
+}
+
+#[async_trait]
+pub trait SessionRepo {
+    async fn create_session(&self, session: &Session) -> Result<()>;
+    async fn get_session(&self, id: SessionId) -> Result<Option<Session>>;
+    async fn revoke_session(&self, user: UserId, id: SessionId, at: DateTime<Utc>) -> Result<bool>;
+}
+
+#[async_trait]
+pub trait ApiKeyRepo {
+    async fn insert_api_key(&self, key: &ApiKey, hash: &KeyHash) -> Result<()>;
+    /// The key with this hash and its stored hash (compare it in constant time).
+    async fn find_api_key_by_hash(&self, hash: &KeyHash) -> Result<Option<(ApiKey, KeyHash)>>;
+    async fn get_api_key(&self, user: UserId, id: ApiKeyId) -> Result<Option<ApiKey>>;
+    /// Newest first.
+    async fn list_api_keys(&self, user: UserId, page: PageRequest) -> Result<Page<ApiKey>>;
+    /// Writes name, scopes, expiry, revocation and rotation fields.
+    async fn update_api_key(&self, user: UserId, key: &ApiKey) -> Result<bool>;
+    /// Replaces the secret's hash: the old secret stops working at once.
+    async fn rotate_api_key(&self, user: UserId, key: &ApiKey, new_hash: &KeyHash) -> Result<bool>;
+    /// Records use; callers throttle it, it is not on every request.
+    async fn touch_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<()>;
+}
+
+#[async_trait]
+pub trait DeviceRepo {
+    async fn insert_device(&self, device: &Device) -> Result<()>;
+    async fn get_device(&self, user: UserId, id: DeviceId) -> Result<Option<Device>>;
+    /// Newest first.
+    async fn list_devices(&self, user: UserId, page: PageRequest) -> Result<Page<Device>>;
+    async fn update_device(&self, user: UserId, device: &Device) -> Result<bool>;
+    async fn set_device_status(
+        &self,
+        user: UserId,
+        id: DeviceId,
+        status: DeviceStatus,
+    ) -> Result<bool>;
+    /// Deletes the device and its scenes.
+    async fn delete_device(&self, user: UserId, id: DeviceId) -> Result<bool>;
+}
+
+#[async_trait]
+pub trait SceneRepo {
+    async fn insert_scene(&self, scene: &Scene) -> Result<()>;
+    async fn get_scene(&self, user: UserId, id: SceneId) -> Result<Option<Scene>>;
+    /// Newest first; only one device's scenes when `device` is given.
+    async fn list_scenes(
+        &self,
+        user: UserId,
+        device: Option<DeviceId>,
+        page: PageRequest,
+    ) -> Result<Page<Scene>>;
+    async fn update_scene(&self, user: UserId, scene: &Scene) -> Result<bool>;
+    async fn delete_scene(&self, user: UserId, id: SceneId) -> Result<bool>;
+}
+
+#[async_trait]
+pub trait Store:
+    UserRepo + SessionRepo + ApiKeyRepo + DeviceRepo + SceneRepo + Send + Sync + 'static
+{
+    /// Which backend this is (`sqlite`, `postgres`), for logs and `/readyz`.
+    fn backend(&self) -> &'static str;
+    /// A trivial round trip, for `/readyz`.
+    async fn ping(&self) -> Result<()>;
+}
