@@ -18,8 +18,6 @@ pub enum AuthFailure {
     Expired,
     Revoked,
     BadCredentials,
-    /// A valid API key was presented where only a session token is accepted.
-    SessionRequired,
 }
 
 impl AuthFailure {
@@ -31,7 +29,6 @@ impl AuthFailure {
             Self::Expired => "the token or API key has expired",
             Self::Revoked => "the token or API key has been revoked",
             Self::BadCredentials => "email or password is incorrect",
-            Self::SessionRequired => "this endpoint accepts a session token only, not an API key",
         }
     }
 }

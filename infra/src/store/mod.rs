@@ -94,6 +94,15 @@ impl SqlStore {
         Ok(Self { pool, backend })
     }
 
+    /// A store that connects on first use (for rendering the OpenAPI document,
+    /// which never touches it).
+    pub fn lazy(url: &str) -> Result<Self> {
+        install_default_drivers();
+        let backend = if url.starts_with("sqlite:") { StoreBackend::Sqlite } else { StoreBackend::Postgres };
+        let pool = AnyPoolOptions::new().max_connections(1).connect_lazy(url).map_err(map_err)?;
+        Ok(Self { pool, backend })
+    }
+
     /// Apply the embedded migrations of this backend (idempotent).
     pub async fn migrate(&self) -> Result<()> {
         let migrator = match self.backend {

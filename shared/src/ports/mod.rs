@@ -8,3 +8,10 @@ pub mod store;
 pub use cipher::SecretCipher;
 pub use rate_limit::{RateDecision, RateLimiter};
 pub use store::{ApiKeyRepo, DeviceRepo, SceneRepo, SessionRepo, Store, UserRepo};
+
+/// Every port trait, for `use panoptes_shared::ports::prelude::*;` where methods are called.
+pub mod prelude {
+    pub use super::cipher::SecretCipher as _;
+    pub use super::rate_limit::RateLimiter as _;
+    pub use super::store::{ApiKeyRepo as _, DeviceRepo as _, SceneRepo as _, SessionRepo as _, Store as _, UserRepo as _};
+}

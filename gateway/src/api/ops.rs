@@ -1,0 +1,83 @@
+//! Health (`/healthz`: the process answers), readiness (`/readyz`: every
+//! configured dependency answers) and Prometheus metrics (`/metrics`).
+
+use poem_openapi::payload::PlainText;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+
+use super::v1::ApiTags;
+use crate::http::envelope::Reply;
+use crate::state::AppState;
+
+pub struct OpsApi {
+    pub state: AppState,
+}
+
+#[derive(Debug, Object)]
+pub struct DependencyStatus {
+    pub name: String,
+    /// `ok` or `unavailable`.
+    pub status: String,
+    /// Which backend serves it (`sqlite`, `postgres`, `redis`, `memory`).
+    pub backend: String,
+}
+
+#[derive(Debug, Object)]
+pub struct Readiness {
+    pub ready: bool,
+    pub dependencies: Vec<DependencyStatus>,
+}
+
+#[derive(ApiResponse)]
+pub enum ReadyResponse {
+    /// Every dependency answered.
+    #[oai(status = 200)]
+    Ready(poem_openapi::payload::Json<crate::http::envelope::Envelope<Readiness>>),
+    /// At least one dependency did not answer.
+    #[oai(status = 503)]
+    NotReady(poem_openapi::payload::Json<crate::http::envelope::Envelope<Readiness>>),
+}
+
+#[OpenApi(tag = "ApiTags::Ops")]
+impl OpsApi {
+    /// Liveness: the process is up.
+    #[oai(path = "/healthz", method = "get", operation_id = "healthz")]
+    async fn healthz(&self) -> Reply<Readiness> {
+        Reply::new("alive", Readiness { ready: true, dependencies: vec![] })
+    }
+
+    /// Readiness: the store and the rate-limit backend answer.
+    #[oai(path = "/readyz", method = "get", operation_id = "readyz")]
+    async fn readyz(&self) -> ReadyResponse {
+        let store = self.state.store.ping().await;
+        let limiter = self.state.limiter.ping().await;
+        let dep = |name: &str, backend: &str, ok: bool| DependencyStatus {
+            name: name.into(),
+            status: if ok { "ok" } else { "unavailable" }.into(),
+            backend: backend.into(),
+        };
+        let deps = vec![
+            dep("store", self.state.store.backend(), store.is_ok()),
+            dep("rateLimiter", self.state.limiter_backend, limiter.is_ok()),
+        ];
+        for (name, r) in [("store", &store), ("rateLimiter", &limiter)] {
+            if let Err(e) = r {
+                tracing::warn!(dependency = name, error = %e, "readiness check failed");
+            }
+        }
+        let ready = store.is_ok() && limiter.is_ok();
+        let mut reply: Reply<Readiness> = Reply::new(if ready { "ready" } else { "not ready" }, Readiness { ready, dependencies: deps });
+        if ready {
+            ReadyResponse::Ready(poem_openapi::payload::Json(reply.0))
+        } else {
+            reply.0.success = false;
+            reply.0.status_code = 503;
+            ReadyResponse::NotReady(poem_openapi::payload::Json(reply.0))
+        }
+    }
+
+    /// Prometheus metrics (text exposition format).
+    #[oai(path = "/metrics", method = "get", operation_id = "metrics")]
+    async fn metrics(&self) -> PlainText<String> {
+        PlainText(self.state.metrics.render())
+    }
+}

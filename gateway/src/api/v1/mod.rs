@@ -1,0 +1,33 @@
+//! `/api/v1`: one module per resource.
+
+pub mod admin;
+pub mod api_keys;
+pub mod auth;
+pub mod devices;
+pub mod enums;
+pub mod scenes;
+
+use panoptes_shared::Error;
+use panoptes_shared::domain::page::PageRequest;
+use poem_openapi::Tags;
+
+#[derive(Tags)]
+pub enum ApiTags {
+    /// Sign up, log in, log out, the current user.
+    Auth,
+    /// API keys (session token only).
+    ApiKeys,
+    /// Cameras and other frame sources.
+    Devices,
+    /// Queue-analysis scenes: zones and parameters.
+    Scenes,
+    /// Platform administration (admin session only).
+    Admin,
+    /// Health, readiness and metrics.
+    Ops,
+}
+
+/// `page`/`limit` query parameters, validated.
+pub fn page(page: Option<u32>, limit: Option<u32>) -> Result<PageRequest, Error> {
+    PageRequest::parse(page, limit).map_err(Error::from)
+}

@@ -1,0 +1,149 @@
+//! Building and running the gateway: [`Application::build`] wires the
+//! adapters chosen by config, runs migrations and binds the listener (port 0
+//! in tests); [`Application::run_until_stopped`] serves until the shutdown
+//! token fires, then lets in-flight requests finish.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use panoptes_infra::crypto::AesGcmCipher;
+use panoptes_infra::rate_limit::{MemoryRateLimiter, RedisRateLimiter};
+use panoptes_infra::secrets_file;
+use panoptes_infra::store::{SqlStore, StoreOptions};
+use panoptes_shared::config::Config;
+use panoptes_shared::ports::RateLimiter;
+use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
+use poem::{EndpointExt, Route, Server};
+use secrecy::ExposeSecret;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::key_usage::KeyUsage;
+use crate::auth::session::SessionTokens;
+use crate::http::metrics::HttpMetrics;
+use crate::http::middleware::RequestLayer;
+use crate::state::AppState;
+
+pub struct Application {
+    acceptor: TcpAcceptor,
+    addr: SocketAddr,
+    state: AppState,
+    body_limit: usize,
+    grace: Duration,
+}
+
+/// Connect the store (and migrate it) as configured.
+pub async fn connect_store(cfg: &Config) -> anyhow::Result<SqlStore> {
+    let store = SqlStore::connect(&StoreOptions {
+        url: cfg.store_url(),
+        max_connections: cfg.store.max_connections,
+        acquire_timeout: Duration::from_secs(cfg.store.acquire_timeout_seconds),
+    })
+    .await
+    .context("cannot connect to the store (store.url)")?;
+    store.migrate().await.context("cannot apply store migrations")?;
+    Ok(store)
+}
+
+/// Build the shared state from config: store, limiter, secrets.
+pub async fn build_state(cfg: &Config) -> anyhow::Result<AppState> {
+    let store = connect_store(cfg).await?;
+    let (limiter, limiter_backend): (Arc<dyn RateLimiter>, &'static str) = match cfg.redis_url() {
+        Some(url) => {
+            let client = redis::Client::open(url).context("redis.url is not a valid Redis URL")?;
+            let conn = redis::aio::ConnectionManager::new(client).await.context("cannot connect to Redis (redis.url)")?;
+            (Arc::new(RedisRateLimiter::new(conn, cfg.redis.key_prefix.clone())), "redis")
+        }
+        None => (Arc::new(MemoryRateLimiter::new()), "memory"),
+    };
+    let (mut jwt, mut key) =
+        (cfg.auth.jwt_secret.expose_secret().to_owned(), cfg.auth.credentials_key.expose_secret().to_owned());
+    if jwt.is_empty() || key.is_empty() {
+        let generated = secrets_file::load_or_create(&cfg.data.dir)
+            .with_context(|| format!("cannot read or create secrets in {}", cfg.data.dir.display()))?;
+        if jwt.is_empty() {
+            jwt = generated.jwt_secret;
+        }
+        if key.is_empty() {
+            key = generated.credentials_key;
+        }
+    }
+    let cipher = AesGcmCipher::from_base64(&key).map_err(|e| anyhow::anyhow!("auth.credentials_key: {e}"))?;
+    Ok(AppState {
+        store: Arc::new(store),
+        limiter,
+        limiter_backend,
+        cipher: Arc::new(cipher),
+        sessions: Arc::new(SessionTokens::new(jwt.as_bytes())),
+        key_usage: Arc::new(KeyUsage::default()),
+        metrics: Arc::new(HttpMetrics::default()),
+        session_ttl: chrono::Duration::seconds(i64::try_from(cfg.auth.session_ttl_seconds).unwrap_or(i64::MAX / 1000)),
+    })
+}
+
+impl Application {
+    pub async fn build(cfg: &Config) -> anyhow::Result<Self> {
+        let state = build_state(cfg).await?;
+        let addr = cfg.listen_addr()?;
+        let acceptor = TcpListener::bind(addr).into_acceptor().await.with_context(|| format!("cannot listen on {addr}"))?;
+        let addr = acceptor
+            .local_addr()
+            .first()
+            .and_then(|a| a.as_socket_addr().copied())
+            .context("listener has no socket address")?;
+        Ok(Self {
+            acceptor,
+            addr,
+            state,
+            body_limit: cfg.server.body_limit_bytes,
+            grace: Duration::from_secs(cfg.server.shutdown_grace_seconds),
+        })
+    }
+
+    /// The bound address (the real port when the config asked for port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let routes = routes(self.state.clone(), self.body_limit);
+        tracing::info!(addr = %self.addr, store = self.state.store.backend(), limiter = self.state.limiter_backend, "gateway listening");
+        Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(routes, shutdown.cancelled_owned(), Some(self.grace))
+            .await
+            .context("server failed")
+    }
+}
+
+/// Every route, wrapped in the request middleware.
+pub fn routes(state: AppState, body_limit: usize) -> impl poem::Endpoint<Output = poem::Response> {
+    let metrics = state.metrics.clone();
+    let api = crate::api::service(state);
+    let docs = api.swagger_ui();
+    let spec = api.spec_endpoint();
+    Route::new()
+        .nest("/", api)
+        .nest("/docs", docs)
+        .at("/openapi.json", spec)
+        .with(RequestLayer { metrics, body_limit })
+}
+
+/// A state for rendering the OpenAPI document: nothing is connected or read.
+pub fn spec_state() -> AppState {
+    let store = SqlStore::lazy("sqlite::memory:").expect("a lazy in-memory SQLite pool needs no I/O");
+    AppState {
+        store: Arc::new(store),
+        limiter: Arc::new(MemoryRateLimiter::new()),
+        limiter_backend: "memory",
+        cipher: Arc::new(AesGcmCipher::from_base64(&AesGcmCipher::generate_key()).expect("a generated key is valid")),
+        sessions: Arc::new(SessionTokens::new(b"spec-only-spec-only-spec-only-xx")),
+        key_usage: Arc::new(KeyUsage::default()),
+        metrics: Arc::new(HttpMetrics::default()),
+        session_ttl: chrono::Duration::hours(1),
+    }
+}

@@ -1,0 +1,115 @@
+//! Authentication and authorisation. Two credentials arrive as
+//! `Authorization: Bearer <token>`:
+//! - a **session token** (JWT from sign-up/log-in; its session row can be revoked), and
+//! - an **API key** (`syncai_dev_` / `syncai_pat_` / `syncai_svc_`), looked up by hash.
+//!
+//! Both are checked against the store on every request, so a logout, a key
+//! revocation or a rotation takes effect at once on every gateway replica.
+
+pub mod key_usage;
+pub mod schemes;
+pub mod session;
+
+use panoptes_shared::domain::api_key::{KeyHash, KeyStatus, Scope, Scopes, is_api_key};
+use panoptes_shared::domain::user::Role;
+use panoptes_shared::error::AuthFailure;
+use panoptes_shared::ids::{ApiKeyId, SessionId, UserId};
+use panoptes_shared::time::now;
+use panoptes_shared::{Error, Result};
+
+use crate::state::AppState;
+
+/// Who is calling, and with what.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user_id: UserId,
+    pub role: Role,
+    pub credential: Credential,
+}
+
+#[derive(Debug, Clone)]
+pub enum Credential {
+    Session(SessionId),
+    ApiKey { id: ApiKeyId, scopes: Scopes },
+}
+
+impl Caller {
+    /// Sessions act as their user with every scope; keys only with theirs.
+    pub fn require(&self, scope: Scope) -> Result<()> {
+        match &self.credential {
+            Credential::Session(_) => Ok(()),
+            Credential::ApiKey { scopes, .. } if scopes.contains(scope) => Ok(()),
+            Credential::ApiKey { .. } => Err(Error::ForbiddenScope(scope)),
+        }
+    }
+
+    /// Passes with any one of `scopes` (the first is named when none is held).
+    pub fn require_any(&self, scopes: &[Scope]) -> Result<()> {
+        if scopes.iter().any(|s| self.require(*s).is_ok()) { Ok(()) } else { self.require(scopes[0]) }
+    }
+
+    pub fn session_id(&self) -> Option<SessionId> {
+        match self.credential {
+            Credential::Session(id) => Some(id),
+            Credential::ApiKey { .. } => None,
+        }
+    }
+}
+
+impl AppState {
+    /// Authenticate a bearer token of either kind.
+    pub async fn authenticate(&self, token: &str) -> Result<Caller> {
+        if is_api_key(token) { self.authenticate_key(token).await } else { self.authenticate_session(token).await }
+    }
+
+    /// Session tokens only (API-key management): a valid key is refused with 403.
+    pub async fn authenticate_session_only(&self, token: &str) -> Result<Caller> {
+        if is_api_key(token) {
+            self.authenticate_key(token).await?;
+            return Err(Error::Forbidden("API keys cannot manage API keys; use a session token"));
+        }
+        self.authenticate_session(token).await
+    }
+
+    /// An admin session (the role is re-read from the store, so a demotion is immediate).
+    pub async fn authenticate_admin(&self, token: &str) -> Result<Caller> {
+        let caller = self.authenticate_session_only(token).await?;
+        let user = self.store.get_user(caller.user_id).await?.ok_or(Error::Unauthorized(AuthFailure::Invalid))?;
+        if user.role != Role::Admin {
+            return Err(Error::Forbidden("this endpoint needs an admin session"));
+        }
+        Ok(Caller { role: Role::Admin, ..caller })
+    }
+
+    async fn authenticate_session(&self, token: &str) -> Result<Caller> {
+        let claims = self.sessions.verify(token)?;
+        let session = self.store.get_session(claims.sid).await?.ok_or(Error::Unauthorized(AuthFailure::Invalid))?;
+        if session.user_id != claims.sub {
+            return Err(Error::Unauthorized(AuthFailure::Invalid));
+        }
+        if session.revoked_at.is_some() {
+            return Err(Error::Unauthorized(AuthFailure::Revoked));
+        }
+        if session.expires_at <= now() {
+            return Err(Error::Unauthorized(AuthFailure::Expired));
+        }
+        Ok(Caller { user_id: claims.sub, role: claims.role, credential: Credential::Session(claims.sid) })
+    }
+
+    async fn authenticate_key(&self, token: &str) -> Result<Caller> {
+        let presented = KeyHash::of(token);
+        let (key, stored) =
+            self.store.find_api_key_by_hash(&presented).await?.ok_or(Error::Unauthorized(AuthFailure::Invalid))?;
+        if !stored.matches(&presented) {
+            return Err(Error::Unauthorized(AuthFailure::Invalid));
+        }
+        let at = now();
+        match key.status(at) {
+            KeyStatus::Active => {}
+            KeyStatus::Revoked => return Err(Error::Unauthorized(AuthFailure::Revoked)),
+            KeyStatus::Expired => return Err(Error::Unauthorized(AuthFailure::Expired)),
+        }
+        self.key_usage.record(self.store.as_ref(), key.id, at).await;
+        Ok(Caller { user_id: key.user_id, role: Role::User, credential: Credential::ApiKey { id: key.id, scopes: key.scopes } })
+    }
+}

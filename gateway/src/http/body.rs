@@ -1,0 +1,129 @@
+//! `JsonBody<T>`: the request-body extractor of every endpoint. The schema
+//! comes from `T`'s `Object` derive (so the OpenAPI document is exact), but
+//! parsing goes through serde with `serde_path_to_error`, so a wrong type, an
+//! unknown enum value or malformed JSON is a 400 that names the field
+//! (`config.zones.queueZone.points[2]`), which poem-openapi's parser cannot do.
+//! Bodies are read with a hard size limit even without a Content-Length.
+
+use poem::{Request, RequestBody};
+use poem_openapi::payload::{ParsePayload, Payload};
+use poem_openapi::registry::{MetaSchemaRef, Registry};
+use poem_openapi::types::Type;
+use serde::de::DeserializeOwned;
+
+use super::error::{ApiError, ErrorCode};
+
+/// Largest JSON body, in bytes (set from config by the application).
+#[derive(Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+pub struct JsonBody<T>(pub T);
+
+impl<T: Type> Payload for JsonBody<T> {
+    const CONTENT_TYPE: &'static str = "application/json; charset=utf-8";
+
+    fn check_content_type(content_type: &str) -> bool {
+        content_type
+            .parse::<mime::Mime>()
+            .is_ok_and(|m| m.type_() == "application" && (m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json")))
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        T::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+}
+
+impl<T: Type + DeserializeOwned> ParsePayload for JsonBody<T> {
+    const IS_REQUIRED: bool = true;
+
+    async fn from_request(request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
+        let limit = request.data::<BodyLimit>().copied().unwrap_or(BodyLimit(1024 * 1024)).0;
+        let bytes = body
+            .take()?
+            .into_bytes_limit(limit)
+            .await
+            .map_err(|e| match e {
+                poem::error::ReadBodyError::PayloadTooLarge => {
+                    ApiError::<()>::new(ErrorCode::PayloadTooLarge, format!("request body is larger than {limit} bytes"))
+                }
+                other => ApiError::new(ErrorCode::ValidationError, format!("could not read the request body: {other}")),
+            })
+            .map_err(into_poem)?;
+        parse(&bytes).map(Self).map_err(into_poem)
+    }
+}
+
+fn into_poem(e: ApiError<()>) -> poem::Error {
+    poem::Error::from(e)
+}
+
+/// Parse JSON into `T`, naming the offending field on failure.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError<()>> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::validation("body", "a JSON object is required"));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let reason = clean_reason(&inner);
+        let missing = reason.strip_prefix("missing field `").and_then(|r| r.strip_suffix('`'));
+        if inner.is_syntax() || inner.is_eof() {
+            ApiError::validation("body", format!("malformed JSON: {reason}"))
+        } else if let Some(field) = missing {
+            let field = if path == "." { field.to_owned() } else { format!("{path}.{field}") };
+            ApiError::validation(&field, "is required")
+        } else if path == "." {
+            ApiError::validation("body", reason)
+        } else {
+            ApiError::validation(&path, reason)
+        }
+    })
+}
+
+/// serde's message without its " at line 1 column 17" suffix.
+fn clean_reason(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_owned(),
+        None => msg,
+    }
+}
+
+poem_openapi::impl_apirequest_for_payload!(JsonBody<T>, T: Type + DeserializeOwned);
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(rename_all = "camelCase")]
+    #[expect(dead_code, reason = "fields exist to be parsed")]
+    struct Outer {
+        name: String,
+        inner: Inner,
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    #[expect(dead_code, reason = "fields exist to be parsed")]
+    struct Inner {
+        points: Vec<Vec<f64>>,
+    }
+
+    #[test]
+    fn errors_name_the_nested_field() {
+        let err = parse::<Outer>(br#"{"name":"a","inner":{"points":[[0.1,0.2],[0.3,"x"]]}}"#).unwrap_err();
+        assert_eq!(err.reply.details.unwrap()["field"], "inner.points[1][1]");
+        let err = parse::<Outer>(br#"{"name":5}"#).unwrap_err();
+        assert_eq!(err.reply.details.unwrap()["field"], "name");
+        let err = parse::<Outer>(br#"{"name":"#).unwrap_err();
+        assert!(err.reply.message.contains("malformed JSON"), "{}", err.reply.message);
+        let err = parse::<Outer>(br#"{"name":"a"}"#).unwrap_err();
+        assert_eq!(err.reply.details.unwrap()["field"], "inner");
+    }
+}

@@ -1,0 +1,9 @@
+//! HTTP plumbing shared by every endpoint: the response envelope, the error
+//! table, the JSON body extractor, per-request context and middleware.
+
+pub mod body;
+pub mod context;
+pub mod envelope;
+pub mod error;
+pub mod metrics;
+pub mod middleware;
