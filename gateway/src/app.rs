@@ -42,7 +42,10 @@ pub async fn connect_store(cfg: &Config) -> anyhow::Result<SqlStore> {
     })
     .await
     .context("cannot connect to the store (store.url)")?;
-    store.migrate().await.context("cannot apply store migrations")?;
+    store
+        .migrate()
+        .await
+        .context("cannot apply store migrations")?;
     Ok(store)
 }
 
@@ -52,16 +55,27 @@ pub async fn build_state(cfg: &Config) -> anyhow::Result<AppState> {
     let (limiter, limiter_backend): (Arc<dyn RateLimiter>, &'static str) = match cfg.redis_url() {
         Some(url) => {
             let client = redis::Client::open(url).context("redis.url is not a valid Redis URL")?;
-            let conn = redis::aio::ConnectionManager::new(client).await.context("cannot connect to Redis (redis.url)")?;
-            (Arc::new(RedisRateLimiter::new(conn, cfg.redis.key_prefix.clone())), "redis")
+            let conn = redis::aio::ConnectionManager::new(client)
+                .await
+                .context("cannot connect to Redis (redis.url)")?;
+            (
+                Arc::new(RedisRateLimiter::new(conn, cfg.redis.key_prefix.clone())),
+                "redis",
+            )
         }
         None => (Arc::new(MemoryRateLimiter::new()), "memory"),
     };
-    let (mut jwt, mut key) =
-        (cfg.auth.jwt_secret.expose_secret().to_owned(), cfg.auth.credentials_key.expose_secret().to_owned());
+    let (mut jwt, mut key) = (
+        cfg.auth.jwt_secret.expose_secret().to_owned(),
+        cfg.auth.credentials_key.expose_secret().to_owned(),
+    );
     if jwt.is_empty() || key.is_empty() {
-        let generated = secrets_file::load_or_create(&cfg.data.dir)
-            .with_context(|| format!("cannot read or create secrets in {}", cfg.data.dir.display()))?;
+        let generated = secrets_file::load_or_create(&cfg.data.dir).with_context(|| {
+            format!(
+                "cannot read or create secrets in {}",
+                cfg.data.dir.display()
+            )
+        })?;
         if jwt.is_empty() {
             jwt = generated.jwt_secret;
         }
@@ -69,7 +83,8 @@ pub async fn build_state(cfg: &Config) -> anyhow::Result<AppState> {
             key = generated.credentials_key;
         }
     }
-    let cipher = AesGcmCipher::from_base64(&key).map_err(|e| anyhow::anyhow!("auth.credentials_key: {e}"))?;
+    let cipher = AesGcmCipher::from_base64(&key)
+        .map_err(|e| anyhow::anyhow!("auth.credentials_key: {e}"))?;
     Ok(AppState {
         store: Arc::new(store),
         limiter,
@@ -78,7 +93,9 @@ pub async fn build_state(cfg: &Config) -> anyhow::Result<AppState> {
         sessions: Arc::new(SessionTokens::new(jwt.as_bytes())),
         key_usage: Arc::new(KeyUsage::default()),
         metrics: Arc::new(HttpMetrics::default()),
-        session_ttl: chrono::Duration::seconds(i64::try_from(cfg.auth.session_ttl_seconds).unwrap_or(i64::MAX / 1000)),
+        session_ttl: chrono::Duration::seconds(
+            i64::try_from(cfg.auth.session_ttl_seconds).unwrap_or(i64::MAX / 1000),
+        ),
     })
 }
 
@@ -86,7 +103,10 @@ impl Application {
     pub async fn build(cfg: &Config) -> anyhow::Result<Self> {
         let state = build_state(cfg).await?;
         let addr = cfg.listen_addr()?;
-        let acceptor = TcpListener::bind(addr).into_acceptor().await.with_context(|| format!("cannot listen on {addr}"))?;
+        let acceptor = TcpListener::bind(addr)
+            .into_acceptor()
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
         let addr = acceptor
             .local_addr()
             .first()
@@ -130,17 +150,24 @@ pub fn routes(state: AppState, body_limit: usize) -> impl poem::Endpoint<Output 
         .nest("/", api)
         .nest("/docs", docs)
         .at("/openapi.json", spec)
-        .with(RequestLayer { metrics, body_limit })
+        .with(RequestLayer {
+            metrics,
+            body_limit,
+        })
 }
 
 /// A state for rendering the OpenAPI document: nothing is connected or read.
 pub fn spec_state() -> AppState {
-    let store = SqlStore::lazy("sqlite::memory:").expect("a lazy in-memory SQLite pool needs no I/O");
+    let store =
+        SqlStore::lazy("sqlite::memory:").expect("a lazy in-memory SQLite pool needs no I/O");
     AppState {
         store: Arc::new(store),
         limiter: Arc::new(MemoryRateLimiter::new()),
         limiter_backend: "memory",
-        cipher: Arc::new(AesGcmCipher::from_base64(&AesGcmCipher::generate_key()).expect("a generated key is valid")),
+        cipher: Arc::new(
+            AesGcmCipher::from_base64(&AesGcmCipher::generate_key())
+                .expect("a generated key is valid"),
+        ),
         sessions: Arc::new(SessionTokens::new(b"spec-only-spec-only-spec-only-xx")),
         key_usage: Arc::new(KeyUsage::default()),
         metrics: Arc::new(HttpMetrics::default()),

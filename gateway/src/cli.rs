@@ -16,7 +16,11 @@ use tokio_util::sync::CancellationToken;
 use crate::app::{self, Application};
 
 #[derive(Parser)]
-#[command(name = "panoptes", version, about = "Panoptes video analytics platform")]
+#[command(
+    name = "panoptes",
+    version,
+    about = "Panoptes video analytics platform"
+)]
 pub struct Cli {
     /// TOML config file (overridden by PANOPTES__SECTION__KEY variables).
     #[arg(long, global = true, env = "PANOPTES_CONFIG")]
@@ -59,7 +63,8 @@ struct RunArgs {
 impl Cli {
     pub async fn run(self) -> anyhow::Result<()> {
         if let Command::Openapi { out } = &self.command {
-            crate::openapi_doc::write(out, app::spec_state()).with_context(|| format!("cannot write {}", out.display()))?;
+            crate::openapi_doc::write(out, app::spec_state())
+                .with_context(|| format!("cannot write {}", out.display()))?;
             println!("wrote {0}/openapi.json and {0}/openapi.yaml", out.display());
             return Ok(());
         }
@@ -106,13 +111,21 @@ async fn create_admin(cfg: &Config, email: &str) -> anyhow::Result<()> {
         Ok(p) => p,
         Err(_) => {
             let mut line = String::new();
-            std::io::stdin().read_line(&mut line).context("cannot read the password from standard input")?;
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("cannot read the password from standard input")?;
             line.trim_end_matches(['\r', '\n']).to_owned()
         }
     };
     check_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
     let hash = panoptes_infra::crypto::hash_password(&password)?;
-    let user = User { id: UserId::new(), email, name: None, role: Role::Admin, created_at: now() };
+    let user = User {
+        id: UserId::new(),
+        email,
+        name: None,
+        role: Role::Admin,
+        created_at: now(),
+    };
     store.create_user(&user, &hash).await?;
     println!("admin {} created", user.email.as_str());
     Ok(())
@@ -123,14 +136,15 @@ async fn stop_on_signal(token: CancellationToken) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                token.cancel();
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    token.cancel();
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},

@@ -49,10 +49,18 @@ impl AppState {
     /// every key-management call because Redis blinked would be worse.
     pub async fn rate_limit(&self, subject: &str, bucket: Bucket) -> Result<()> {
         let key = format!("{subject}:{}", bucket.name());
-        match self.limiter.hit(&key, bucket.per_minute(), Duration::from_secs(60)).await {
+        match self
+            .limiter
+            .hit(&key, bucket.per_minute(), Duration::from_secs(60))
+            .await
+        {
             Ok(d) => {
                 context::set_rate_limit(d.info);
-                if d.allowed { Ok(()) } else { Err(Error::RateLimited(d.info)) }
+                if d.allowed {
+                    Ok(())
+                } else {
+                    Err(Error::RateLimited(d.info))
+                }
             }
             Err(e) => {
                 tracing::warn!(error = %e, bucket = bucket.name(), "rate limiter unavailable; allowing request");

@@ -28,8 +28,8 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
 pub struct Config {
     pub server: ServerConfig,
     pub data: DataConfig,
@@ -102,20 +102,6 @@ pub struct LogConfig {
     pub format: String,
     /// Default filter when `RUST_LOG` is unset.
     pub level: String,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            server: ServerConfig::default(),
-            data: DataConfig::default(),
-            store: StoreConfig::default(),
-            redis: RedisConfig::default(),
-            auth: AuthConfig::default(),
-            log: LogConfig::default(),
-            warnings: Vec::new(),
-        }
-    }
 }
 
 impl Default for ServerConfig {
@@ -237,7 +223,7 @@ impl Config {
             return invalid("store.max_connections must be at least 1".into());
         }
         let redis = self.redis.url.expose_secret();
-        if !redis.is_empty() && !(redis.starts_with("redis://") || redis.starts_with("rediss://")) {
+        if !(redis.is_empty() || redis.starts_with("redis://") || redis.starts_with("rediss://")) {
             return invalid(
                 "redis.url must start with redis:// or rediss:// (or be empty for in-process)"
                     .into(),

@@ -11,6 +11,9 @@ struct Args {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    eprintln!("panoptes-worker: the {:?} role is not available yet", args.role);
+    eprintln!(
+        "panoptes-worker: the {:?} role is not available yet",
+        args.role
+    );
     std::process::ExitCode::from(2)
 }

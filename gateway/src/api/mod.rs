@@ -24,22 +24,44 @@ fn description() -> String {
          **Error codes**\n\n| code | status | meaning |\n|---|---|---|\n",
     );
     for code in crate::http::error::ErrorCode::all() {
-        text.push_str(&format!("| `{}` | {} | {} |\n", code.as_str(), code.status().as_u16(), code.meaning()));
+        text.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            code.as_str(),
+            code.status().as_u16(),
+            code.meaning()
+        ));
     }
     text
 }
 
-pub type Apis = (v1::auth::AuthApi, v1::api_keys::ApiKeysApi, v1::devices::DevicesApi, v1::scenes::ScenesApi, v1::admin::AdminApi, ops::OpsApi);
+pub type Apis = (
+    v1::auth::AuthApi,
+    v1::api_keys::ApiKeysApi,
+    v1::devices::DevicesApi,
+    v1::scenes::ScenesApi,
+    v1::admin::AdminApi,
+    ops::OpsApi,
+);
 
 /// The OpenAPI service over `state` (routes and document).
 pub fn service(state: AppState) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (
-            v1::auth::AuthApi { state: state.clone() },
-            v1::api_keys::ApiKeysApi { state: state.clone() },
-            v1::devices::DevicesApi { state: state.clone() },
-            v1::scenes::ScenesApi { state: state.clone() },
-            v1::admin::AdminApi { state: state.clone() },
+            v1::auth::AuthApi {
+                state: state.clone(),
+            },
+            v1::api_keys::ApiKeysApi {
+                state: state.clone(),
+            },
+            v1::devices::DevicesApi {
+                state: state.clone(),
+            },
+            v1::scenes::ScenesApi {
+                state: state.clone(),
+            },
+            v1::admin::AdminApi {
+                state: state.clone(),
+            },
             ops::OpsApi { state },
         ),
         TITLE,

@@ -42,7 +42,13 @@ impl OpsApi {
     /// Liveness: the process is up.
     #[oai(path = "/healthz", method = "get", operation_id = "healthz")]
     async fn healthz(&self) -> Reply<Readiness> {
-        Reply::new("alive", Readiness { ready: true, dependencies: vec![] })
+        Reply::new(
+            "alive",
+            Readiness {
+                ready: true,
+                dependencies: vec![],
+            },
+        )
     }
 
     /// Readiness: the store and the rate-limit backend answer.
@@ -65,7 +71,13 @@ impl OpsApi {
             }
         }
         let ready = store.is_ok() && limiter.is_ok();
-        let mut reply: Reply<Readiness> = Reply::new(if ready { "ready" } else { "not ready" }, Readiness { ready, dependencies: deps });
+        let mut reply: Reply<Readiness> = Reply::new(
+            if ready { "ready" } else { "not ready" },
+            Readiness {
+                ready,
+                dependencies: deps,
+            },
+        );
         if ready {
             ReadyResponse::Ready(poem_openapi::payload::Json(reply.0))
         } else {

@@ -45,7 +45,11 @@ impl Caller {
 
     /// Passes with any one of `scopes` (the first is named when none is held).
     pub fn require_any(&self, scopes: &[Scope]) -> Result<()> {
-        if scopes.iter().any(|s| self.require(*s).is_ok()) { Ok(()) } else { self.require(scopes[0]) }
+        if scopes.iter().any(|s| self.require(*s).is_ok()) {
+            Ok(())
+        } else {
+            self.require(scopes[0])
+        }
     }
 
     pub fn session_id(&self) -> Option<SessionId> {
@@ -59,14 +63,20 @@ impl Caller {
 impl AppState {
     /// Authenticate a bearer token of either kind.
     pub async fn authenticate(&self, token: &str) -> Result<Caller> {
-        if is_api_key(token) { self.authenticate_key(token).await } else { self.authenticate_session(token).await }
+        if is_api_key(token) {
+            self.authenticate_key(token).await
+        } else {
+            self.authenticate_session(token).await
+        }
     }
 
     /// Session tokens only (API-key management): a valid key is refused with 403.
     pub async fn authenticate_session_only(&self, token: &str) -> Result<Caller> {
         if is_api_key(token) {
             self.authenticate_key(token).await?;
-            return Err(Error::Forbidden("API keys cannot manage API keys; use a session token"));
+            return Err(Error::Forbidden(
+                "API keys cannot manage API keys; use a session token",
+            ));
         }
         self.authenticate_session(token).await
     }
@@ -74,16 +84,27 @@ impl AppState {
     /// An admin session (the role is re-read from the store, so a demotion is immediate).
     pub async fn authenticate_admin(&self, token: &str) -> Result<Caller> {
         let caller = self.authenticate_session_only(token).await?;
-        let user = self.store.get_user(caller.user_id).await?.ok_or(Error::Unauthorized(AuthFailure::Invalid))?;
+        let user = self
+            .store
+            .get_user(caller.user_id)
+            .await?
+            .ok_or(Error::Unauthorized(AuthFailure::Invalid))?;
         if user.role != Role::Admin {
             return Err(Error::Forbidden("this endpoint needs an admin session"));
         }
-        Ok(Caller { role: Role::Admin, ..caller })
+        Ok(Caller {
+            role: Role::Admin,
+            ..caller
+        })
     }
 
     async fn authenticate_session(&self, token: &str) -> Result<Caller> {
         let claims = self.sessions.verify(token)?;
-        let session = self.store.get_session(claims.sid).await?.ok_or(Error::Unauthorized(AuthFailure::Invalid))?;
+        let session = self
+            .store
+            .get_session(claims.sid)
+            .await?
+            .ok_or(Error::Unauthorized(AuthFailure::Invalid))?;
         if session.user_id != claims.sub {
             return Err(Error::Unauthorized(AuthFailure::Invalid));
         }
@@ -93,13 +114,20 @@ impl AppState {
         if session.expires_at <= now() {
             return Err(Error::Unauthorized(AuthFailure::Expired));
         }
-        Ok(Caller { user_id: claims.sub, role: claims.role, credential: Credential::Session(claims.sid) })
+        Ok(Caller {
+            user_id: claims.sub,
+            role: claims.role,
+            credential: Credential::Session(claims.sid),
+        })
     }
 
     async fn authenticate_key(&self, token: &str) -> Result<Caller> {
         let presented = KeyHash::of(token);
-        let (key, stored) =
-            self.store.find_api_key_by_hash(&presented).await?.ok_or(Error::Unauthorized(AuthFailure::Invalid))?;
+        let (key, stored) = self
+            .store
+            .find_api_key_by_hash(&presented)
+            .await?
+            .ok_or(Error::Unauthorized(AuthFailure::Invalid))?;
         if !stored.matches(&presented) {
             return Err(Error::Unauthorized(AuthFailure::Invalid));
         }
@@ -110,6 +138,13 @@ impl AppState {
             KeyStatus::Expired => return Err(Error::Unauthorized(AuthFailure::Expired)),
         }
         self.key_usage.record(self.store.as_ref(), key.id, at).await;
-        Ok(Caller { user_id: key.user_id, role: Role::User, credential: Credential::ApiKey { id: key.id, scopes: key.scopes } })
+        Ok(Caller {
+            user_id: key.user_id,
+            role: Role::User,
+            credential: Credential::ApiKey {
+                id: key.id,
+                scopes: key.scopes,
+            },
+        })
     }
 }

@@ -43,10 +43,21 @@ impl SessionTokens {
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
         validation.leeway = 0;
-        Self { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret), validation }
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+        }
     }
 
-    pub fn issue(&self, user: UserId, session: SessionId, role: Role, issued: DateTime<Utc>, expires: DateTime<Utc>) -> Result<String> {
+    pub fn issue(
+        &self,
+        user: UserId,
+        session: SessionId,
+        role: Role,
+        issued: DateTime<Utc>,
+        expires: DateTime<Utc>,
+    ) -> Result<String> {
         let claims = Claims {
             sub: user.to_string(),
             sid: session.to_string(),
@@ -86,13 +97,32 @@ mod tests {
         let tokens = SessionTokens::new(b"0123456789abcdef0123456789abcdef");
         let (u, s) = (UserId::new(), SessionId::new());
         let now = Utc::now();
-        let t = tokens.issue(u, s, Role::Admin, now, now + Duration::hours(1)).unwrap();
+        let t = tokens
+            .issue(u, s, Role::Admin, now, now + Duration::hours(1))
+            .unwrap();
         let c = tokens.verify(&t).unwrap();
         assert_eq!((c.sub, c.sid, c.role), (u, s, Role::Admin));
         let other = SessionTokens::new(b"another-secret-another-secret-xx");
-        assert!(matches!(other.verify(&t), Err(Error::Unauthorized(AuthFailure::Invalid))));
-        let old = tokens.issue(u, s, Role::User, now - Duration::hours(2), now - Duration::hours(1)).unwrap();
-        assert!(matches!(tokens.verify(&old), Err(Error::Unauthorized(AuthFailure::Expired))));
-        assert!(matches!(tokens.verify("garbage"), Err(Error::Unauthorized(AuthFailure::Invalid))));
+        assert!(matches!(
+            other.verify(&t),
+            Err(Error::Unauthorized(AuthFailure::Invalid))
+        ));
+        let old = tokens
+            .issue(
+                u,
+                s,
+                Role::User,
+                now - Duration::hours(2),
+                now - Duration::hours(1),
+            )
+            .unwrap();
+        assert!(matches!(
+            tokens.verify(&old),
+            Err(Error::Unauthorized(AuthFailure::Expired))
+        ));
+        assert!(matches!(
+            tokens.verify("garbage"),
+            Err(Error::Unauthorized(AuthFailure::Invalid))
+        ));
     }
 }

@@ -23,9 +23,10 @@ impl<T: Type> Payload for JsonBody<T> {
     const CONTENT_TYPE: &'static str = "application/json; charset=utf-8";
 
     fn check_content_type(content_type: &str) -> bool {
-        content_type
-            .parse::<mime::Mime>()
-            .is_ok_and(|m| m.type_() == "application" && (m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json")))
+        content_type.parse::<mime::Mime>().is_ok_and(|m| {
+            m.type_() == "application"
+                && (m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"))
+        })
     }
 
     fn schema_ref() -> MetaSchemaRef {
@@ -41,16 +42,24 @@ impl<T: Type + DeserializeOwned> ParsePayload for JsonBody<T> {
     const IS_REQUIRED: bool = true;
 
     async fn from_request(request: &Request, body: &mut RequestBody) -> poem::Result<Self> {
-        let limit = request.data::<BodyLimit>().copied().unwrap_or(BodyLimit(1024 * 1024)).0;
+        let limit = request
+            .data::<BodyLimit>()
+            .copied()
+            .unwrap_or(BodyLimit(1024 * 1024))
+            .0;
         let bytes = body
             .take()?
             .into_bytes_limit(limit)
             .await
             .map_err(|e| match e {
-                poem::error::ReadBodyError::PayloadTooLarge => {
-                    ApiError::<()>::new(ErrorCode::PayloadTooLarge, format!("request body is larger than {limit} bytes"))
-                }
-                other => ApiError::new(ErrorCode::ValidationError, format!("could not read the request body: {other}")),
+                poem::error::ReadBodyError::PayloadTooLarge => ApiError::<()>::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!("request body is larger than {limit} bytes"),
+                ),
+                other => ApiError::new(
+                    ErrorCode::ValidationError,
+                    format!("could not read the request body: {other}"),
+                ),
             })
             .map_err(into_poem)?;
         parse(&bytes).map(Self).map_err(into_poem)
@@ -71,11 +80,17 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError<()>> {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let reason = clean_reason(&inner);
-        let missing = reason.strip_prefix("missing field `").and_then(|r| r.strip_suffix('`'));
+        let missing = reason
+            .strip_prefix("missing field `")
+            .and_then(|r| r.strip_suffix('`'));
         if inner.is_syntax() || inner.is_eof() {
             ApiError::validation("body", format!("malformed JSON: {reason}"))
         } else if let Some(field) = missing {
-            let field = if path == "." { field.to_owned() } else { format!("{path}.{field}") };
+            let field = if path == "." {
+                field.to_owned()
+            } else {
+                format!("{path}.{field}")
+            };
             ApiError::validation(&field, "is required")
         } else if path == "." {
             ApiError::validation("body", reason)
@@ -95,7 +110,6 @@ fn clean_reason(e: &serde_json::Error) -> String {
 }
 
 poem_openapi::impl_apirequest_for_payload!(JsonBody<T>, T: Type + DeserializeOwned);
-
 
 #[cfg(test)]
 mod tests {
@@ -117,12 +131,17 @@ mod tests {
 
     #[test]
     fn errors_name_the_nested_field() {
-        let err = parse::<Outer>(br#"{"name":"a","inner":{"points":[[0.1,0.2],[0.3,"x"]]}}"#).unwrap_err();
+        let err = parse::<Outer>(br#"{"name":"a","inner":{"points":[[0.1,0.2],[0.3,"x"]]}}"#)
+            .unwrap_err();
         assert_eq!(err.reply.details.unwrap()["field"], "inner.points[1][1]");
         let err = parse::<Outer>(br#"{"name":5}"#).unwrap_err();
         assert_eq!(err.reply.details.unwrap()["field"], "name");
         let err = parse::<Outer>(br#"{"name":"#).unwrap_err();
-        assert!(err.reply.message.contains("malformed JSON"), "{}", err.reply.message);
+        assert!(
+            err.reply.message.contains("malformed JSON"),
+            "{}",
+            err.reply.message
+        );
         let err = parse::<Outer>(br#"{"name":"a"}"#).unwrap_err();
         assert_eq!(err.reply.details.unwrap()["field"], "inner");
     }

@@ -20,15 +20,22 @@ tokio::task_local! {
 
 /// The current request id (a fresh one outside a request, e.g. in unit tests).
 pub fn request_id() -> String {
-    CONTEXT.try_with(|c| c.request_id.clone()).unwrap_or_else(|_| uuid::Uuid::new_v4().to_string())
+    CONTEXT
+        .try_with(|c| c.request_id.clone())
+        .unwrap_or_else(|_| uuid::Uuid::new_v4().to_string())
 }
 
 /// Record the rate limit this request was checked against.
 pub fn set_rate_limit(info: RateLimitInfo) {
-    let _ = CONTEXT.try_with(|c| *c.rate_limit.lock().unwrap_or_else(|p| p.into_inner()) = Some(info));
+    let _ =
+        CONTEXT.try_with(|c| *c.rate_limit.lock().unwrap_or_else(|p| p.into_inner()) = Some(info));
 }
 
 /// `meta` for an envelope built now.
 pub fn meta() -> Meta {
-    Meta { timestamp: panoptes_shared::time::rfc3339(chrono::Utc::now()), request_id: request_id(), pagination: None }
+    Meta {
+        timestamp: panoptes_shared::time::rfc3339(chrono::Utc::now()),
+        request_id: request_id(),
+        pagination: None,
+    }
 }

@@ -48,7 +48,13 @@ pub type Created<T> = Reply<T, 201>;
 
 impl<T: ParseFromJSON + ToJSON, const STATUS: u16> Reply<T, STATUS> {
     pub fn new(message: &str, data: T) -> Self {
-        Self(Envelope { success: true, status_code: STATUS, message: message.to_owned(), data, meta: context::meta() })
+        Self(Envelope {
+            success: true,
+            status_code: STATUS,
+            message: message.to_owned(),
+            data,
+            meta: context::meta(),
+        })
     }
 }
 
@@ -56,8 +62,12 @@ impl<T: ParseFromJSON + ToJSON> Reply<Vec<T>, 200> {
     pub fn page(message: &str, page: Page<T>) -> Self {
         let total_pages = page.total_pages();
         let mut reply = Self::new(message, page.items);
-        reply.0.meta.pagination =
-            Some(Pagination { page: page.request.page, limit: page.request.limit, total: page.total, total_pages });
+        reply.0.meta.pagination = Some(Pagination {
+            page: page.request.page,
+            limit: page.request.limit,
+            total: page.total,
+            total_pages,
+        });
         reply
     }
 }
@@ -65,7 +75,9 @@ impl<T: ParseFromJSON + ToJSON> Reply<Vec<T>, 200> {
 impl<T: ParseFromJSON + ToJSON, const STATUS: u16> IntoResponse for Reply<T, STATUS> {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(STATUS).unwrap_or(StatusCode::OK);
-        poem::web::Json(self.0.to_json()).with_status(status).into_response()
+        poem::web::Json(self.0.to_json())
+            .with_status(status)
+            .into_response()
     }
 }
 

@@ -17,7 +17,6 @@ use poem_openapi::types::{ToJSON, Type};
 use poem_openapi::{ApiResponse, Enum, Object};
 use serde_json::{Value, json};
 
-
 use super::context;
 use super::envelope::Meta;
 
@@ -111,7 +110,9 @@ impl ErrorCode {
     pub fn meaning(self) -> &'static str {
         use ErrorCode::*;
         match self {
-            ValidationError => "malformed or invalid request; `error.details.field` names the field",
+            ValidationError => {
+                "malformed or invalid request; `error.details.field` names the field"
+            }
             Unauthorized => "credentials missing, invalid, expired or revoked",
             Forbidden => "this credential kind or role may not do this",
             ForbiddenScope => "the API key lacks `error.details.requiredScope`",
@@ -237,7 +238,10 @@ impl ErrorReply {
             status_code: self.code.status().as_u16(),
             message: self.message.clone(),
             data: None,
-            error: ErrorInfo { code: self.code, details: self.details.clone() },
+            error: ErrorInfo {
+                code: self.code,
+                details: self.details.clone(),
+            },
             meta: context::meta(),
         }
     }
@@ -249,7 +253,9 @@ impl poem::error::ResponseError for ErrorReply {
     }
 
     fn as_response(&self) -> Response {
-        let mut resp = poem::web::Json(self.body().to_json()).with_status(self.code.status()).into_response();
+        let mut resp = poem::web::Json(self.body().to_json())
+            .with_status(self.code.status())
+            .into_response();
         if let Some(info) = self.rate_limit {
             super::middleware::set_rate_limit_headers(resp.headers_mut(), &info, true);
         }
@@ -259,7 +265,8 @@ impl poem::error::ResponseError for ErrorReply {
 
 /// An error response; `S` lists the statuses the operation documents.
 pub struct ApiError<S = ReadErrors> {
-    pub reply: ErrorReply,
+    /// Boxed: handlers return `Result<_, ApiError>` and the happy path should stay small.
+    pub reply: Box<ErrorReply>,
     _statuses: PhantomData<S>,
 }
 
@@ -272,7 +279,13 @@ impl<S> std::fmt::Debug for ApiError<S> {
 impl<S> ApiError<S> {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            reply: ErrorReply { code, message: message.into(), details: None, rate_limit: None, cause: None },
+            reply: Box::new(ErrorReply {
+                code,
+                message: message.into(),
+                details: None,
+                rate_limit: None,
+                cause: None,
+            }),
             _statuses: PhantomData,
         }
     }
@@ -291,7 +304,7 @@ impl<S> ApiError<S> {
 
 impl<S> From<ApiError<S>> for poem::Error {
     fn from(e: ApiError<S>) -> Self {
-        poem::Error::from(e.reply)
+        poem::Error::from(*e.reply)
     }
 }
 
@@ -303,27 +316,39 @@ impl<S> From<Error> for ApiError<S> {
             Error::NotFound(what) => Self::new(C::NotFound, format!("{what} not found")),
             Error::Conflict(m) => Self::new(C::Conflict, m),
             Error::Unauthorized(why) => Self::new(C::Unauthorized, why.message()),
-            Error::ForbiddenScope(scope) => Self::new(C::ForbiddenScope, format!("this operation needs the `{scope}` scope"))
-                .with_details(json!({ "requiredScope": scope.as_str() })),
+            Error::ForbiddenScope(scope) => Self::new(
+                C::ForbiddenScope,
+                format!("this operation needs the `{scope}` scope"),
+            )
+            .with_details(json!({ "requiredScope": scope.as_str() })),
             Error::Forbidden(why) => Self::new(C::Forbidden, why),
             Error::RateLimited(info) => {
                 let retry = info.reset_after.as_secs().max(1);
                 let mut err = Self::new(
                     C::RateLimited,
-                    format!("rate limit of {} requests per {} s reached; retry in {retry} s", info.limit, info.window.as_secs()),
+                    format!(
+                        "rate limit of {} requests per {} s reached; retry in {retry} s",
+                        info.limit,
+                        info.window.as_secs()
+                    ),
                 )
                 .with_details(json!({ "retryAfterSeconds": retry, "limit": info.limit }));
                 err.reply.rate_limit = Some(info);
                 err
             }
-            Error::NotImplemented(what) => Self::new(C::NotImplemented, format!("{what} is not available yet")),
+            Error::NotImplemented(what) => {
+                Self::new(C::NotImplemented, format!("{what} is not available yet"))
+            }
             e @ Error::Unavailable { .. } => {
                 let mut err = Self::new(C::ServiceUnavailable, format!("{e}; retry later"));
                 err.reply.cause = Some(chain(&e));
                 err
             }
             e @ Error::Internal(_) => {
-                let mut err = Self::new(C::InternalError, "internal error; quote the request id when reporting it");
+                let mut err = Self::new(
+                    C::InternalError,
+                    "internal error; quote the request id when reporting it",
+                );
                 err.reply.cause = Some(chain(&e));
                 err
             }
@@ -351,7 +376,9 @@ fn chain(e: &dyn std::error::Error) -> String {
 
 fn status_description(status: u16) -> &'static str {
     match status {
-        400 => "Validation error: malformed JSON, wrong type, unknown enum value or out-of-range field (VALIDATION_ERROR)",
+        400 => {
+            "Validation error: malformed JSON, wrong type, unknown enum value or out-of-range field (VALIDATION_ERROR)"
+        }
         401 => "Missing, invalid, expired or revoked credentials (UNAUTHORIZED)",
         403 => "Missing scope (FORBIDDEN_SCOPE) or wrong credential kind / role (FORBIDDEN)",
         404 => "Not found for this user (NOT_FOUND)",
@@ -375,7 +402,10 @@ impl<S: StatusSet> ApiResponse for ApiError<S> {
                     description: status_description(status),
                     status: Some(status),
                     status_range: None,
-                    content: vec![MetaMediaType { content_type: "application/json; charset=utf-8", schema: ErrorBody::schema_ref() }],
+                    content: vec![MetaMediaType {
+                        content_type: "application/json; charset=utf-8",
+                        schema: ErrorBody::schema_ref(),
+                    }],
                     headers: vec![],
                 })
                 .collect(),
@@ -397,7 +427,10 @@ mod tests {
     #[test]
     fn code_strings_match_the_published_enum() {
         for code in ErrorCode::all() {
-            assert_eq!(code.to_json(), Some(Value::String(code.as_str().to_owned())));
+            assert_eq!(
+                code.to_json(),
+                Some(Value::String(code.as_str().to_owned()))
+            );
         }
     }
 }

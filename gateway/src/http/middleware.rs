@@ -10,7 +10,9 @@ use panoptes_shared::error::RateLimitInfo;
 use poem::http::{HeaderMap, HeaderValue, StatusCode};
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
 use poem_openapi::OperationId;
-use poem_openapi::error::{AuthorizationError, ContentTypeError, ParseParamError, ParsePathError, ParseRequestPayloadError};
+use poem_openapi::error::{
+    AuthorizationError, ContentTypeError, ParseParamError, ParsePathError, ParseRequestPayloadError,
+};
 
 use super::body::BodyLimit;
 use super::context::{CONTEXT, RequestContext};
@@ -28,7 +30,11 @@ impl<E: Endpoint> Middleware<E> for RequestLayer {
     type Output = RequestEndpoint<E>;
 
     fn transform(&self, inner: E) -> Self::Output {
-        RequestEndpoint { inner, metrics: self.metrics.clone(), body_limit: self.body_limit }
+        RequestEndpoint {
+            inner,
+            metrics: self.metrics.clone(),
+            body_limit: self.body_limit,
+        }
     }
 }
 
@@ -44,7 +50,10 @@ fn request_id(req: &Request) -> String {
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| {
-            !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+            !v.is_empty()
+                && v.len() <= 128
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
         })
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
@@ -64,7 +73,10 @@ impl<E: Endpoint> Endpoint for RequestEndpoint<E> {
             .get(poem::http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
             .is_some_and(|len| len > self.body_limit);
-        let ctx = RequestContext { request_id: id.clone(), rate_limit: Mutex::new(None) };
+        let ctx = RequestContext {
+            request_id: id.clone(),
+            rate_limit: Mutex::new(None),
+        };
         let (mut resp, operation, cause) = CONTEXT
             .scope(ctx, async {
                 let (mut resp, operation, cause) = if too_large {
@@ -82,12 +94,15 @@ impl<E: Endpoint> Endpoint for RequestEndpoint<E> {
                         }
                         Err(err) => {
                             let op = err.data::<OperationId>().map(|o| o.0);
-                            let cause = err.downcast_ref::<ErrorReply>().and_then(|r| r.cause.clone());
+                            let cause = err
+                                .downcast_ref::<ErrorReply>()
+                                .and_then(|r| r.cause.clone());
                             (error_response(err), op, cause)
                         }
                     }
                 };
-                let rate = CONTEXT.with(|c| *c.rate_limit.lock().unwrap_or_else(|p| p.into_inner()));
+                let rate =
+                    CONTEXT.with(|c| *c.rate_limit.lock().unwrap_or_else(|p| p.into_inner()));
                 if let Some(info) = rate {
                     let refused = resp.status() == StatusCode::TOO_MANY_REQUESTS;
                     set_rate_limit_headers(resp.headers_mut(), &info, refused);
@@ -100,7 +115,12 @@ impl<E: Endpoint> Endpoint for RequestEndpoint<E> {
         }
         let status = resp.status().as_u16();
         let elapsed = started.elapsed();
-        self.metrics.observe(operation.unwrap_or("unmatched"), method.as_str(), status, elapsed);
+        self.metrics.observe(
+            operation.unwrap_or("unmatched"),
+            method.as_str(),
+            status,
+            elapsed,
+        );
         let latency_ms = elapsed.as_secs_f64() * 1000.0;
         if let Some(cause) = cause {
             tracing::error!(request_id = %id, %method, %path, status, latency_ms, operation, %cause, "request failed");
@@ -118,13 +138,23 @@ fn error_response(err: poem::Error) -> Response {
         return api(ApiError::validation(e.name, clean_param_reason(&e.reason)));
     }
     if let Some(e) = err.downcast_ref::<ParsePathError>() {
-        return api(ApiError::validation(e.name, clean_param_reason(&e.reason)));
+        // poem-openapi names path parameters `param0`, `param1`... internally;
+        // every path parameter of this API is `{id}` (the OpenAPI test checks it).
+        let name = if e.name.starts_with("param") {
+            "id"
+        } else {
+            e.name
+        };
+        return api(ApiError::validation(name, clean_param_reason(&e.reason)));
     }
     if let Some(e) = err.downcast_ref::<ParseRequestPayloadError>() {
         return api(ApiError::validation("body", e.reason.clone()));
     }
     if err.is::<ContentTypeError>() {
-        return api(ApiError::new(ErrorCode::UnsupportedMediaType, "the request body must be application/json"));
+        return api(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "the request body must be application/json",
+        ));
     }
     if err.is::<AuthorizationError>() {
         return api(ApiError::new(
@@ -148,7 +178,9 @@ fn error_response(err: poem::Error) -> Response {
     let message = match code {
         ErrorCode::NotFound => "no such endpoint".to_owned(),
         ErrorCode::MethodNotAllowed => "this endpoint does not accept that method".to_owned(),
-        ErrorCode::InternalError => "internal error; quote the request id when reporting it".to_owned(),
+        ErrorCode::InternalError => {
+            "internal error; quote the request id when reporting it".to_owned()
+        }
         other => other.as_str().to_lowercase().replace('_', " "),
     };
     api(ApiError::new(code, message))
@@ -171,7 +203,10 @@ fn clean_param_reason(reason: &str) -> String {
 pub fn set_rate_limit_headers(headers: &mut HeaderMap, info: &RateLimitInfo, refused: bool) {
     let reset = info.reset_after.as_secs().max(1);
     let policy = format!("{};w={}", info.limit, info.window.as_secs());
-    let current = format!("limit={}, remaining={}, reset={reset}", info.limit, info.remaining);
+    let current = format!(
+        "limit={}, remaining={}, reset={reset}",
+        info.limit, info.remaining
+    );
     for (name, value) in [("ratelimit-policy", policy), ("ratelimit", current)] {
         if let Ok(v) = HeaderValue::from_str(&value) {
             headers.insert(name, v);

@@ -1,20 +1,18 @@
-//! In-process fixed-window limiter for the embedded (single node) mode.
+//! In-process sliding-window limiter for the embedded (single node) mode.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use panoptes_shared::Result;
 use panoptes_shared::error::RateLimitInfo;
 use panoptes_shared::ports::{RateDecision, RateLimiter};
 
-use super::window_position;
-
 #[derive(Default)]
 pub struct MemoryRateLimiter {
-    // std Mutex: held for a map lookup only, never across an await.
-    counters: Mutex<HashMap<String, (u64, u32)>>,
+    // std Mutex: held for a map update only, never across an await.
+    logs: Mutex<HashMap<String, VecDeque<Instant>>>,
 }
 
 impl MemoryRateLimiter {
@@ -26,19 +24,28 @@ impl MemoryRateLimiter {
 #[async_trait]
 impl RateLimiter for MemoryRateLimiter {
     async fn hit(&self, key: &str, limit: u32, window: Duration) -> Result<RateDecision> {
-        let (n, reset_after) = window_position(window);
-        let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        if counters.len() > 10_000 {
-            counters.retain(|_, (w, _)| *w == n);
+        let now = Instant::now();
+        let mut logs = self.logs.lock().unwrap_or_else(|p| p.into_inner());
+        if logs.len() > 10_000 {
+            logs.retain(|_, log| log.back().is_some_and(|t| now.duration_since(*t) < window));
         }
-        let entry = counters.entry(key.to_owned()).or_insert((n, 0));
-        if entry.0 != n {
-            *entry = (n, 0);
+        let log = logs.entry(key.to_owned()).or_default();
+        while log
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= window)
+        {
+            log.pop_front();
         }
-        entry.1 = entry.1.saturating_add(1);
-        let count = entry.1;
+        let allowed = log.len() < limit as usize;
+        if allowed {
+            log.push_back(now);
+        }
+        let count = u32::try_from(log.len()).unwrap_or(u32::MAX);
+        let reset_after = log
+            .front()
+            .map_or(window, |t| window.saturating_sub(now.duration_since(*t)));
         Ok(RateDecision {
-            allowed: count <= limit,
+            allowed,
             info: RateLimitInfo {
                 limit,
                 remaining: limit.saturating_sub(count),

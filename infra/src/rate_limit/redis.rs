@@ -1,5 +1,5 @@
-//! Redis fixed-window limiter: one atomic script call per request, so the
-//! limit holds across every gateway replica sharing the Redis server.
+//! Redis sliding-window limiter: one atomic script call per request (server
+//! clock, sorted set per key), so the limit holds across every replica.
 
 use std::time::Duration;
 
@@ -9,7 +9,6 @@ use panoptes_shared::ports::{RateDecision, RateLimiter};
 use panoptes_shared::{Error, Result};
 use redis::aio::ConnectionManager;
 
-use super::window_position;
 use crate::redis_keys;
 
 pub struct RedisRateLimiter {
@@ -23,12 +22,12 @@ impl RedisRateLimiter {
         Self {
             conn,
             prefix: prefix.into(),
-            script: redis::Script::new(include_str!("fixed_window.lua")),
+            script: redis::Script::new(include_str!("sliding_window.lua")),
         }
     }
 }
 
-pub(crate) fn unavailable(e: redis::RedisError) -> Error {
+fn unavailable(e: redis::RedisError) -> Error {
     Error::Unavailable {
         dependency: "redis",
         source: e.into(),
@@ -38,24 +37,24 @@ pub(crate) fn unavailable(e: redis::RedisError) -> Error {
 #[async_trait]
 impl RateLimiter for RedisRateLimiter {
     async fn hit(&self, key: &str, limit: u32, window: Duration) -> Result<RateDecision> {
-        let (n, reset_after) = window_position(window);
-        let redis_key = redis_keys::rate_limit(&self.prefix, key, n);
         let mut conn = self.conn.clone();
-        let count: u64 = self
+        let (admitted, count, reset_ms): (u8, u64, i64) = self
             .script
-            .key(redis_key)
+            .key(redis_keys::rate_limit(&self.prefix, key))
+            .arg(limit)
             .arg(window.as_millis() as u64)
+            .arg(uuid::Uuid::new_v4().to_string())
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
         let count = u32::try_from(count).unwrap_or(u32::MAX);
         Ok(RateDecision {
-            allowed: count <= limit,
+            allowed: admitted == 1,
             info: RateLimitInfo {
                 limit,
                 remaining: limit.saturating_sub(count),
                 window,
-                reset_after,
+                reset_after: Duration::from_millis(u64::try_from(reset_ms.max(0)).unwrap_or(0)),
             },
         })
     }

@@ -98,8 +98,15 @@ impl SqlStore {
     /// which never touches it).
     pub fn lazy(url: &str) -> Result<Self> {
         install_default_drivers();
-        let backend = if url.starts_with("sqlite:") { StoreBackend::Sqlite } else { StoreBackend::Postgres };
-        let pool = AnyPoolOptions::new().max_connections(1).connect_lazy(url).map_err(map_err)?;
+        let backend = if url.starts_with("sqlite:") {
+            StoreBackend::Sqlite
+        } else {
+            StoreBackend::Postgres
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect_lazy(url)
+            .map_err(map_err)?;
         Ok(Self { pool, backend })
     }
 
@@ -109,10 +116,7 @@ impl SqlStore {
             StoreBackend::Sqlite => &SQLITE_MIGRATIONS,
             StoreBackend::Postgres => &POSTGRES_MIGRATIONS,
         };
-        migrator
-            .run(&self.pool)
-            .await
-            .map_err(|e| Error::internal(e))
+        migrator.run(&self.pool).await.map_err(Error::internal)
     }
 
     pub fn pool(&self) -> &AnyPool {

@@ -13,5 +13,8 @@ pub use store::{ApiKeyRepo, DeviceRepo, SceneRepo, SessionRepo, Store, UserRepo}
 pub mod prelude {
     pub use super::cipher::SecretCipher as _;
     pub use super::rate_limit::RateLimiter as _;
-    pub use super::store::{ApiKeyRepo as _, DeviceRepo as _, SceneRepo as _, SessionRepo as _, Store as _, UserRepo as _};
+    pub use super::store::{
+        ApiKeyRepo as _, DeviceRepo as _, SceneRepo as _, SessionRepo as _, Store as _,
+        UserRepo as _,
+    };
 }

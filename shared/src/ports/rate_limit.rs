@@ -1,5 +1,4 @@
-//! Request rate limiting. Fixed windows: simple, cheap (one round trip) and
-//! predictable for clients reading the `RateLimit` headers.
+//! Request rate limiting: at most `limit` admitted requests in any `window`.
 
 use std::time::Duration;
 
@@ -18,8 +17,8 @@ pub trait RateLimiter: Send + Sync + 'static {
     /// Count one request against `key` in the current `window` and decide.
     ///
     /// Atomic: concurrent callers sharing the backend (every gateway replica
-    /// when it is Redis) never admit more than `limit` requests per window.
-    /// Refused requests are counted too, so hammering does not help.
+    /// when it is Redis) never admit more than `limit` requests in any window.
+    /// `reset_after` is the time until the next slot frees.
     async fn hit(&self, key: &str, limit: u32, window: Duration) -> Result<RateDecision>;
 
     /// Whether the backend answers (for `/readyz`).

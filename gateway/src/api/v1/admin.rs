@@ -26,7 +26,11 @@ impl AdminApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))] limit: Query<Option<u32>>,
     ) -> ApiResult<Reply<Vec<UserDto>>, ReadErrors> {
         self.state.authenticate_admin(auth.token()).await?;
-        let users = self.state.store.list_users(super::page(page.0, limit.0)?).await?;
+        let users = self
+            .state
+            .store
+            .list_users(super::page(page.0, limit.0)?)
+            .await?;
         Ok(Reply::page("Users", users.map(UserDto::from)))
     }
 }

@@ -15,8 +15,8 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::enums::{KeyStatus, KeyType, Scope};
 use super::ApiTags;
+use super::enums::{KeyStatus, KeyType, Scope};
 use crate::auth::schemes::SessionToken;
 use crate::http::body::JsonBody;
 use crate::http::envelope::{Created, Reply};
@@ -110,9 +110,14 @@ impl From<domain::ApiKey> for ApiKeyDto {
 
 fn scopes(raw: Vec<Scope>) -> Result<domain::Scopes> {
     if raw.is_empty() {
-        return Err(Error::validation("scopes", "must name at least one scope (omit it for the type's defaults)"));
+        return Err(Error::validation(
+            "scopes",
+            "must name at least one scope (omit it for the type's defaults)",
+        ));
     }
-    Ok(domain::Scopes::new(raw.into_iter().map(Into::into).collect()))
+    Ok(domain::Scopes::new(
+        raw.into_iter().map(Into::into).collect(),
+    ))
 }
 
 fn future(t: DateTime<Utc>) -> Result<DateTime<Utc>> {
@@ -126,12 +131,18 @@ impl ApiKeysApi {
     /// Authenticate (session only) and count the request against `bucket`.
     async fn caller(&self, auth: &SessionToken, bucket: Bucket) -> Result<UserId> {
         let caller = self.state.authenticate_session_only(auth.token()).await?;
-        self.state.rate_limit(&caller.user_id.to_string(), bucket).await?;
+        self.state
+            .rate_limit(&caller.user_id.to_string(), bucket)
+            .await?;
         Ok(caller.user_id)
     }
 
     async fn find(&self, user: UserId, id: Uuid) -> Result<domain::ApiKey> {
-        self.state.store.get_api_key(user, ApiKeyId(id)).await?.ok_or(Error::NotFound("API key"))
+        self.state
+            .store
+            .get_api_key(user, ApiKeyId(id))
+            .await?
+            .ok_or(Error::NotFound("API key"))
     }
 }
 
@@ -139,7 +150,11 @@ impl ApiKeysApi {
 impl ApiKeysApi {
     /// Create a key. The secret is in this response only. 10 requests/min.
     #[oai(path = "/api-keys", method = "post", operation_id = "createApiKey")]
-    async fn create(&self, auth: SessionToken, body: JsonBody<CreateApiKeyRequest>) -> ApiResult<Created<ApiKeySecretDto>, KeyErrors> {
+    async fn create(
+        &self,
+        auth: SessionToken,
+        body: JsonBody<CreateApiKeyRequest>,
+    ) -> ApiResult<Created<ApiKeySecretDto>, KeyErrors> {
         let user = self.caller(&auth, Bucket::KeyCreate).await?;
         let req = body.0;
         let key_type: domain::KeyType = req.key_type.into();
@@ -165,9 +180,18 @@ impl ApiKeysApi {
             created_at: t,
             updated_at: t,
         };
-        self.state.store.insert_api_key(&key, &generated.hash).await?;
+        self.state
+            .store
+            .insert_api_key(&key, &generated.hash)
+            .await?;
         let secret = generated.secret.expose_secret().to_owned();
-        Ok(Created::new("API key created; store the key now, it is not shown again", ApiKeySecretDto { key: secret, api_key: key.into() }))
+        Ok(Created::new(
+            "API key created; store the key now, it is not shown again",
+            ApiKeySecretDto {
+                key: secret,
+                api_key: key.into(),
+            },
+        ))
     }
 
     /// List your keys, newest first. 60 requests/min.
@@ -179,25 +203,45 @@ impl ApiKeysApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))] limit: Query<Option<u32>>,
     ) -> ApiResult<Reply<Vec<ApiKeyDto>>, KeyErrors> {
         let user = self.caller(&auth, Bucket::KeyRead).await?;
-        let keys = self.state.store.list_api_keys(user, super::page(page.0, limit.0)?).await?;
+        let keys = self
+            .state
+            .store
+            .list_api_keys(user, super::page(page.0, limit.0)?)
+            .await?;
         Ok(Reply::page("API keys", keys.map(ApiKeyDto::from)))
     }
 
     /// One key (never its secret). 60 requests/min.
     #[oai(path = "/api-keys/:id", method = "get", operation_id = "getApiKey")]
-    async fn get(&self, auth: SessionToken, id: Path<Uuid>) -> ApiResult<Reply<ApiKeyDto>, KeyErrors> {
+    async fn get(
+        &self,
+        auth: SessionToken,
+        id: Path<Uuid>,
+    ) -> ApiResult<Reply<ApiKeyDto>, KeyErrors> {
         let user = self.caller(&auth, Bucket::KeyRead).await?;
         Ok(Reply::new("API key", self.find(user, id.0).await?.into()))
     }
 
     /// Rename, re-scope or change the expiry of a key. 20 requests/min.
-    #[oai(path = "/api-keys/:id", method = "patch", operation_id = "updateApiKey")]
-    async fn update(&self, auth: SessionToken, id: Path<Uuid>, body: JsonBody<UpdateApiKeyRequest>) -> ApiResult<Reply<ApiKeyDto>, KeyErrors> {
+    #[oai(
+        path = "/api-keys/:id",
+        method = "patch",
+        operation_id = "updateApiKey"
+    )]
+    async fn update(
+        &self,
+        auth: SessionToken,
+        id: Path<Uuid>,
+        body: JsonBody<UpdateApiKeyRequest>,
+    ) -> ApiResult<Reply<ApiKeyDto>, KeyErrors> {
         let user = self.caller(&auth, Bucket::KeyUpdate).await?;
         let req = body.0;
         let mut key = self.find(user, id.0).await?;
         if key.revoked_at.is_some() {
-            return Err(Error::Conflict("the API key is revoked and can no longer be changed".into()).into());
+            return Err(Error::Conflict(
+                "the API key is revoked and can no longer be changed".into(),
+            )
+            .into());
         }
         if let Some(name) = req.name {
             key.name = text("name", &name, 1, 100)?;
@@ -216,8 +260,16 @@ impl ApiKeysApi {
     }
 
     /// Revoke a key: refused at once on every gateway. Idempotent. 10 requests/min.
-    #[oai(path = "/api-keys/:id", method = "delete", operation_id = "revokeApiKey")]
-    async fn revoke(&self, auth: SessionToken, id: Path<Uuid>) -> ApiResult<Reply<ApiKeyDto>, KeyErrors> {
+    #[oai(
+        path = "/api-keys/:id",
+        method = "delete",
+        operation_id = "revokeApiKey"
+    )]
+    async fn revoke(
+        &self,
+        auth: SessionToken,
+        id: Path<Uuid>,
+    ) -> ApiResult<Reply<ApiKeyDto>, KeyErrors> {
         let user = self.caller(&auth, Bucket::KeyRevoke).await?;
         let mut key = self.find(user, id.0).await?;
         if key.revoked_at.is_none() {
@@ -229,21 +281,42 @@ impl ApiKeysApi {
     }
 
     /// Replace a key's secret; the old one stops working at once. 5 requests/min.
-    #[oai(path = "/api-keys/:id/rotate", method = "post", operation_id = "rotateApiKey")]
-    async fn rotate(&self, auth: SessionToken, id: Path<Uuid>) -> ApiResult<Reply<ApiKeySecretDto>, KeyErrors> {
+    #[oai(
+        path = "/api-keys/:id/rotate",
+        method = "post",
+        operation_id = "rotateApiKey"
+    )]
+    async fn rotate(
+        &self,
+        auth: SessionToken,
+        id: Path<Uuid>,
+    ) -> ApiResult<Reply<ApiKeySecretDto>, KeyErrors> {
         let user = self.caller(&auth, Bucket::KeyRotate).await?;
         let mut key = self.find(user, id.0).await?;
         if key.revoked_at.is_some() {
-            return Err(Error::Conflict("the API key is revoked and cannot be rotated".into()).into());
+            return Err(
+                Error::Conflict("the API key is revoked and cannot be rotated".into()).into(),
+            );
         }
         let generated = GeneratedKey::new(key.key_type);
         key.display_prefix = generated.display_prefix.clone();
         key.rotated_at = Some(now());
         key.updated_at = now();
-        if !self.state.store.rotate_api_key(user, &key, &generated.hash).await? {
+        if !self
+            .state
+            .store
+            .rotate_api_key(user, &key, &generated.hash)
+            .await?
+        {
             return Err(Error::Conflict("the API key was revoked meanwhile".into()).into());
         }
         let secret = generated.secret.expose_secret().to_owned();
-        Ok(Reply::new("API key rotated; store the new key now, it is not shown again", ApiKeySecretDto { key: secret, api_key: key.into() }))
+        Ok(Reply::new(
+            "API key rotated; store the new key now, it is not shown again",
+            ApiKeySecretDto {
+                key: secret,
+                api_key: key.into(),
+            },
+        ))
     }
 }

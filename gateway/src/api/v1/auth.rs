@@ -89,42 +89,74 @@ impl AppState {
     /// Start a session for `user` and mint its token.
     async fn open_session(&self, user: User, ttl: Duration) -> Result<SessionDto> {
         let issued = now();
-        let session = Session { id: SessionId::new(), user_id: user.id, created_at: issued, expires_at: issued + ttl, revoked_at: None };
+        let session = Session {
+            id: SessionId::new(),
+            user_id: user.id,
+            created_at: issued,
+            expires_at: issued + ttl,
+            revoked_at: None,
+        };
         self.store.create_session(&session).await?;
-        let token = self.sessions.issue(user.id, session.id, user.role, issued, session.expires_at)?;
-        Ok(SessionDto { token, token_type: "Bearer".into(), expires_at: session.expires_at, user: user.into() })
+        let token =
+            self.sessions
+                .issue(user.id, session.id, user.role, issued, session.expires_at)?;
+        Ok(SessionDto {
+            token,
+            token_type: "Bearer".into(),
+            expires_at: session.expires_at,
+            user: user.into(),
+        })
     }
 }
 
 /// Argon2 is deliberately slow: keep it off the async workers.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f).await.map_err(Error::internal)
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(Error::internal)
 }
 
 /// A hash of a random password, so an unknown email costs as much as a wrong password.
-static DUMMY_HASH: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| hash_password(&uuid::Uuid::new_v4().to_string()).unwrap_or_default());
+static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    hash_password(&uuid::Uuid::new_v4().to_string()).unwrap_or_default()
+});
 
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Auth")]
 impl AuthApi {
     /// Create an account and start a session.
     #[oai(path = "/auth/signup", method = "post", operation_id = "signup")]
-    async fn signup(&self, body: JsonBody<SignupRequest>) -> ApiResult<Created<SessionDto>, SignupErrors> {
+    async fn signup(
+        &self,
+        body: JsonBody<SignupRequest>,
+    ) -> ApiResult<Created<SessionDto>, SignupErrors> {
         let req = body.0;
         let email = Email::parse(&req.email)?;
         check_password(&req.password)?;
-        let name = panoptes_shared::domain::validate::optional_text("name", req.name.as_deref(), 100)?;
+        let name =
+            panoptes_shared::domain::validate::optional_text("name", req.name.as_deref(), 100)?;
         let password = req.password;
         let hash = blocking(move || hash_password(&password)).await??;
-        let user = User { id: UserId::new(), email, name, role: Role::User, created_at: now() };
+        let user = User {
+            id: UserId::new(),
+            email,
+            name,
+            role: Role::User,
+            created_at: now(),
+        };
         self.state.store.create_user(&user, &hash).await?;
         let ttl = self.state.session_ttl;
-        Ok(Created::new("Account created", self.state.open_session(user, ttl).await?))
+        Ok(Created::new(
+            "Account created",
+            self.state.open_session(user, ttl).await?,
+        ))
     }
 
     /// Exchange email and password for a session token.
     #[oai(path = "/auth/login", method = "post", operation_id = "login")]
-    async fn login(&self, body: JsonBody<LoginRequest>) -> ApiResult<Reply<SessionDto>, LoginErrors> {
+    async fn login(
+        &self,
+        body: JsonBody<LoginRequest>,
+    ) -> ApiResult<Reply<SessionDto>, LoginErrors> {
         let req = body.0;
         let email = Email::parse(&req.email)?;
         self.state.rate_limit(email.as_str(), Bucket::Login).await?;
@@ -139,7 +171,10 @@ impl AuthApi {
             return Err(Error::Unauthorized(AuthFailure::BadCredentials).into());
         };
         let ttl = self.state.session_ttl;
-        Ok(Reply::new("Logged in", self.state.open_session(user, ttl).await?))
+        Ok(Reply::new(
+            "Logged in",
+            self.state.open_session(user, ttl).await?,
+        ))
     }
 
     /// End this session; its token stops working on every gateway at once.
@@ -147,7 +182,10 @@ impl AuthApi {
     async fn logout(&self, auth: SessionToken) -> ApiResult<Reply<Empty>, ReadErrors> {
         let caller = self.state.authenticate_session_only(auth.token()).await?;
         if let Some(sid) = caller.session_id() {
-            self.state.store.revoke_session(caller.user_id, sid, now()).await?;
+            self.state
+                .store
+                .revoke_session(caller.user_id, sid, now())
+                .await?;
         }
         Ok(Reply::new("Logged out", Empty {}))
     }
@@ -156,7 +194,12 @@ impl AuthApi {
     #[oai(path = "/users/me", method = "get", operation_id = "getCurrentUser")]
     async fn me(&self, auth: SessionOrKey) -> ApiResult<Reply<UserDto>, ReadErrors> {
         let caller = self.state.authenticate(auth.token()).await?;
-        let user = self.state.store.get_user(caller.user_id).await?.ok_or(Error::NotFound("user"))?;
+        let user = self
+            .state
+            .store
+            .get_user(caller.user_id)
+            .await?
+            .ok_or(Error::NotFound("user"))?;
         Ok(Reply::new("Current user", user.into()))
     }
 }

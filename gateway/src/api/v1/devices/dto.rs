@@ -2,7 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use panoptes_shared::Error;
-use panoptes_shared::domain::device::{self as domain, RtspCredentials, RtspUrl, Sealed, parse_tags};
+use panoptes_shared::domain::device::{
+    self as domain, RtspCredentials, RtspUrl, Sealed, parse_tags,
+};
 use panoptes_shared::domain::schedule::{DaySlots, Schedule, UtcOffset, WEEKDAYS};
 use panoptes_shared::domain::validate::{optional_text, range, text};
 use panoptes_shared::error::FieldError;
@@ -49,40 +51,58 @@ pub struct WeeklySlotsDto {
 
 impl WeeklySlotsDto {
     fn days(&self) -> [&Option<Vec<bool>>; 7] {
-        [&self.mon, &self.tue, &self.wed, &self.thu, &self.fri, &self.sat, &self.sun]
+        [
+            &self.mon, &self.tue, &self.wed, &self.thu, &self.fri, &self.sat, &self.sun,
+        ]
     }
 }
 
 impl ScheduleDto {
     pub fn into_domain(self) -> Result<Schedule, FieldError> {
-        let daily = self.daily_slots.map(|d| Schedule::slots("schedule.dailySlots", &d)).transpose()?;
+        let daily = self
+            .daily_slots
+            .map(|d| Schedule::slots("schedule.dailySlots", &d))
+            .transpose()?;
         let mut weekly: [Option<DaySlots>; 7] = Default::default();
         if let Some(w) = &self.weekly_slots {
             for (i, day) in w.days().into_iter().enumerate() {
                 if let Some(d) = day {
-                    weekly[i] = Some(Schedule::slots(&format!("schedule.weeklySlots.{}", WEEKDAYS[i]), d)?);
+                    weekly[i] = Some(Schedule::slots(
+                        &format!("schedule.weeklySlots.{}", WEEKDAYS[i]),
+                        d,
+                    )?);
                 }
             }
         }
         let schedule = Schedule { daily, weekly };
         if schedule.is_empty() {
-            return Err(FieldError::new("schedule", "give dailySlots and/or weeklySlots (or null to remove the schedule)"));
+            return Err(FieldError::new(
+                "schedule",
+                "give dailySlots and/or weeklySlots (or null to remove the schedule)",
+            ));
         }
         Ok(schedule)
     }
 
     pub fn from_domain(s: &Schedule) -> Self {
         let day = |i: usize| s.weekly[i].map(|d| d.to_vec());
-        let weekly = s.weekly.iter().any(Option::is_some).then(|| WeeklySlotsDto {
-            mon: day(0),
-            tue: day(1),
-            wed: day(2),
-            thu: day(3),
-            fri: day(4),
-            sat: day(5),
-            sun: day(6),
-        });
-        Self { daily_slots: s.daily.map(|d| d.to_vec()), weekly_slots: weekly }
+        let weekly = s
+            .weekly
+            .iter()
+            .any(Option::is_some)
+            .then(|| WeeklySlotsDto {
+                mon: day(0),
+                tue: day(1),
+                wed: day(2),
+                thu: day(3),
+                fri: day(4),
+                sat: day(5),
+                sun: day(6),
+            });
+        Self {
+            daily_slots: s.daily.map(|d| d.to_vec()),
+            weekly_slots: weekly,
+        }
     }
 }
 
@@ -234,12 +254,21 @@ pub fn credentials(
     password: Option<String>,
     token: Option<String>,
 ) -> Result<RtspCredentials, FieldError> {
-    for (field, v) in [("rtspUsername", &username), ("rtspPassword", &password), ("rtspToken", &token)] {
+    for (field, v) in [
+        ("rtspUsername", &username),
+        ("rtspPassword", &password),
+        ("rtspToken", &token),
+    ] {
         if let Some(v) = v {
             RtspCredentials::check_len(field, v)?;
         }
     }
-    let (eu, ep) = embedded.map_or((None, None), |(u, p)| (Some(u).filter(|u| !u.is_empty()), Some(p).filter(|p| !p.is_empty())));
+    let (eu, ep) = embedded.map_or((None, None), |(u, p)| {
+        (
+            Some(u).filter(|u| !u.is_empty()),
+            Some(p).filter(|p| !p.is_empty()),
+        )
+    });
     Ok(RtspCredentials {
         username: username.filter(|u| !u.is_empty()).or(eu),
         password: password.filter(|p| !p.is_empty()).or(ep).map(Into::into),
@@ -265,7 +294,11 @@ pub fn open(cipher: &dyn SecretCipher, sealed: Option<&Sealed>) -> Result<RtspCr
 }
 
 impl CreateDeviceRequest {
-    pub fn into_device(self, owner: UserId, cipher: &dyn SecretCipher) -> Result<domain::Device, Error> {
+    pub fn into_device(
+        self,
+        owner: UserId,
+        cipher: &dyn SecretCipher,
+    ) -> Result<domain::Device, Error> {
         let r = self;
         let (rtsp_url, embedded) = RtspUrl::parse(&r.rtsp_url)?;
         let creds = credentials(embedded, r.rtsp_username, r.rtsp_password, r.rtsp_token)?;
@@ -281,10 +314,19 @@ impl CreateDeviceRequest {
             latitude: r.latitude.map(latitude).transpose()?,
             longitude: r.longitude.map(longitude).transpose()?,
             geo_source: r.geo_source.map(Into::into),
-            device_type: r.device_type.map_or(domain::DeviceType::IpCamera, Into::into),
-            plan: r.plan.map_or(panoptes_shared::domain::plan::Plan::Level01, Into::into),
+            device_type: r
+                .device_type
+                .map_or(domain::DeviceType::IpCamera, Into::into),
+            plan: r
+                .plan
+                .map_or(panoptes_shared::domain::plan::Plan::Level01, Into::into),
             tags: parse_tags(&r.tags.unwrap_or_default())?,
-            utc_offset: r.utc_offset.as_deref().map(UtcOffset::parse).transpose()?.unwrap_or_default(),
+            utc_offset: r
+                .utc_offset
+                .as_deref()
+                .map(UtcOffset::parse)
+                .transpose()?
+                .unwrap_or_default(),
             schedule: r.schedule.map(ScheduleDto::into_domain).transpose()?,
             status: domain::DeviceStatus::Offline,
             quota: domain::QuotaLimits::default(),
@@ -319,7 +361,11 @@ impl UpdateDeviceRequest {
             d.rtsp_url = url;
             embedded = creds;
         }
-        let (user, pass, token) = (given(r.rtsp_username), given(r.rtsp_password), given(r.rtsp_token));
+        let (user, pass, token) = (
+            given(r.rtsp_username),
+            given(r.rtsp_password),
+            given(r.rtsp_token),
+        );
         if embedded.is_some() || user.is_some() || pass.is_some() || token.is_some() {
             let mut creds = open(cipher, d.credentials.as_ref())?;
             let (embedded_user, embedded_pass) = embedded.unzip();
@@ -327,12 +373,16 @@ impl UpdateDeviceRequest {
             // An explicit field wins (null clears it); otherwise a credential embedded in the new URL.
             match user {
                 Some(v) => creds.username = non_empty(v),
-                None if embedded_user.as_deref().is_some_and(|u| !u.is_empty()) => creds.username = embedded_user,
+                None if embedded_user.as_deref().is_some_and(|u| !u.is_empty()) => {
+                    creds.username = embedded_user
+                }
                 None => {}
             }
             match pass {
                 Some(v) => creds.password = non_empty(v).map(Into::into),
-                None if embedded_pass.as_deref().is_some_and(|p| !p.is_empty()) => creds.password = embedded_pass.map(Into::into),
+                None if embedded_pass.as_deref().is_some_and(|p| !p.is_empty()) => {
+                    creds.password = embedded_pass.map(Into::into)
+                }
                 None => {}
             }
             if let Some(v) = token {
@@ -344,7 +394,10 @@ impl UpdateDeviceRequest {
                 }
             }
             use secrecy::ExposeSecret;
-            for (field, v) in [("rtspPassword", &creds.password), ("rtspToken", &creds.token)] {
+            for (field, v) in [
+                ("rtspPassword", &creds.password),
+                ("rtspToken", &creds.token),
+            ] {
                 if let Some(v) = v {
                     RtspCredentials::check_len(field, v.expose_secret())?;
                 }

@@ -30,7 +30,10 @@ pub struct DevicesApi {
 impl AppState {
     /// The caller's device, or 404 (also for another tenant's device).
     pub async fn device(&self, user: UserId, id: Uuid) -> Result<Device, Error> {
-        self.store.get_device(user, DeviceId(id)).await?.ok_or(Error::NotFound("device"))
+        self.store
+            .get_device(user, DeviceId(id))
+            .await?
+            .ok_or(Error::NotFound("device"))
     }
 }
 
@@ -38,10 +41,16 @@ impl AppState {
 impl DevicesApi {
     /// Register a device. Scope `device:write`.
     #[oai(path = "/devices", method = "post", operation_id = "createDevice")]
-    async fn create(&self, auth: SessionOrKey, body: JsonBody<CreateDeviceRequest>) -> ApiResult<Created<DeviceDto>, WriteErrors> {
+    async fn create(
+        &self,
+        auth: SessionOrKey,
+        body: JsonBody<CreateDeviceRequest>,
+    ) -> ApiResult<Created<DeviceDto>, WriteErrors> {
         let caller = self.state.authenticate(auth.token()).await?;
         caller.require(Scope::DeviceWrite)?;
-        let device = body.0.into_device(caller.user_id, self.state.cipher.as_ref())?;
+        let device = body
+            .0
+            .into_device(caller.user_id, self.state.cipher.as_ref())?;
         self.state.store.insert_device(&device).await?;
         Ok(Created::new("Device created", (&device).into()))
     }
@@ -56,13 +65,21 @@ impl DevicesApi {
     ) -> ApiResult<Reply<Vec<DeviceDto>>, ReadErrors> {
         let caller = self.state.authenticate(auth.token()).await?;
         caller.require(Scope::DeviceRead)?;
-        let devices = self.state.store.list_devices(caller.user_id, super::page(page.0, limit.0)?).await?;
+        let devices = self
+            .state
+            .store
+            .list_devices(caller.user_id, super::page(page.0, limit.0)?)
+            .await?;
         Ok(Reply::page("Devices", devices.map(|d| DeviceDto::from(&d))))
     }
 
     /// One device. Scope `device:read`.
     #[oai(path = "/devices/:id", method = "get", operation_id = "getDevice")]
-    async fn get(&self, auth: SessionOrKey, id: Path<Uuid>) -> ApiResult<Reply<DeviceDto>, ReadErrors> {
+    async fn get(
+        &self,
+        auth: SessionOrKey,
+        id: Path<Uuid>,
+    ) -> ApiResult<Reply<DeviceDto>, ReadErrors> {
         let caller = self.state.authenticate(auth.token()).await?;
         caller.require(Scope::DeviceRead)?;
         let device = self.state.device(caller.user_id, id.0).await?;
@@ -71,30 +88,57 @@ impl DevicesApi {
 
     /// Change a device; absent fields stay, `null` clears. Scope `device:write`.
     #[oai(path = "/devices/:id", method = "patch", operation_id = "updateDevice")]
-    async fn update(&self, auth: SessionOrKey, id: Path<Uuid>, body: JsonBody<UpdateDeviceRequest>) -> ApiResult<Reply<DeviceDto>, WriteErrors> {
+    async fn update(
+        &self,
+        auth: SessionOrKey,
+        id: Path<Uuid>,
+        body: JsonBody<UpdateDeviceRequest>,
+    ) -> ApiResult<Reply<DeviceDto>, WriteErrors> {
         let caller = self.state.authenticate(auth.token()).await?;
         caller.require(Scope::DeviceWrite)?;
         let mut device = self.state.device(caller.user_id, id.0).await?;
         body.0.apply(&mut device, self.state.cipher.as_ref())?;
-        if !self.state.store.update_device(caller.user_id, &device).await? {
+        if !self
+            .state
+            .store
+            .update_device(caller.user_id, &device)
+            .await?
+        {
             return Err(Error::NotFound("device").into());
         }
         Ok(Reply::new("Device updated", (&device).into()))
     }
 
     /// Delete a device and its scenes. Scope `device:write`.
-    #[oai(path = "/devices/:id", method = "delete", operation_id = "deleteDevice")]
-    async fn delete(&self, auth: SessionOrKey, id: Path<Uuid>) -> ApiResult<Reply<Empty>, ReadErrors> {
+    #[oai(
+        path = "/devices/:id",
+        method = "delete",
+        operation_id = "deleteDevice"
+    )]
+    async fn delete(
+        &self,
+        auth: SessionOrKey,
+        id: Path<Uuid>,
+    ) -> ApiResult<Reply<Empty>, ReadErrors> {
         let caller = self.state.authenticate(auth.token()).await?;
         caller.require(Scope::DeviceWrite)?;
-        if !self.state.store.delete_device(caller.user_id, DeviceId(id.0)).await? {
+        if !self
+            .state
+            .store
+            .delete_device(caller.user_id, DeviceId(id.0))
+            .await?
+        {
             return Err(Error::NotFound("device").into());
         }
         Ok(Reply::new("Device deleted", Empty {}))
     }
 
     /// The device's scenes, newest first. Scope `scene:read` or `device:read`.
-    #[oai(path = "/devices/:id/scenes", method = "get", operation_id = "listDeviceScenes")]
+    #[oai(
+        path = "/devices/:id/scenes",
+        method = "get",
+        operation_id = "listDeviceScenes"
+    )]
     async fn scenes(
         &self,
         auth: SessionOrKey,
@@ -105,7 +149,15 @@ impl DevicesApi {
         let caller = self.state.authenticate(auth.token()).await?;
         caller.require_any(&[Scope::SceneRead, Scope::DeviceRead])?;
         let device = self.state.device(caller.user_id, id.0).await?;
-        let scenes = self.state.store.list_scenes(caller.user_id, Some(device.id), super::page(page.0, limit.0)?).await?;
+        let scenes = self
+            .state
+            .store
+            .list_scenes(
+                caller.user_id,
+                Some(device.id),
+                super::page(page.0, limit.0)?,
+            )
+            .await?;
         Ok(Reply::page("Scenes", scenes.map(|s| SceneDto::from(&s))))
     }
 
@@ -113,8 +165,16 @@ impl DevicesApi {
     ///
     /// The real check (DESCRIBE and a first decoded frame) ships with RTSP
     /// ingest; until then this answers 501 NOT_IMPLEMENTED for your devices.
-    #[oai(path = "/devices/:id/probe", method = "post", operation_id = "probeDevice")]
-    async fn probe(&self, auth: SessionOrKey, id: Path<Uuid>) -> ApiResult<Reply<Empty>, PendingErrors> {
+    #[oai(
+        path = "/devices/:id/probe",
+        method = "post",
+        operation_id = "probeDevice"
+    )]
+    async fn probe(
+        &self,
+        auth: SessionOrKey,
+        id: Path<Uuid>,
+    ) -> ApiResult<Reply<Empty>, PendingErrors> {
         let caller = self.state.authenticate(auth.token()).await?;
         caller.require(Scope::DeviceWrite)?;
         self.state.device(caller.user_id, id.0).await?;
@@ -122,8 +182,16 @@ impl DevicesApi {
     }
 
     /// This month's quota of the device. Scope `device:read` or `billing:read`.
-    #[oai(path = "/devices/:id/quota", method = "get", operation_id = "getDeviceQuota")]
-    async fn quota(&self, auth: SessionOrKey, id: Path<Uuid>) -> ApiResult<Reply<DeviceQuotaDto>, ReadErrors> {
+    #[oai(
+        path = "/devices/:id/quota",
+        method = "get",
+        operation_id = "getDeviceQuota"
+    )]
+    async fn quota(
+        &self,
+        auth: SessionOrKey,
+        id: Path<Uuid>,
+    ) -> ApiResult<Reply<DeviceQuotaDto>, ReadErrors> {
         let caller = self.state.authenticate(auth.token()).await?;
         caller.require_any(&[Scope::DeviceRead, Scope::BillingRead])?;
         let device = self.state.device(caller.user_id, id.0).await?;
@@ -131,15 +199,32 @@ impl DevicesApi {
     }
 
     /// Cap the device below its plan's allowance, or disable it. Scope `device:write`.
-    #[oai(path = "/devices/:id/quota", method = "patch", operation_id = "updateDeviceQuota")]
-    async fn update_quota(&self, auth: SessionOrKey, id: Path<Uuid>, body: JsonBody<UpdateQuotaRequest>) -> ApiResult<Reply<DeviceQuotaDto>, WriteErrors> {
+    #[oai(
+        path = "/devices/:id/quota",
+        method = "patch",
+        operation_id = "updateDeviceQuota"
+    )]
+    async fn update_quota(
+        &self,
+        auth: SessionOrKey,
+        id: Path<Uuid>,
+        body: JsonBody<UpdateQuotaRequest>,
+    ) -> ApiResult<Reply<DeviceQuotaDto>, WriteErrors> {
         let caller = self.state.authenticate(auth.token()).await?;
         caller.require(Scope::DeviceWrite)?;
         let mut device = self.state.device(caller.user_id, id.0).await?;
         body.0.apply(&mut device)?;
-        if !self.state.store.update_device(caller.user_id, &device).await? {
+        if !self
+            .state
+            .store
+            .update_device(caller.user_id, &device)
+            .await?
+        {
             return Err(Error::NotFound("device").into());
         }
-        Ok(Reply::new("Device quota updated", DeviceQuotaDto::of(&device)))
+        Ok(Reply::new(
+            "Device quota updated",
+            DeviceQuotaDto::of(&device),
+        ))
     }
 }

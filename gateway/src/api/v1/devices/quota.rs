@@ -63,7 +63,11 @@ impl DeviceQuotaDto {
             vlm_used: 0,
             is_disabled: q.disabled,
             is_unlimited: false,
-            usage_percentage: if quota_seconds == 0 { 100.0 } else { used_seconds as f64 * 100.0 / quota_seconds as f64 },
+            usage_percentage: if quota_seconds == 0 {
+                100.0
+            } else {
+                used_seconds as f64 * 100.0 / quota_seconds as f64
+            },
         }
     }
 }
@@ -85,12 +89,21 @@ pub struct UpdateQuotaRequest {
     pub is_disabled: Option<bool>,
 }
 
-fn cap(field: &str, v: MaybeUndefined<u64>, plan_max: u64, plan: &str, current: &mut Option<u64>) -> Result<(), Error> {
+fn cap(
+    field: &str,
+    v: MaybeUndefined<u64>,
+    plan_max: u64,
+    plan: &str,
+    current: &mut Option<u64>,
+) -> Result<(), Error> {
     match v {
         MaybeUndefined::Undefined => {}
         MaybeUndefined::Null => *current = None,
         MaybeUndefined::Value(n) if n > plan_max => {
-            return Err(Error::validation(field, format!("must be at most {plan_max}, the {plan} plan's monthly allowance")));
+            return Err(Error::validation(
+                field,
+                format!("must be at most {plan_max}, the {plan} plan's monthly allowance"),
+            ));
         }
         MaybeUndefined::Value(n) => *current = Some(n),
     }
@@ -102,10 +115,34 @@ impl UpdateQuotaRequest {
         let plan = d.plan.limits();
         let name = d.plan.as_str();
         let q = &mut d.quota;
-        cap("quotaSeconds", self.quota_seconds, plan.analysis_seconds, name, &mut q.analysis_seconds)?;
-        cap("alertQuota", self.alert_quota, plan.alert_count, name, &mut q.alert_count)?;
-        cap("attributeQuota", self.attribute_quota, plan.attribute_count, name, &mut q.attribute_count)?;
-        cap("vlmQuota", self.vlm_quota, plan.vlm_tokens, name, &mut q.vlm_tokens)?;
+        cap(
+            "quotaSeconds",
+            self.quota_seconds,
+            plan.analysis_seconds,
+            name,
+            &mut q.analysis_seconds,
+        )?;
+        cap(
+            "alertQuota",
+            self.alert_quota,
+            plan.alert_count,
+            name,
+            &mut q.alert_count,
+        )?;
+        cap(
+            "attributeQuota",
+            self.attribute_quota,
+            plan.attribute_count,
+            name,
+            &mut q.attribute_count,
+        )?;
+        cap(
+            "vlmQuota",
+            self.vlm_quota,
+            plan.vlm_tokens,
+            name,
+            &mut q.vlm_tokens,
+        )?;
         if let Some(disabled) = self.is_disabled {
             q.disabled = disabled;
         }

@@ -106,7 +106,10 @@ pub struct SceneDto {
 }
 
 fn zone_dto(p: &Polygon) -> ZoneDto {
-    ZoneDto { zone_type: ZoneType::Polygon, points: p.to_raw() }
+    ZoneDto {
+        zone_type: ZoneType::Polygon,
+        points: p.to_raw(),
+    }
 }
 
 impl From<&domain::Scene> for SceneDto {
@@ -139,34 +142,67 @@ impl From<&domain::Scene> for SceneDto {
 }
 
 fn zones(z: Option<ZonesDto>) -> Result<Zones, FieldError> {
-    let z = z.ok_or_else(|| FieldError::new("config.zones", "queue_analysis needs a queueZone and/or a checkoutZone"))?;
+    let z = z.ok_or_else(|| {
+        FieldError::new(
+            "config.zones",
+            "queue_analysis needs a queueZone and/or a checkoutZone",
+        )
+    })?;
     let poly = |zone: Option<ZoneDto>, name: &str| {
-        zone.map(|zone| Polygon::parse(&zone.points).map_err(|e| e.within(&format!("config.zones.{name}")))).transpose()
+        zone.map(|zone| {
+            Polygon::parse(&zone.points).map_err(|e| e.within(&format!("config.zones.{name}")))
+        })
+        .transpose()
     };
-    Zones::new(poly(z.queue_zone, "queueZone")?, poly(z.checkout_zone, "checkoutZone")?)
+    Zones::new(
+        poly(z.queue_zone, "queueZone")?,
+        poly(z.checkout_zone, "checkoutZone")?,
+    )
 }
 
-fn merge_parameters(base: SceneParameters, p: Option<ParametersDto>) -> Result<SceneParameters, FieldError> {
+fn merge_parameters(
+    base: SceneParameters,
+    p: Option<ParametersDto>,
+) -> Result<SceneParameters, FieldError> {
     let Some(p) = p else { return Ok(base) };
     let (lo, hi) = SceneParameters::SECONDS_RANGE;
     let seconds = |field: &str, v: Option<f64>, current: f64| {
-        v.map_or(Ok(current), |v| range(&format!("config.parameters.{field}"), v, lo, hi))
+        v.map_or(Ok(current), |v| {
+            range(&format!("config.parameters.{field}"), v, lo, hi)
+        })
     };
     Ok(SceneParameters {
         confidence_threshold: p
             .confidence_threshold
-            .map_or(Ok(base.confidence_threshold), |v| range("config.parameters.confidenceThreshold", v, 0.0, 1.0))?,
+            .map_or(Ok(base.confidence_threshold), |v| {
+                range("config.parameters.confidenceThreshold", v, 0.0, 1.0)
+            })?,
         class: p.class.map_or(base.class, Into::into),
-        entry_threshold_seconds: seconds("entryThresholdSeconds", p.entry_threshold_seconds, base.entry_threshold_seconds)?,
-        exit_threshold_seconds: seconds("exitThresholdSeconds", p.exit_threshold_seconds, base.exit_threshold_seconds)?,
-        tracking_max_age_seconds: seconds("trackingMaxAgeSeconds", p.tracking_max_age_seconds, base.tracking_max_age_seconds)?,
+        entry_threshold_seconds: seconds(
+            "entryThresholdSeconds",
+            p.entry_threshold_seconds,
+            base.entry_threshold_seconds,
+        )?,
+        exit_threshold_seconds: seconds(
+            "exitThresholdSeconds",
+            p.exit_threshold_seconds,
+            base.exit_threshold_seconds,
+        )?,
+        tracking_max_age_seconds: seconds(
+            "trackingMaxAgeSeconds",
+            p.tracking_max_age_seconds,
+            base.tracking_max_age_seconds,
+        )?,
     })
 }
 
 impl CreateSceneRequest {
     /// Validate into a scene of `owner` on `device` (whose ownership the caller checked).
     pub fn into_scene(self, owner: UserId, device: DeviceId) -> Result<domain::Scene, Error> {
-        let config = self.config.unwrap_or(SceneConfigDto { zones: None, parameters: None });
+        let config = self.config.unwrap_or(SceneConfigDto {
+            zones: None,
+            parameters: None,
+        });
         let t = now();
         Ok(domain::Scene {
             id: SceneId::new(),
@@ -192,7 +228,9 @@ impl UpdateSceneRequest {
         match self.description {
             MaybeUndefined::Undefined => {}
             MaybeUndefined::Null => s.description = None,
-            MaybeUndefined::Value(d) => s.description = optional_text("description", Some(&d), 500)?,
+            MaybeUndefined::Value(d) => {
+                s.description = optional_text("description", Some(&d), 500)?
+            }
         }
         if let Some(config) = self.config {
             if config.zones.is_some() {

@@ -10,7 +10,10 @@ use poem_openapi::OpenApi;
 use poem_openapi::param::{Path, Query};
 use uuid::Uuid;
 
-pub use dto::{CreateSceneRequest, ParametersDto, SceneConfigDto, SceneDto, UpdateSceneRequest, ZoneDto, ZonesDto};
+pub use dto::{
+    CreateSceneRequest, ParametersDto, SceneConfigDto, SceneDto, UpdateSceneRequest, ZoneDto,
+    ZonesDto,
+};
 
 use super::ApiTags;
 use crate::auth::schemes::SessionOrKey;
@@ -25,7 +28,11 @@ pub struct ScenesApi {
 
 impl ScenesApi {
     async fn find(&self, user: UserId, id: Uuid) -> Result<Scene, Error> {
-        self.state.store.get_scene(user, SceneId(id)).await?.ok_or(Error::NotFound("scene"))
+        self.state
+            .store
+            .get_scene(user, SceneId(id))
+            .await?
+            .ok_or(Error::NotFound("scene"))
     }
 }
 
@@ -33,7 +40,11 @@ impl ScenesApi {
 impl ScenesApi {
     /// Create a scene on one of your devices. Scope `scene:write`.
     #[oai(path = "/scenes", method = "post", operation_id = "createScene")]
-    async fn create(&self, auth: SessionOrKey, body: JsonBody<CreateSceneRequest>) -> ApiResult<Created<SceneDto>, WriteErrors> {
+    async fn create(
+        &self,
+        auth: SessionOrKey,
+        body: JsonBody<CreateSceneRequest>,
+    ) -> ApiResult<Created<SceneDto>, WriteErrors> {
         let caller = self.state.authenticate(auth.token()).await?;
         caller.require(Scope::SceneWrite)?;
         let device = self.state.device(caller.user_id, body.0.device_id).await?;
@@ -54,26 +65,47 @@ impl ScenesApi {
         let caller = self.state.authenticate(auth.token()).await?;
         caller.require(Scope::SceneRead)?;
         let page = super::page(page.0, limit.0)?;
-        let scenes = self.state.store.list_scenes(caller.user_id, device_id.0.map(DeviceId), page).await?;
+        let scenes = self
+            .state
+            .store
+            .list_scenes(caller.user_id, device_id.0.map(DeviceId), page)
+            .await?;
         Ok(Reply::page("Scenes", scenes.map(|s| SceneDto::from(&s))))
     }
 
     /// One scene. Scope `scene:read`.
     #[oai(path = "/scenes/:id", method = "get", operation_id = "getScene")]
-    async fn get(&self, auth: SessionOrKey, id: Path<Uuid>) -> ApiResult<Reply<SceneDto>, ReadErrors> {
+    async fn get(
+        &self,
+        auth: SessionOrKey,
+        id: Path<Uuid>,
+    ) -> ApiResult<Reply<SceneDto>, ReadErrors> {
         let caller = self.state.authenticate(auth.token()).await?;
         caller.require(Scope::SceneRead)?;
-        Ok(Reply::new("Scene", (&self.find(caller.user_id, id.0).await?).into()))
+        Ok(Reply::new(
+            "Scene",
+            (&self.find(caller.user_id, id.0).await?).into(),
+        ))
     }
 
     /// Change a scene. Scope `scene:write`.
     #[oai(path = "/scenes/:id", method = "patch", operation_id = "updateScene")]
-    async fn update(&self, auth: SessionOrKey, id: Path<Uuid>, body: JsonBody<UpdateSceneRequest>) -> ApiResult<Reply<SceneDto>, WriteErrors> {
+    async fn update(
+        &self,
+        auth: SessionOrKey,
+        id: Path<Uuid>,
+        body: JsonBody<UpdateSceneRequest>,
+    ) -> ApiResult<Reply<SceneDto>, WriteErrors> {
         let caller = self.state.authenticate(auth.token()).await?;
         caller.require(Scope::SceneWrite)?;
         let mut scene = self.find(caller.user_id, id.0).await?;
         body.0.apply(&mut scene)?;
-        if !self.state.store.update_scene(caller.user_id, &scene).await? {
+        if !self
+            .state
+            .store
+            .update_scene(caller.user_id, &scene)
+            .await?
+        {
             return Err(Error::NotFound("scene").into());
         }
         Ok(Reply::new("Scene updated", (&scene).into()))
@@ -81,10 +113,19 @@ impl ScenesApi {
 
     /// Delete a scene. Scope `scene:write`.
     #[oai(path = "/scenes/:id", method = "delete", operation_id = "deleteScene")]
-    async fn delete(&self, auth: SessionOrKey, id: Path<Uuid>) -> ApiResult<Reply<Empty>, ReadErrors> {
+    async fn delete(
+        &self,
+        auth: SessionOrKey,
+        id: Path<Uuid>,
+    ) -> ApiResult<Reply<Empty>, ReadErrors> {
         let caller = self.state.authenticate(auth.token()).await?;
         caller.require(Scope::SceneWrite)?;
-        if !self.state.store.delete_scene(caller.user_id, SceneId(id.0)).await? {
+        if !self
+            .state
+            .store
+            .delete_scene(caller.user_id, SceneId(id.0))
+            .await?
+        {
             return Err(Error::NotFound("scene").into());
         }
         Ok(Reply::new("Scene deleted", Empty {}))

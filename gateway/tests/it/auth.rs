@@ -1,0 +1,206 @@
+//! Accounts and sessions.
+
+use chrono::{Duration, Utc};
+use panoptes_gateway::auth::session::SessionTokens;
+use panoptes_shared::domain::user::Role;
+use panoptes_shared::ids::{SessionId, UserId};
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::{JWT_SECRET, spawn_app};
+
+#[tokio::test]
+async fn signup_then_login_returns_a_working_session() {
+    let app = spawn_app().await;
+    let user = app.signup().await;
+    let me = app.get("/api/v1/users/me", &user.token).await.expect(200);
+    assert_eq!(me.data()["email"], user.email);
+    assert_eq!(me.data()["role"], "user");
+
+    let login = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": user.email.to_uppercase(), "password": "correct horse"})),
+        )
+        .await
+        .expect(200);
+    assert_eq!(login.data()["tokenType"], "Bearer");
+    let token = login.data()["token"].as_str().unwrap();
+    app.get("/api/v1/users/me", token).await.expect(200);
+}
+
+#[tokio::test]
+async fn signup_rejects_duplicates_and_bad_fields() {
+    let app = spawn_app().await;
+    let user = app.signup().await;
+    let dup = json!({"email": user.email, "password": "another password"});
+    app.call(Method::POST, "/api/v1/auth/signup", None, Some(dup))
+        .await
+        .expect_error(409, "CONFLICT");
+    for (body, field) in [
+        (
+            json!({"email": "not-an-email", "password": "long enough"}),
+            "email",
+        ),
+        (
+            json!({"email": "a@example.com", "password": "short"}),
+            "password",
+        ),
+        (json!({"email": "a@example.com"}), "password"),
+        (json!({"email": 5, "password": "long enough"}), "email"),
+        (
+            json!({"email": "b@example.com", "password": "long enough", "name": "x".repeat(101)}),
+            "name",
+        ),
+    ] {
+        app.call(Method::POST, "/api/v1/auth/signup", None, Some(body))
+            .await
+            .expect_invalid(field);
+    }
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_email_look_the_same() {
+    let app = spawn_app().await;
+    let user = app.signup().await;
+    let wrong = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": user.email, "password": "wrong password"})),
+        )
+        .await
+        .expect_error(401, "UNAUTHORIZED");
+    let unknown = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": "nobody@example.com", "password": "wrong password"})),
+        )
+        .await
+        .expect_error(401, "UNAUTHORIZED");
+    assert_eq!(wrong.body["message"], unknown.body["message"]);
+}
+
+#[tokio::test]
+async fn logout_revokes_the_session_at_once() {
+    let app = spawn_app().await;
+    let user = app.signup().await;
+    app.post("/api/v1/auth/logout", &user.token, json!({}))
+        .await
+        .expect(200);
+    let r = app
+        .get("/api/v1/users/me", &user.token)
+        .await
+        .expect_error(401, "UNAUTHORIZED");
+    assert!(r.body["message"].as_str().unwrap().contains("revoked"));
+}
+
+#[tokio::test]
+async fn missing_malformed_forged_and_expired_tokens_are_refused() {
+    let app = spawn_app().await;
+    let user = app.signup().await;
+    app.call(Method::GET, "/api/v1/users/me", None, None)
+        .await
+        .expect_error(401, "UNAUTHORIZED");
+    let basic = app
+        .client
+        .get(format!("{}/api/v1/users/me", app.base))
+        .header("authorization", "Basic dXNlcjpwYXNz")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic.status(), 401);
+    app.get("/api/v1/users/me", "not-a-jwt")
+        .await
+        .expect_error(401, "UNAUTHORIZED");
+    app.get("/api/v1/users/me", "syncai_pat_doesnotexist")
+        .await
+        .expect_error(401, "UNAUTHORIZED");
+
+    // Signed with another secret.
+    let forged = SessionTokens::new(b"some-other-secret-some-other-secret!!")
+        .issue(
+            user.id.parse::<UserId>().unwrap(),
+            SessionId::new(),
+            Role::Admin,
+            Utc::now(),
+            Utc::now() + Duration::hours(1),
+        )
+        .unwrap();
+    app.get("/api/v1/users/me", &forged)
+        .await
+        .expect_error(401, "UNAUTHORIZED");
+
+    // Right secret, past expiry.
+    let expired = SessionTokens::new(JWT_SECRET.as_bytes())
+        .issue(
+            user.id.parse().unwrap(),
+            SessionId::new(),
+            Role::User,
+            Utc::now() - Duration::hours(2),
+            Utc::now() - Duration::hours(1),
+        )
+        .unwrap();
+    let r = app
+        .get("/api/v1/users/me", &expired)
+        .await
+        .expect_error(401, "UNAUTHORIZED");
+    assert!(
+        r.body["message"].as_str().unwrap().contains("expired"),
+        "{}",
+        r.body
+    );
+
+    // Right secret, a session id that was never issued.
+    let unknown = SessionTokens::new(JWT_SECRET.as_bytes())
+        .issue(
+            user.id.parse().unwrap(),
+            SessionId::new(),
+            Role::Admin,
+            Utc::now(),
+            Utc::now() + Duration::hours(1),
+        )
+        .unwrap();
+    app.get("/api/v1/users/me", &unknown)
+        .await
+        .expect_error(401, "UNAUTHORIZED");
+}
+
+#[tokio::test]
+async fn admin_endpoints_need_an_admin_session() {
+    let app = spawn_app().await;
+    let user = app.signup().await;
+    app.get("/api/v1/admin/users", &user.token)
+        .await
+        .expect_error(403, "FORBIDDEN");
+    let (key, _) = app
+        .create_key(&user.token, json!({"name": "k", "type": "personal"}))
+        .await;
+    app.get("/api/v1/admin/users", &key)
+        .await
+        .expect_error(403, "FORBIDDEN");
+
+    // Promoted (as `panoptes create-admin` does): effective on the next request.
+    app.state
+        .store
+        .set_user_role(user.id.parse().unwrap(), Role::Admin)
+        .await
+        .unwrap();
+    let r = app
+        .get("/api/v1/admin/users?limit=100", &user.token)
+        .await
+        .expect(200);
+    assert!(
+        r.data()
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["id"] == user.id.as_str())
+    );
+    assert!(r.body["meta"]["pagination"]["total"].as_u64().unwrap() >= 1);
+}

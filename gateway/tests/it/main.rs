@@ -1,0 +1,10 @@
+//! Gateway end-to-end tests over real HTTP, PostgreSQL and Redis.
+
+mod api_keys;
+mod auth;
+mod devices;
+mod envelope;
+mod helpers;
+mod openapi;
+mod ops;
+mod scenes;
