@@ -1,0 +1,86 @@
+# Shared set-up for the run, test and bench scripts. Sourced, not executed.
+# Installs what is missing (Debian packages), starts PostgreSQL and Redis when
+# they are not already answering, and never touches services that are.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS="$ROOT/.tools"
+PG_PORT="${PG_PORT:-5432}"
+REDIS_PORT="${REDIS_PORT:-6379}"
+export PANOPTES_TEST_POSTGRES_URL="${PANOPTES_TEST_POSTGRES_URL:-postgres://postgres:postgres@127.0.0.1:${PG_PORT}/postgres}"
+export PANOPTES_TEST_REDIS_URL="${PANOPTES_TEST_REDIS_URL:-redis://127.0.0.1:${REDIS_PORT}}"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+APT_UPDATED=0
+apt_install() {
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing ${missing[*]}"
+  if [ "$APT_UPDATED" = 0 ]; then as_root apt-get update -qq; APT_UPDATED=1; fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+ensure_rust() {
+  apt_install ca-certificates build-essential pkg-config curl
+  if ! command -v cargo >/dev/null 2>&1; then
+    [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+  fi
+  if ! command -v cargo >/dev/null 2>&1; then
+    log "installing the Rust toolchain from Debian (cargo, rustc)"
+    apt_install cargo rustc
+  fi
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() {
+  for _ in $(seq 1 100); do port_open "$1" && return 0; sleep 0.1; done
+  echo "nothing listens on 127.0.0.1:$1" >&2; return 1
+}
+
+ensure_postgres() {
+  if ! port_open "$PG_PORT"; then
+    apt_install postgresql postgresql-client
+    local version
+    version="$(ls /etc/postgresql | sort -V | tail -n 1)"
+    log "starting PostgreSQL $version"
+    as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || as_root pg_ctlcluster "$version" main start
+    wait_port "$PG_PORT"
+  fi
+  command -v psql >/dev/null 2>&1 || apt_install postgresql-client
+  # Fresh Debian clusters use password auth on TCP: give `postgres` the password
+  # the tests use (harmless where trust auth is configured).
+  if ! psql "$PANOPTES_TEST_POSTGRES_URL" -qAtc 'select 1' >/dev/null 2>&1; then
+    log "setting the postgres role's password for local tests"
+    as_root su postgres -c "psql -qc \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
+  fi
+  psql "$PANOPTES_TEST_POSTGRES_URL" -qAtc 'select 1' >/dev/null
+}
+
+ensure_redis() {
+  if ! port_open "$REDIS_PORT"; then
+    apt_install redis-server
+    log "starting Redis on $REDIS_PORT"
+    redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
+      --logfile "/tmp/panoptes-redis-$REDIS_PORT.log"
+    wait_port "$REDIS_PORT"
+  fi
+}
+
+# A Python virtualenv under .tools for PyPI tools (validators, load tools).
+ensure_venv() {
+  if [ ! -x "$TOOLS/venv/bin/python" ]; then
+    python3 -m venv "$TOOLS/venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$TOOLS/venv"; }
+  fi
+  "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check "$@"
+}
+
+# Remove databases left behind by earlier test runs.
+drop_test_databases() {
+  psql "$PANOPTES_TEST_POSTGRES_URL" -qAtc "select datname from pg_database where datname like 'panoptes_test_%'" |
+    while read -r db; do psql "$PANOPTES_TEST_POSTGRES_URL" -qc "DROP DATABASE IF EXISTS $db" >/dev/null || true; done
+}

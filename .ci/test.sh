@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The full test suite on a fresh Debian machine: installs and starts what the
+# tests need (PostgreSQL, Redis, the Rust build tools, the OpenAPI validator),
+# then runs format and lint checks, every test, and validates the spec.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+
+ensure_rust
+ensure_postgres
+ensure_redis
+ensure_venv "openapi-spec-validator==0.7.2"
+drop_test_databases
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+log "OpenAPI document validates as OpenAPI 3"
+"$TOOLS/venv/bin/openapi-spec-validator" openapi/openapi.json
+log "cargo test"
+set +e
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$TOOLS/test.log"
+status=${PIPESTATUS[0]}
+set -e
+drop_test_databases
+passed=$(grep -Eo '^test result: .* ([0-9]+) passed' "$TOOLS/test.log" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed' "$TOOLS/test.log" | awk '{s+=$1} END {print s+0}')
+echo "total: ${passed} passed, ${failed} failed"
+exit "$status"
