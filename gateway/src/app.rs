@@ -143,13 +143,14 @@ impl Application {
 /// Every route, wrapped in the request middleware.
 pub fn routes(state: AppState, body_limit: usize) -> impl poem::Endpoint<Output = poem::Response> {
     let metrics = state.metrics.clone();
-    let api = crate::api::service(state);
+    let api = crate::api::service(state.clone());
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint();
     Route::new()
         .nest("/", api)
         .nest("/docs", docs)
         .at("/openapi.json", spec)
+        .data(state)
         .with(RequestLayer {
             metrics,
             body_limit,

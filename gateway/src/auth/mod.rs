@@ -81,9 +81,8 @@ impl AppState {
         self.authenticate_session(token).await
     }
 
-    /// An admin session (the role is re-read from the store, so a demotion is immediate).
-    pub async fn authenticate_admin(&self, token: &str) -> Result<Caller> {
-        let caller = self.authenticate_session_only(token).await?;
+    /// Pass only an admin (the role is re-read from the store, so a demotion is immediate).
+    pub async fn require_admin(&self, caller: &Caller) -> Result<()> {
         let user = self
             .store
             .get_user(caller.user_id)
@@ -92,13 +91,10 @@ impl AppState {
         if user.role != Role::Admin {
             return Err(Error::Forbidden("this endpoint needs an admin session"));
         }
-        Ok(Caller {
-            role: Role::Admin,
-            ..caller
-        })
+        Ok(())
     }
 
-    async fn authenticate_session(&self, token: &str) -> Result<Caller> {
+    pub(crate) async fn authenticate_session(&self, token: &str) -> Result<Caller> {
         let claims = self.sessions.verify(token)?;
         let session = self
             .store

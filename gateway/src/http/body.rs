@@ -3,7 +3,11 @@
 //! parsing goes through serde with `serde_path_to_error`, so a wrong type, an
 //! unknown enum value or malformed JSON is a 400 that names the field
 //! (`config.zones.queueZone.points[2]`), which poem-openapi's parser cannot do.
-//! Bodies are read with a hard size limit even without a Content-Length.
+//!
+//! Extraction only checks the media type and reads the bytes (with a hard
+//! size limit, even without a Content-Length); the handler calls
+//! [`JsonBody::parse`] after its scope check, so the order of refusals is
+//! always: credentials (401), scope (403), then the body (400).
 
 use poem::{Request, RequestBody};
 use poem_openapi::payload::{ParsePayload, Payload};
@@ -17,7 +21,17 @@ use super::error::{ApiError, ErrorCode};
 #[derive(Clone, Copy)]
 pub struct BodyLimit(pub usize);
 
-pub struct JsonBody<T>(pub T);
+pub struct JsonBody<T> {
+    bytes: bytes::Bytes,
+    _into: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T: DeserializeOwned> JsonBody<T> {
+    /// Parse the body, naming the offending field on failure.
+    pub fn parse<S>(&self) -> Result<T, ApiError<S>> {
+        parse(&self.bytes).map_err(ApiError::cast)
+    }
+}
 
 impl<T: Type> Payload for JsonBody<T> {
     const CONTENT_TYPE: &'static str = "application/json; charset=utf-8";
@@ -62,7 +76,10 @@ impl<T: Type + DeserializeOwned> ParsePayload for JsonBody<T> {
                 ),
             })
             .map_err(into_poem)?;
-        parse(&bytes).map(Self).map_err(into_poem)
+        Ok(Self {
+            bytes,
+            _into: std::marker::PhantomData,
+        })
     }
 }
 

@@ -295,6 +295,14 @@ impl<S> ApiError<S> {
         self
     }
 
+    /// The same error, documented under another status set.
+    pub fn cast<T>(self) -> ApiError<T> {
+        ApiError {
+            reply: self.reply,
+            _statuses: PhantomData,
+        }
+    }
+
     pub fn validation(field: &str, message: impl Into<String>) -> Self {
         let message = message.into();
         Self::new(ErrorCode::ValidationError, format!("{field}: {message}"))

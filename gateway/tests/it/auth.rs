@@ -204,3 +204,96 @@ async fn admin_endpoints_need_an_admin_session() {
     );
     assert!(r.body["meta"]["pagination"]["total"].as_u64().unwrap() >= 1);
 }
+
+/// Every protected operation of the published document, with `{id}` filled in.
+fn protected_operations() -> Vec<(reqwest::Method, String, Vec<String>)> {
+    let (json, _) = panoptes_gateway::openapi_doc::render(panoptes_gateway::app::spec_state());
+    let spec: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let mut ops = Vec::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let Some(security) = op["security"].as_array() else {
+                continue;
+            };
+            let schemes = security
+                .iter()
+                .flat_map(|s| s.as_object().unwrap().keys().cloned())
+                .collect();
+            let path = path.replace("{id}", &uuid::Uuid::new_v4().to_string());
+            ops.push((method.to_uppercase().parse().unwrap(), path, schemes));
+        }
+    }
+    assert!(ops.len() >= 20, "{} protected operations", ops.len());
+    ops
+}
+
+#[tokio::test]
+async fn every_protected_operation_refuses_missing_invalid_expired_and_revoked_credentials() {
+    let app = spawn_app().await;
+    let user = app.signup().await;
+    let (revoked, id) = app
+        .create_key(&user.token, json!({"name": "k", "type": "personal"}))
+        .await;
+    app.delete(&format!("/api/v1/api-keys/{id}"), &user.token)
+        .await
+        .expect(200);
+    let expired = SessionTokens::new(JWT_SECRET.as_bytes())
+        .issue(
+            user.id.parse().unwrap(),
+            SessionId::new(),
+            Role::User,
+            Utc::now() - Duration::hours(2),
+            Utc::now() - Duration::hours(1),
+        )
+        .unwrap();
+    for (method, path, _) in protected_operations() {
+        let body = matches!(method, Method::POST | Method::PATCH).then(|| json!({}));
+        for token in [
+            None,
+            Some("garbage"),
+            Some(revoked.as_str()),
+            Some(expired.as_str()),
+        ] {
+            let r = app.call(method.clone(), &path, token, body.clone()).await;
+            assert_eq!(
+                (r.status.as_u16(), r.code()),
+                (401, "UNAUTHORIZED"),
+                "{method} {path} with {token:?}: {}",
+                r.body
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_protected_operation_refuses_a_key_without_its_scope() {
+    let app = spawn_app().await;
+    let user = app.signup().await;
+    let (key, _) = app
+        .create_key(
+            &user.token,
+            json!({"name": "k", "type": "service", "scopes": ["webhook:read"]}),
+        )
+        .await;
+    for (method, path, schemes) in protected_operations() {
+        let body = matches!(method, Method::POST | Method::PATCH).then(|| json!({}));
+        let r = app.call(method.clone(), &path, Some(&key), body).await;
+        if path == "/api/v1/users/me" {
+            r.expect(200);
+        } else if schemes.contains(&"ApiKey".to_owned()) {
+            assert_eq!(
+                (r.status.as_u16(), r.code()),
+                (403, "FORBIDDEN_SCOPE"),
+                "{method} {path}: {}",
+                r.body
+            );
+        } else {
+            assert_eq!(
+                (r.status.as_u16(), r.code()),
+                (403, "FORBIDDEN"),
+                "{method} {path}: {}",
+                r.body
+            );
+        }
+    }
+}

@@ -25,7 +25,7 @@ impl AdminApi {
         #[oai(validator(minimum(value = "1")))] page: Query<Option<u32>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))] limit: Query<Option<u32>>,
     ) -> ApiResult<Reply<Vec<UserDto>>, ReadErrors> {
-        self.state.authenticate_admin(auth.token()).await?;
+        self.state.require_admin(&auth.0).await?;
         let users = self
             .state
             .store

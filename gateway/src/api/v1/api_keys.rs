@@ -128,13 +128,11 @@ fn future(t: DateTime<Utc>) -> Result<DateTime<Utc>> {
 }
 
 impl ApiKeysApi {
-    /// Authenticate (session only) and count the request against `bucket`.
+    /// The (session-authenticated) caller, counted against `bucket`.
     async fn caller(&self, auth: &SessionToken, bucket: Bucket) -> Result<UserId> {
-        let caller = self.state.authenticate_session_only(auth.token()).await?;
-        self.state
-            .rate_limit(&caller.user_id.to_string(), bucket)
-            .await?;
-        Ok(caller.user_id)
+        let user = auth.0.user_id;
+        self.state.rate_limit(&user.to_string(), bucket).await?;
+        Ok(user)
     }
 
     async fn find(&self, user: UserId, id: Uuid) -> Result<domain::ApiKey> {
@@ -156,7 +154,7 @@ impl ApiKeysApi {
         body: JsonBody<CreateApiKeyRequest>,
     ) -> ApiResult<Created<ApiKeySecretDto>, KeyErrors> {
         let user = self.caller(&auth, Bucket::KeyCreate).await?;
-        let req = body.0;
+        let req = body.parse()?;
         let key_type: domain::KeyType = req.key_type.into();
         let name = text("name", &req.name, 1, 100)?;
         let scopes = match req.scopes {
@@ -235,7 +233,7 @@ impl ApiKeysApi {
         body: JsonBody<UpdateApiKeyRequest>,
     ) -> ApiResult<Reply<ApiKeyDto>, KeyErrors> {
         let user = self.caller(&auth, Bucket::KeyUpdate).await?;
-        let req = body.0;
+        let req = body.parse()?;
         let mut key = self.find(user, id.0).await?;
         if key.revoked_at.is_some() {
             return Err(Error::Conflict(

@@ -129,7 +129,7 @@ impl AuthApi {
         &self,
         body: JsonBody<SignupRequest>,
     ) -> ApiResult<Created<SessionDto>, SignupErrors> {
-        let req = body.0;
+        let req = body.parse()?;
         let email = Email::parse(&req.email)?;
         check_password(&req.password)?;
         let name =
@@ -157,7 +157,7 @@ impl AuthApi {
         &self,
         body: JsonBody<LoginRequest>,
     ) -> ApiResult<Reply<SessionDto>, LoginErrors> {
-        let req = body.0;
+        let req = body.parse()?;
         let email = Email::parse(&req.email)?;
         self.state.rate_limit(email.as_str(), Bucket::Login).await?;
         let found = self.state.store.find_user_by_email(&email).await?;
@@ -180,7 +180,7 @@ impl AuthApi {
     /// End this session; its token stops working on every gateway at once.
     #[oai(path = "/auth/logout", method = "post", operation_id = "logout")]
     async fn logout(&self, auth: SessionToken) -> ApiResult<Reply<Empty>, ReadErrors> {
-        let caller = self.state.authenticate_session_only(auth.token()).await?;
+        let caller = &auth.0;
         if let Some(sid) = caller.session_id() {
             self.state
                 .store
@@ -193,7 +193,7 @@ impl AuthApi {
     /// The user behind the presented session token or API key.
     #[oai(path = "/users/me", method = "get", operation_id = "getCurrentUser")]
     async fn me(&self, auth: SessionOrKey) -> ApiResult<Reply<UserDto>, ReadErrors> {
-        let caller = self.state.authenticate(auth.token()).await?;
+        let caller = auth.caller();
         let user = self
             .state
             .store

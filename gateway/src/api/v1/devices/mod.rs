@@ -46,10 +46,10 @@ impl DevicesApi {
         auth: SessionOrKey,
         body: JsonBody<CreateDeviceRequest>,
     ) -> ApiResult<Created<DeviceDto>, WriteErrors> {
-        let caller = self.state.authenticate(auth.token()).await?;
+        let caller = auth.caller();
         caller.require(Scope::DeviceWrite)?;
         let device = body
-            .0
+            .parse()?
             .into_device(caller.user_id, self.state.cipher.as_ref())?;
         self.state.store.insert_device(&device).await?;
         Ok(Created::new("Device created", (&device).into()))
@@ -63,7 +63,7 @@ impl DevicesApi {
         #[oai(validator(minimum(value = "1")))] page: Query<Option<u32>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))] limit: Query<Option<u32>>,
     ) -> ApiResult<Reply<Vec<DeviceDto>>, ReadErrors> {
-        let caller = self.state.authenticate(auth.token()).await?;
+        let caller = auth.caller();
         caller.require(Scope::DeviceRead)?;
         let devices = self
             .state
@@ -80,7 +80,7 @@ impl DevicesApi {
         auth: SessionOrKey,
         id: Path<Uuid>,
     ) -> ApiResult<Reply<DeviceDto>, ReadErrors> {
-        let caller = self.state.authenticate(auth.token()).await?;
+        let caller = auth.caller();
         caller.require(Scope::DeviceRead)?;
         let device = self.state.device(caller.user_id, id.0).await?;
         Ok(Reply::new("Device", (&device).into()))
@@ -94,10 +94,11 @@ impl DevicesApi {
         id: Path<Uuid>,
         body: JsonBody<UpdateDeviceRequest>,
     ) -> ApiResult<Reply<DeviceDto>, WriteErrors> {
-        let caller = self.state.authenticate(auth.token()).await?;
+        let caller = auth.caller();
         caller.require(Scope::DeviceWrite)?;
         let mut device = self.state.device(caller.user_id, id.0).await?;
-        body.0.apply(&mut device, self.state.cipher.as_ref())?;
+        body.parse()?
+            .apply(&mut device, self.state.cipher.as_ref())?;
         if !self
             .state
             .store
@@ -120,7 +121,7 @@ impl DevicesApi {
         auth: SessionOrKey,
         id: Path<Uuid>,
     ) -> ApiResult<Reply<Empty>, ReadErrors> {
-        let caller = self.state.authenticate(auth.token()).await?;
+        let caller = auth.caller();
         caller.require(Scope::DeviceWrite)?;
         if !self
             .state
@@ -146,7 +147,7 @@ impl DevicesApi {
         #[oai(validator(minimum(value = "1")))] page: Query<Option<u32>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))] limit: Query<Option<u32>>,
     ) -> ApiResult<Reply<Vec<SceneDto>>, ReadErrors> {
-        let caller = self.state.authenticate(auth.token()).await?;
+        let caller = auth.caller();
         caller.require_any(&[Scope::SceneRead, Scope::DeviceRead])?;
         let device = self.state.device(caller.user_id, id.0).await?;
         let scenes = self
@@ -175,7 +176,7 @@ impl DevicesApi {
         auth: SessionOrKey,
         id: Path<Uuid>,
     ) -> ApiResult<Reply<Empty>, PendingErrors> {
-        let caller = self.state.authenticate(auth.token()).await?;
+        let caller = auth.caller();
         caller.require(Scope::DeviceWrite)?;
         self.state.device(caller.user_id, id.0).await?;
         Err(Error::NotImplemented("probing the RTSP stream").into())
@@ -192,7 +193,7 @@ impl DevicesApi {
         auth: SessionOrKey,
         id: Path<Uuid>,
     ) -> ApiResult<Reply<DeviceQuotaDto>, ReadErrors> {
-        let caller = self.state.authenticate(auth.token()).await?;
+        let caller = auth.caller();
         caller.require_any(&[Scope::DeviceRead, Scope::BillingRead])?;
         let device = self.state.device(caller.user_id, id.0).await?;
         Ok(Reply::new("Device quota", DeviceQuotaDto::of(&device)))
@@ -210,10 +211,10 @@ impl DevicesApi {
         id: Path<Uuid>,
         body: JsonBody<UpdateQuotaRequest>,
     ) -> ApiResult<Reply<DeviceQuotaDto>, WriteErrors> {
-        let caller = self.state.authenticate(auth.token()).await?;
+        let caller = auth.caller();
         caller.require(Scope::DeviceWrite)?;
         let mut device = self.state.device(caller.user_id, id.0).await?;
-        body.0.apply(&mut device)?;
+        body.parse()?.apply(&mut device)?;
         if !self
             .state
             .store

@@ -45,10 +45,11 @@ impl ScenesApi {
         auth: SessionOrKey,
         body: JsonBody<CreateSceneRequest>,
     ) -> ApiResult<Created<SceneDto>, WriteErrors> {
-        let caller = self.state.authenticate(auth.token()).await?;
+        let caller = auth.caller();
         caller.require(Scope::SceneWrite)?;
-        let device = self.state.device(caller.user_id, body.0.device_id).await?;
-        let scene = body.0.into_scene(caller.user_id, device.id)?;
+        let req = body.parse()?;
+        let device = self.state.device(caller.user_id, req.device_id).await?;
+        let scene = req.into_scene(caller.user_id, device.id)?;
         self.state.store.insert_scene(&scene).await?;
         Ok(Created::new("Scene created", (&scene).into()))
     }
@@ -62,7 +63,7 @@ impl ScenesApi {
         #[oai(validator(minimum(value = "1")))] page: Query<Option<u32>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))] limit: Query<Option<u32>>,
     ) -> ApiResult<Reply<Vec<SceneDto>>, ReadErrors> {
-        let caller = self.state.authenticate(auth.token()).await?;
+        let caller = auth.caller();
         caller.require(Scope::SceneRead)?;
         let page = super::page(page.0, limit.0)?;
         let scenes = self
@@ -80,7 +81,7 @@ impl ScenesApi {
         auth: SessionOrKey,
         id: Path<Uuid>,
     ) -> ApiResult<Reply<SceneDto>, ReadErrors> {
-        let caller = self.state.authenticate(auth.token()).await?;
+        let caller = auth.caller();
         caller.require(Scope::SceneRead)?;
         Ok(Reply::new(
             "Scene",
@@ -96,10 +97,10 @@ impl ScenesApi {
         id: Path<Uuid>,
         body: JsonBody<UpdateSceneRequest>,
     ) -> ApiResult<Reply<SceneDto>, WriteErrors> {
-        let caller = self.state.authenticate(auth.token()).await?;
+        let caller = auth.caller();
         caller.require(Scope::SceneWrite)?;
         let mut scene = self.find(caller.user_id, id.0).await?;
-        body.0.apply(&mut scene)?;
+        body.parse()?.apply(&mut scene)?;
         if !self
             .state
             .store
@@ -118,7 +119,7 @@ impl ScenesApi {
         auth: SessionOrKey,
         id: Path<Uuid>,
     ) -> ApiResult<Reply<Empty>, ReadErrors> {
-        let caller = self.state.authenticate(auth.token()).await?;
+        let caller = auth.caller();
         caller.require(Scope::SceneWrite)?;
         if !self
             .state
