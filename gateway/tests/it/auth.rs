@@ -297,3 +297,35 @@ async fn every_protected_operation_refuses_a_key_without_its_scope() {
         }
     }
 }
+
+#[tokio::test]
+async fn login_attempts_are_limited_per_email() {
+    let app = spawn_app().await;
+    let user = app.signup().await;
+    let attempt = json!({"email": user.email, "password": "wrong password"});
+    for _ in 0..10 {
+        app.call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(attempt.clone()),
+        )
+        .await
+        .expect_error(401, "UNAUTHORIZED");
+    }
+    let r = app
+        .call(Method::POST, "/api/v1/auth/login", None, Some(attempt))
+        .await
+        .expect_error(429, "RATE_LIMITED");
+    assert!(r.headers.contains_key("retry-after"));
+    // Other accounts are unaffected.
+    let other = app.signup().await;
+    app.call(
+        Method::POST,
+        "/api/v1/auth/login",
+        None,
+        Some(json!({"email": other.email, "password": "correct horse"})),
+    )
+    .await
+    .expect(200);
+}

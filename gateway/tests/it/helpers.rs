@@ -99,7 +99,7 @@ pub fn redis_url() -> String {
 }
 
 /// One fresh database per test process, created on first use.
-async fn test_database() -> String {
+pub async fn test_database() -> String {
     static DB: OnceLock<String> = OnceLock::new();
     static CREATE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let _guard = CREATE.lock().await;
