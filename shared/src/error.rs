@@ -13,7 +13,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthFailure {
     Missing,
-    Malformed,
     Invalid,
     Expired,
     Revoked,
@@ -24,7 +23,6 @@ impl AuthFailure {
     pub fn message(self) -> &'static str {
         match self {
             Self::Missing => "authentication required: send `Authorization: Bearer <token>`",
-            Self::Malformed => "the Authorization header must be `Bearer <token>`",
             Self::Invalid => "the token or API key is not valid",
             Self::Expired => "the token or API key has expired",
             Self::Revoked => "the token or API key has been revoked",

@@ -94,7 +94,7 @@ impl AppState {
         Ok(())
     }
 
-    pub(crate) async fn authenticate_session(&self, token: &str) -> Result<Caller> {
+    async fn authenticate_session(&self, token: &str) -> Result<Caller> {
         let claims = self.sessions.verify(token)?;
         let session = self
             .store

@@ -9,7 +9,6 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use sha2::{Digest, Sha256};
 
-use crate::error::FieldError;
 use crate::ids::{ApiKeyId, UserId};
 
 /// Every key starts with this; session tokens never do.
@@ -93,28 +92,6 @@ impl Scopes {
         scopes.sort();
         scopes.dedup();
         Self(scopes)
-    }
-
-    /// Parse scope strings; an unknown one is named by its index (`scopes[2]`).
-    pub fn parse<S: AsRef<str>>(raw: &[S]) -> Result<Self, FieldError> {
-        if raw.is_empty() {
-            return Err(FieldError::new(
-                "scopes",
-                "must name at least one scope (omit it for the type's defaults)",
-            ));
-        }
-        raw.iter()
-            .enumerate()
-            .map(|(i, s)| {
-                Scope::parse(s.as_ref()).ok_or_else(|| {
-                    FieldError::new(
-                        format!("scopes[{i}]"),
-                        format!("unknown scope `{}`", s.as_ref()),
-                    )
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Self::new)
     }
 
     /// Parse stored scope strings, skipping any that a newer version removed.
@@ -313,14 +290,8 @@ mod tests {
     }
 
     #[test]
-    fn unknown_scope_is_named_by_index() {
-        let err = Scopes::parse(&["device:read", "device:fly"]).unwrap_err();
-        assert_eq!(err.field, "scopes[1]");
-    }
-
-    #[test]
     fn scopes_round_trip_through_storage() {
-        let s = Scopes::parse(&["task:read", "device:read", "task:read"]).unwrap();
+        let s = Scopes::new(vec![Scope::TaskRead, Scope::DeviceRead, Scope::TaskRead]);
         assert_eq!(Scopes::from_stored(&s.to_stored()), s);
         assert_eq!(s.iter().count(), 2);
     }
