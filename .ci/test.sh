@@ -8,7 +8,7 @@ cd "$ROOT"
 ensure_rust
 ensure_postgres
 ensure_redis
-ensure_venv "openapi-spec-validator==0.7.2"
+ensure_venv "openapi-spec-validator==0.7.2" "schemathesis==4.32.5"
 drop_test_databases
 
 log "cargo fmt --check"
@@ -21,9 +21,14 @@ log "cargo test"
 set +e
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$TOOLS/test.log"
 status=${PIPESTATUS[0]}
+log "fuzzing the API against its OpenAPI document (schemathesis)"
+bash tests/fuzz/api.sh 30
+fuzz=$?
 set -e
 drop_test_databases
 passed=$(grep -Eo '^test result: .* ([0-9]+) passed' "$TOOLS/test.log" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
-failed=$(grep -Eo '[0-9]+ failed' "$TOOLS/test.log" | awk '{s+=$1} END {print s+0}')
+failed=$(grep -Eo '^test result: .* ([0-9]+) failed' "$TOOLS/test.log" | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
+[ "$fuzz" = 0 ] || { echo "API fuzzing failed" >&2; failed=$((failed + 1)); }
+[ "$status" = 0 ] && status=$fuzz
 echo "total: ${passed} passed, ${failed} failed"
 exit "$status"

@@ -144,6 +144,7 @@ impl Application {
 pub fn routes(state: AppState, body_limit: usize) -> impl poem::Endpoint<Output = poem::Response> {
     let metrics = state.metrics.clone();
     let api = crate::api::service(state.clone());
+    let allow = Arc::new(crate::http::allow::AllowTable::from_spec(&api.spec()));
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint();
     Route::new()
@@ -154,6 +155,7 @@ pub fn routes(state: AppState, body_limit: usize) -> impl poem::Endpoint<Output 
         .with(RequestLayer {
             metrics,
             body_limit,
+            allow,
         })
 }
 

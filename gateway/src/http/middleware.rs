@@ -14,6 +14,7 @@ use poem_openapi::error::{
     AuthorizationError, ContentTypeError, ParseParamError, ParsePathError, ParseRequestPayloadError,
 };
 
+use super::allow::AllowTable;
 use super::body::BodyLimit;
 use super::context::{CONTEXT, RequestContext};
 use super::error::{ApiError, ErrorCode, ErrorReply};
@@ -24,6 +25,7 @@ const REQUEST_ID: &str = "x-request-id";
 pub struct RequestLayer {
     pub metrics: Arc<HttpMetrics>,
     pub body_limit: usize,
+    pub allow: Arc<AllowTable>,
 }
 
 impl<E: Endpoint> Middleware<E> for RequestLayer {
@@ -34,6 +36,7 @@ impl<E: Endpoint> Middleware<E> for RequestLayer {
             inner,
             metrics: self.metrics.clone(),
             body_limit: self.body_limit,
+            allow: self.allow.clone(),
         }
     }
 }
@@ -42,6 +45,7 @@ pub struct RequestEndpoint<E> {
     inner: E,
     metrics: Arc<HttpMetrics>,
     body_limit: usize,
+    allow: Arc<AllowTable>,
 }
 
 /// A client-sent id is kept if it is short and plain; otherwise a UUID is made.
@@ -112,6 +116,14 @@ impl<E: Endpoint> Endpoint for RequestEndpoint<E> {
             .await;
         if let Ok(v) = HeaderValue::from_str(&id) {
             resp.headers_mut().insert(REQUEST_ID, v);
+        }
+        if resp.status() == StatusCode::METHOD_NOT_ALLOWED
+            && let Some(v) = self
+                .allow
+                .allowed(&path)
+                .and_then(|a| HeaderValue::from_str(&a).ok())
+        {
+            resp.headers_mut().insert(poem::http::header::ALLOW, v);
         }
         let status = resp.status().as_u16();
         let elapsed = started.elapsed();

@@ -1,6 +1,7 @@
 //! HTTP plumbing shared by every endpoint: the response envelope, the error
 //! table, the JSON body extractor, per-request context and middleware.
 
+pub mod allow;
 pub mod body;
 pub mod context;
 pub mod envelope;

@@ -4,6 +4,8 @@ use crate::error::FieldError;
 
 pub const DEFAULT_LIMIT: u32 = 20;
 pub const MAX_LIMIT: u32 = 100;
+/// Deep enough for any real listing; keeps offsets small.
+pub const MAX_PAGE: u32 = 1_000_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageRequest {
@@ -24,8 +26,11 @@ impl PageRequest {
     pub fn parse(page: Option<u32>, limit: Option<u32>) -> Result<Self, FieldError> {
         let page = page.unwrap_or(1);
         let limit = limit.unwrap_or(DEFAULT_LIMIT);
-        if page < 1 {
-            return Err(FieldError::new("page", "must be at least 1"));
+        if !(1..=MAX_PAGE).contains(&page) {
+            return Err(FieldError::new(
+                "page",
+                format!("must be between 1 and {MAX_PAGE}"),
+            ));
         }
         if !(1..=MAX_LIMIT).contains(&limit) {
             return Err(FieldError::new(

@@ -22,7 +22,9 @@ impl AdminApi {
     async fn users(
         &self,
         auth: SessionToken,
-        #[oai(validator(minimum(value = "1")))] page: Query<Option<u32>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))] page: Query<
+            Option<u32>,
+        >,
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))] limit: Query<Option<u32>>,
     ) -> ApiResult<Reply<Vec<UserDto>>, ReadErrors> {
         self.state.require_admin(&auth.0).await?;

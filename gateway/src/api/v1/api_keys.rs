@@ -31,7 +31,11 @@ pub struct ApiKeysApi {
 #[derive(Debug, Object, Deserialize)]
 pub struct CreateApiKeyRequest {
     /// 1-100 characters.
-    #[oai(validator(min_length = 1, max_length = 100))]
+    #[oai(validator(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    ))]
     pub name: String,
     /// Decides the prefix and the default scopes.
     #[oai(rename = "type")]
@@ -47,7 +51,11 @@ pub struct CreateApiKeyRequest {
 
 #[derive(Debug, Object, Deserialize)]
 pub struct UpdateApiKeyRequest {
-    #[oai(validator(min_length = 1, max_length = 100))]
+    #[oai(validator(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    ))]
     pub name: Option<String>,
     pub scopes: Option<Vec<Scope>>,
     /// `null` removes the expiry.
@@ -57,6 +65,7 @@ pub struct UpdateApiKeyRequest {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ApiKeyDto {
     pub id: Uuid,
     pub name: String,
@@ -197,7 +206,9 @@ impl ApiKeysApi {
     async fn list(
         &self,
         auth: SessionToken,
-        #[oai(validator(minimum(value = "1")))] page: Query<Option<u32>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))] page: Query<
+            Option<u32>,
+        >,
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))] limit: Query<Option<u32>>,
     ) -> ApiResult<Reply<Vec<ApiKeyDto>>, KeyErrors> {
         let user = self.caller(&auth, Bucket::KeyRead).await?;

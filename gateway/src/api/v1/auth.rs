@@ -50,6 +50,7 @@ pub enum UserRole {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct UserDto {
     pub id: uuid::Uuid,
     pub email: String,

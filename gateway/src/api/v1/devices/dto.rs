@@ -6,7 +6,7 @@ use panoptes_shared::domain::device::{
     self as domain, RtspCredentials, RtspUrl, Sealed, parse_tags,
 };
 use panoptes_shared::domain::schedule::{DaySlots, Schedule, UtcOffset, WEEKDAYS};
-use panoptes_shared::domain::validate::{optional_text, range, text};
+use panoptes_shared::domain::validate::{optional_multiline, optional_text, range, text};
 use panoptes_shared::error::FieldError;
 use panoptes_shared::ids::{DeviceId, UserId};
 use panoptes_shared::ports::SecretCipher;
@@ -22,6 +22,7 @@ use crate::api::v1::enums::{DeviceStatus, DeviceType, GeoSource, Plan};
 /// day, slot `i` covering `[i*30min, (i+1)*30min)`. A weekday present in
 /// `weeklySlots` overrides `dailySlots`; a weekday left out uses `dailySlots`.
 #[derive(Debug, Clone, Object, Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ScheduleDto {
     #[oai(rename = "dailySlots", validator(min_items = 48, max_items = 48))]
     #[serde(rename = "dailySlots")]
@@ -32,6 +33,7 @@ pub struct ScheduleDto {
 }
 
 #[derive(Debug, Clone, Default, Object, Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct WeeklySlotsDto {
     #[oai(validator(min_items = 48, max_items = 48))]
     pub mon: Option<Vec<bool>>,
@@ -111,12 +113,16 @@ impl ScheduleDto {
 #[oai(rename_all = "camelCase")]
 pub struct CreateDeviceRequest {
     /// 1-200 characters.
-    #[oai(validator(min_length = 1, max_length = 200))]
+    #[oai(validator(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    ))]
     pub name: String,
     #[oai(validator(max_length = 500))]
     pub description: Option<String>,
     /// `rtsp://` or `rtsps://`. Credentials embedded as `user:pass@` are moved to the encrypted store.
-    #[oai(validator(max_length = 2048))]
+    #[oai(validator(max_length = 2048, pattern = r"^[rR][tT][sS][pP][sS]?://[^\s/@]+"))]
     pub rtsp_url: String,
     pub rtsp_username: Option<String>,
     /// Stored encrypted; never returned.
@@ -140,6 +146,7 @@ pub struct CreateDeviceRequest {
     #[oai(validator(max_items = 20))]
     pub tags: Option<Vec<String>>,
     /// Device local time, e.g. `UTC+8`, `UTC-03:30`. Default `UTC+0`.
+    #[oai(validator(pattern = r"^\s*(UTC|GMT)?([+-][0-9]{1,2}(:[0-9]{1,2})?)?\s*$"))]
     pub utc_offset: Option<String>,
     pub schedule: Option<ScheduleDto>,
 }
@@ -148,12 +155,16 @@ pub struct CreateDeviceRequest {
 #[serde(rename_all = "camelCase")]
 #[oai(rename_all = "camelCase")]
 pub struct UpdateDeviceRequest {
-    #[oai(validator(min_length = 1, max_length = 200))]
+    #[oai(validator(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    ))]
     pub name: Option<String>,
     #[serde(default)]
     #[oai(validator(max_length = 500))]
     pub description: MaybeUndefined<String>,
-    #[oai(validator(max_length = 2048))]
+    #[oai(validator(max_length = 2048, pattern = r"^[rR][tT][sS][pP][sS]?://[^\s/@]+"))]
     pub rtsp_url: Option<String>,
     /// `null` removes it.
     #[serde(default)]
@@ -181,6 +192,7 @@ pub struct UpdateDeviceRequest {
     pub plan: Option<Plan>,
     #[oai(validator(max_items = 20))]
     pub tags: Option<Vec<String>>,
+    #[oai(validator(pattern = r"^\s*(UTC|GMT)?([+-][0-9]{1,2}(:[0-9]{1,2})?)?\s*$"))]
     pub utc_offset: Option<String>,
     /// `null` removes the schedule.
     #[serde(default)]
@@ -188,7 +200,7 @@ pub struct UpdateDeviceRequest {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct DeviceDto {
     pub id: Uuid,
     pub name: String,
@@ -307,7 +319,7 @@ impl CreateDeviceRequest {
             id: DeviceId::new(),
             user_id: owner,
             name: text("name", &r.name, 1, 200)?,
-            description: optional_text("description", r.description.as_deref(), 500)?,
+            description: optional_multiline("description", r.description.as_deref(), 500)?,
             rtsp_url,
             credentials: seal(cipher, &creds)?,
             location_label: optional_text("locationLabel", r.location_label.as_deref(), 200)?,
@@ -353,7 +365,7 @@ impl UpdateDeviceRequest {
             d.name = text("name", &name, 1, 200)?;
         }
         if let Some(v) = given(r.description) {
-            d.description = optional_text("description", v.as_deref(), 500)?;
+            d.description = optional_multiline("description", v.as_deref(), 500)?;
         }
         let mut embedded = None;
         if let Some(url) = r.rtsp_url {

@@ -60,7 +60,9 @@ impl DevicesApi {
     async fn list(
         &self,
         auth: SessionOrKey,
-        #[oai(validator(minimum(value = "1")))] page: Query<Option<u32>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))] page: Query<
+            Option<u32>,
+        >,
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))] limit: Query<Option<u32>>,
     ) -> ApiResult<Reply<Vec<DeviceDto>>, ReadErrors> {
         let caller = auth.caller();
@@ -144,7 +146,9 @@ impl DevicesApi {
         &self,
         auth: SessionOrKey,
         id: Path<Uuid>,
-        #[oai(validator(minimum(value = "1")))] page: Query<Option<u32>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))] page: Query<
+            Option<u32>,
+        >,
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))] limit: Query<Option<u32>>,
     ) -> ApiResult<Reply<Vec<SceneDto>>, ReadErrors> {
         let caller = auth.caller();

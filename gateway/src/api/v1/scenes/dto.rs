@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use panoptes_shared::Error;
 use panoptes_shared::domain::polygon::Polygon;
 use panoptes_shared::domain::scene::{self as domain, SceneParameters, Zones};
-use panoptes_shared::domain::validate::{optional_text, range, text};
+use panoptes_shared::domain::validate::{optional_multiline, range, text};
 use panoptes_shared::error::FieldError;
 use panoptes_shared::ids::{DeviceId, SceneId, UserId};
 use panoptes_shared::time::now;
@@ -27,7 +27,7 @@ pub struct ZoneDto {
 
 #[derive(Debug, Clone, Object, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ZonesDto {
     pub queue_zone: Option<ZoneDto>,
     pub checkout_zone: Option<ZoneDto>,
@@ -36,7 +36,7 @@ pub struct ZonesDto {
 /// Algorithm parameters; absent ones take their defaults on create and stay unchanged on update.
 #[derive(Debug, Clone, Object, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ParametersDto {
     /// 0.0-1.0, default 0.6.
     #[oai(validator(minimum(value = "0"), maximum(value = "1")))]
@@ -55,6 +55,7 @@ pub struct ParametersDto {
 }
 
 #[derive(Debug, Clone, Object, Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct SceneConfigDto {
     /// `queueZone` and/or `checkoutZone`; at least one is required.
     pub zones: Option<ZonesDto>,
@@ -67,7 +68,11 @@ pub struct SceneConfigDto {
 pub struct CreateSceneRequest {
     pub device_id: Uuid,
     /// 1-100 characters.
-    #[oai(validator(min_length = 1, max_length = 100))]
+    #[oai(validator(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    ))]
     pub name: String,
     #[oai(validator(max_length = 500))]
     pub description: Option<String>,
@@ -81,7 +86,11 @@ pub struct CreateSceneRequest {
 #[serde(rename_all = "camelCase")]
 #[oai(rename_all = "camelCase")]
 pub struct UpdateSceneRequest {
-    #[oai(validator(min_length = 1, max_length = 100))]
+    #[oai(validator(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    ))]
     pub name: Option<String>,
     #[serde(default)]
     #[oai(validator(max_length = 500))]
@@ -92,7 +101,7 @@ pub struct UpdateSceneRequest {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct SceneDto {
     pub id: Uuid,
     pub device_id: Uuid,
@@ -209,7 +218,7 @@ impl CreateSceneRequest {
             user_id: owner,
             device_id: device,
             name: text("name", &self.name, 1, 100)?,
-            description: optional_text("description", self.description.as_deref(), 500)?,
+            description: optional_multiline("description", self.description.as_deref(), 500)?,
             analysis_type: self.analysis_type.into(),
             zones: zones(config.zones)?,
             parameters: merge_parameters(SceneParameters::default(), config.parameters)?,
@@ -229,7 +238,7 @@ impl UpdateSceneRequest {
             MaybeUndefined::Undefined => {}
             MaybeUndefined::Null => s.description = None,
             MaybeUndefined::Value(d) => {
-                s.description = optional_text("description", Some(&d), 500)?
+                s.description = optional_multiline("description", Some(&d), 500)?
             }
         }
         if let Some(config) = self.config {

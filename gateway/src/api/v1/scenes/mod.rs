@@ -60,7 +60,9 @@ impl ScenesApi {
         &self,
         auth: SessionOrKey,
         #[oai(name = "deviceId")] device_id: Query<Option<Uuid>>,
-        #[oai(validator(minimum(value = "1")))] page: Query<Option<u32>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))] page: Query<
+            Option<u32>,
+        >,
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))] limit: Query<Option<u32>>,
     ) -> ApiResult<Reply<Vec<SceneDto>>, ReadErrors> {
         let caller = auth.caller();
