@@ -2,10 +2,12 @@
 //!
 //! - [`store::SqlStore`]: SQLite (embedded default) or PostgreSQL, with
 //!   migrations embedded in the binary.
-//! - [`rate_limit`]: in-process or Redis fixed-window limiters.
+//! - [`bus`]: in-process or Redis event bus (live delivery + replay buffer).
+//! - [`rate_limit`]: in-process or Redis sliding-window limiters.
 //! - [`crypto`]: AES-256-GCM for secrets at rest, argon2id for passwords.
 //! - [`secrets_file`]: generated secrets for a single-node embedded install.
 
+pub mod bus;
 pub mod crypto;
 pub mod rate_limit;
 pub mod redis_keys;

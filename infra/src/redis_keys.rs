@@ -7,3 +7,9 @@
 pub fn rate_limit(prefix: &str, subject_and_bucket: &str) -> String {
     format!("{prefix}:rl:{{{subject_and_bucket}}}")
 }
+
+/// `<prefix>:events:{<user>}`: the user's replay stream (capped, see the bus)
+/// and, with the same name, the pub/sub channel of their live events.
+pub fn events(prefix: &str, user: &str) -> String {
+    format!("{prefix}:events:{{{user}}}")
+}

@@ -6,5 +6,6 @@
 //! server fails the tests; it never skips them.
 
 mod backends;
+mod bus_suite;
 mod rate_limit_suite;
 mod store_suite;

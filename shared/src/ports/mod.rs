@@ -1,16 +1,19 @@
 //! Port traits: one per external system. Adapters live in `panoptes-infra`,
 //! each port has an embedded adapter and a distributed one, chosen by config.
 
+pub mod bus;
 pub mod cipher;
 pub mod rate_limit;
 pub mod store;
 
+pub use bus::{BusEvent, EventBus, Offset, Publication, ResumePoint, Subscription};
 pub use cipher::SecretCipher;
 pub use rate_limit::{RateDecision, RateLimiter};
 pub use store::{ApiKeyRepo, DeviceRepo, SceneRepo, SessionRepo, Store, UserRepo};
 
 /// Every port trait, for `use panoptes_shared::ports::prelude::*;` where methods are called.
 pub mod prelude {
+    pub use super::bus::EventBus as _;
     pub use super::cipher::SecretCipher as _;
     pub use super::rate_limit::RateLimiter as _;
     pub use super::store::{
