@@ -12,4 +12,5 @@ pub mod crypto;
 pub mod rate_limit;
 pub mod redis_keys;
 pub mod secrets_file;
+pub mod slots;
 pub mod store;

@@ -13,3 +13,14 @@ pub fn rate_limit(prefix: &str, subject_and_bucket: &str) -> String {
 pub fn events(prefix: &str, user: &str) -> String {
     format!("{prefix}:events:{{{user}}}")
 }
+
+/// `<prefix>:sse:leases:{<user>}`: sorted set of the user's live SSE stream
+/// leases, scored by expiry (ms, server clock).
+pub fn stream_leases(prefix: &str, user: &str) -> String {
+    format!("{prefix}:sse:leases:{{{user}}}")
+}
+
+/// `<prefix>:sse:lease-meta:{<user>}`: hash lease -> `renewedMs:lastEventMs`.
+pub fn stream_lease_meta(prefix: &str, user: &str) -> String {
+    format!("{prefix}:sse:lease-meta:{{{user}}}")
+}

@@ -8,4 +8,5 @@
 mod backends;
 mod bus_suite;
 mod rate_limit_suite;
+mod slots_suite;
 mod store_suite;

@@ -4,11 +4,13 @@
 pub mod bus;
 pub mod cipher;
 pub mod rate_limit;
+pub mod slots;
 pub mod store;
 
 pub use bus::{BusEvent, EventBus, Offset, Publication, ResumePoint, Subscription};
 pub use cipher::SecretCipher;
 pub use rate_limit::{RateDecision, RateLimiter};
+pub use slots::{SlotGrant, StreamSlots};
 pub use store::{ApiKeyRepo, DeviceRepo, SceneRepo, SessionRepo, Store, UserRepo};
 
 /// Every port trait, for `use panoptes_shared::ports::prelude::*;` where methods are called.
@@ -16,6 +18,7 @@ pub mod prelude {
     pub use super::bus::EventBus as _;
     pub use super::cipher::SecretCipher as _;
     pub use super::rate_limit::RateLimiter as _;
+    pub use super::slots::StreamSlots as _;
     pub use super::store::{
         ApiKeyRepo as _, DeviceRepo as _, SceneRepo as _, SessionRepo as _, Store as _,
         UserRepo as _,

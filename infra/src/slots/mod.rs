@@ -1,0 +1,7 @@
+//! Stream-slot adapters: in-process (one node) and Redis (cluster-wide).
+
+mod memory;
+mod redis;
+
+pub use memory::MemorySlots;
+pub use redis::RedisSlots;
