@@ -8,12 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use panoptes_infra::bus::{MemoryBus, RedisBus};
 use panoptes_infra::crypto::AesGcmCipher;
 use panoptes_infra::rate_limit::{MemoryRateLimiter, RedisRateLimiter};
 use panoptes_infra::secrets_file;
+use panoptes_infra::slots::{MemorySlots, RedisSlots};
 use panoptes_infra::store::{SqlStore, StoreOptions};
 use panoptes_shared::config::Config;
-use panoptes_shared::ports::RateLimiter;
+use panoptes_shared::ports::{EventBus, RateLimiter, StreamSlots};
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 use poem::{EndpointExt, Route, Server};
 use secrecy::ExposeSecret;
@@ -23,6 +25,8 @@ use crate::auth::key_usage::KeyUsage;
 use crate::auth::session::SessionTokens;
 use crate::http::metrics::HttpMetrics;
 use crate::http::middleware::RequestLayer;
+use crate::sse::SseSettings;
+use crate::sse::hub::Hub;
 use crate::state::AppState;
 
 pub struct Application {
@@ -52,19 +56,37 @@ pub async fn connect_store(cfg: &Config) -> anyhow::Result<SqlStore> {
 /// Build the shared state from config: store, limiter, secrets.
 pub async fn build_state(cfg: &Config) -> anyhow::Result<AppState> {
     let store = connect_store(cfg).await?;
-    let (limiter, limiter_backend): (Arc<dyn RateLimiter>, &'static str) = match cfg.redis_url() {
+    let prefix = cfg.redis.key_prefix.clone();
+    type Backends = (
+        Arc<dyn RateLimiter>,
+        &'static str,
+        Arc<dyn EventBus>,
+        Arc<dyn StreamSlots>,
+    );
+    let (limiter, limiter_backend, bus, slots): Backends = match cfg.redis_url() {
         Some(url) => {
             let client = redis::Client::open(url).context("redis.url is not a valid Redis URL")?;
-            let conn = redis::aio::ConnectionManager::new(client)
+            let conn = redis::aio::ConnectionManager::new(client.clone())
                 .await
                 .context("cannot connect to Redis (redis.url)")?;
+            let bus = RedisBus::connect(client, conn.clone(), prefix.clone())
+                .await
+                .context("cannot subscribe to Redis pub/sub")?;
             (
-                Arc::new(RedisRateLimiter::new(conn, cfg.redis.key_prefix.clone())),
+                Arc::new(RedisRateLimiter::new(conn.clone(), prefix.clone())),
                 "redis",
+                Arc::new(bus),
+                Arc::new(RedisSlots::new(conn, prefix)),
             )
         }
-        None => (Arc::new(MemoryRateLimiter::new()), "memory"),
+        None => (
+            Arc::new(MemoryRateLimiter::new()),
+            "memory",
+            Arc::new(MemoryBus::new()),
+            Arc::new(MemorySlots::new()),
+        ),
     };
+    let sse = SseSettings::from(&cfg.sse);
     let (mut jwt, mut key) = (
         cfg.auth.jwt_secret.expose_secret().to_owned(),
         cfg.auth.credentials_key.expose_secret().to_owned(),
@@ -96,6 +118,10 @@ pub async fn build_state(cfg: &Config) -> anyhow::Result<AppState> {
         session_ttl: chrono::Duration::seconds(
             i64::try_from(cfg.auth.session_ttl_seconds).unwrap_or(i64::MAX / 1000),
         ),
+        hub: Hub::new(bus.clone(), sse.queue_events),
+        bus,
+        slots,
+        sse,
     })
 }
 
@@ -161,6 +187,7 @@ pub fn routes(state: AppState, body_limit: usize) -> impl poem::Endpoint<Output 
 
 /// A state for rendering the OpenAPI document: nothing is connected or read.
 pub fn spec_state() -> AppState {
+    let bus: Arc<dyn EventBus> = Arc::new(MemoryBus::new());
     let store =
         SqlStore::lazy("sqlite::memory:").expect("a lazy in-memory SQLite pool needs no I/O");
     AppState {
@@ -175,5 +202,9 @@ pub fn spec_state() -> AppState {
         key_usage: Arc::new(KeyUsage::default()),
         metrics: Arc::new(HttpMetrics::default()),
         session_ttl: chrono::Duration::hours(1),
+        hub: Hub::new(bus.clone(), 1),
+        bus,
+        slots: Arc::new(MemorySlots::new()),
+        sse: SseSettings::default(),
     }
 }

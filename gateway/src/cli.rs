@@ -43,6 +43,20 @@ enum Command {
         #[arg(long)]
         email: String,
     },
+    /// Publish realistic demo analysis results for one of a user's devices on the
+    /// configured bus (for demos, tests and load tools; no public endpoint can).
+    PublishDemo {
+        /// The device owner's email.
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        device: uuid::Uuid,
+        #[arg(long, default_value_t = 10)]
+        count: u64,
+        /// Pause between events, in milliseconds.
+        #[arg(long, default_value_t = 200)]
+        interval_ms: u64,
+    },
     /// Write openapi.json and openapi.yaml generated from the code.
     Openapi {
         #[arg(long, default_value = "openapi")]
@@ -94,6 +108,12 @@ impl Cli {
                 Ok(())
             }
             Command::CreateAdmin { email } => create_admin(&cfg, &email).await,
+            Command::PublishDemo {
+                email,
+                device,
+                count,
+                interval_ms,
+            } => publish_demo(&cfg, &email, device, count, interval_ms).await,
             Command::Openapi { .. } => Ok(()),
         }
     }
@@ -128,6 +148,39 @@ async fn create_admin(cfg: &Config, email: &str) -> anyhow::Result<()> {
     };
     store.create_user(&user, &hash).await?;
     println!("admin {} created", user.email.as_str());
+    Ok(())
+}
+
+async fn publish_demo(
+    cfg: &Config,
+    email: &str,
+    device: uuid::Uuid,
+    count: u64,
+    interval_ms: u64,
+) -> anyhow::Result<()> {
+    let state = app::build_state(cfg).await?;
+    let email = Email::parse(email).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (user, _) = state
+        .store
+        .find_user_by_email(&email)
+        .await?
+        .context("no user with this email")?;
+    let device = state
+        .device(user.id, device)
+        .await
+        .context("no such device for this user")?;
+    let task = uuid::Uuid::new_v4();
+    for n in 0..count {
+        let published =
+            crate::sse::demo::publish(state.bus.as_ref(), user.id, device.id, task, n..n + 1)
+                .await?;
+        if let Some(e) = published.first() {
+            println!("{} {}", e.event_id(), n + 1);
+        }
+        if interval_ms > 0 && n + 1 < count {
+            tokio::time::sleep(std::time::Duration::from_millis(interval_ms)).await;
+        }
+    }
     Ok(())
 }
 

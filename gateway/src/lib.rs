@@ -11,6 +11,7 @@ pub mod cli;
 pub mod http;
 pub mod limits;
 pub mod openapi_doc;
+pub mod sse;
 pub mod state;
 
 pub use app::Application;

@@ -3,11 +3,13 @@
 
 use std::sync::Arc;
 
-use panoptes_shared::ports::{RateLimiter, SecretCipher, Store};
+use panoptes_shared::ports::{EventBus, RateLimiter, SecretCipher, Store, StreamSlots};
 
 use crate::auth::key_usage::KeyUsage;
 use crate::auth::session::SessionTokens;
 use crate::http::metrics::HttpMetrics;
+use crate::sse::SseSettings;
+use crate::sse::hub::Hub;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -20,4 +22,8 @@ pub struct AppState {
     pub key_usage: Arc<KeyUsage>,
     pub metrics: Arc<HttpMetrics>,
     pub session_ttl: chrono::Duration,
+    pub bus: Arc<dyn EventBus>,
+    pub slots: Arc<dyn StreamSlots>,
+    pub hub: Arc<Hub>,
+    pub sse: SseSettings,
 }

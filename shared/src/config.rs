@@ -36,6 +36,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub redis: RedisConfig,
     pub auth: AuthConfig,
+    pub sse: SseConfig,
     pub log: LogConfig,
     /// Unknown keys found while loading (reported once telemetry is up).
     #[serde(skip)]
@@ -93,6 +94,37 @@ pub struct AuthConfig {
     /// Base64 of 32 bytes: AES-256-GCM key for RTSP credentials. Empty:
     /// generated once and kept in `<data.dir>/secrets.toml`.
     pub credentials_key: SecretString,
+}
+
+/// Server-Sent Events streams.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct SseConfig {
+    /// Keep-alive comment interval (below the 60 s idle timeouts of proxies).
+    pub keep_alive_ms: u64,
+    /// A stream with no data event for this long is closed (the client reconnects).
+    pub idle_timeout_ms: u64,
+    /// Concurrent streams per user, across every replica.
+    pub max_streams_per_user: u32,
+    /// Stream lease lifetime; live streams renew it every keep-alive.
+    pub lease_ttl_ms: u64,
+    /// Events queued per stream before a slow client is disconnected.
+    pub queue_events: usize,
+    /// Lifetime of a browser stream ticket.
+    pub ticket_ttl_seconds: u64,
+}
+
+impl Default for SseConfig {
+    fn default() -> Self {
+        Self {
+            keep_alive_ms: 15_000,
+            idle_timeout_ms: 300_000,
+            max_streams_per_user: 10,
+            lease_ttl_ms: 60_000,
+            queue_events: 256,
+            ticket_ttl_seconds: 60,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -235,6 +267,17 @@ impl Config {
         }
         if self.auth.session_ttl_seconds < 60 {
             return invalid("auth.session_ttl_seconds must be at least 60".into());
+        }
+        if self.sse.keep_alive_ms < 10 || self.sse.lease_ttl_ms < 2 * self.sse.keep_alive_ms {
+            return invalid(
+                "sse.lease_ttl_ms must be at least twice sse.keep_alive_ms (>= 10)".into(),
+            );
+        }
+        if self.sse.max_streams_per_user == 0
+            || self.sse.queue_events == 0
+            || self.sse.idle_timeout_ms == 0
+        {
+            return invalid("sse.max_streams_per_user, sse.queue_events and sse.idle_timeout_ms must be positive".into());
         }
         if !matches!(self.log.format.as_str(), "pretty" | "json") {
             return invalid(format!(

@@ -86,6 +86,8 @@ pub enum Error {
     Forbidden(&'static str),
     #[error("rate limit of {} requests per {}s reached", .0.limit, .0.window.as_secs())]
     RateLimited(RateLimitInfo),
+    #[error("the user already holds the maximum of {limit} live streams")]
+    StreamLimit { limit: u32, retry_after: Duration },
     #[error("{0} is not implemented yet")]
     NotImplemented(&'static str),
     #[error("{dependency} is unavailable")]

@@ -39,6 +39,7 @@ pub type Apis = (
     v1::api_keys::ApiKeysApi,
     v1::devices::DevicesApi,
     v1::scenes::ScenesApi,
+    v1::streams::StreamsApi,
     v1::admin::AdminApi,
     ops::OpsApi,
 );
@@ -57,6 +58,9 @@ pub fn service(state: AppState) -> OpenApiService<Apis, ()> {
                 state: state.clone(),
             },
             v1::scenes::ScenesApi {
+                state: state.clone(),
+            },
+            v1::streams::StreamsApi {
                 state: state.clone(),
             },
             v1::admin::AdminApi {

@@ -56,6 +56,7 @@ impl OpsApi {
     async fn readyz(&self) -> ReadyResponse {
         let store = self.state.store.ping().await;
         let limiter = self.state.limiter.ping().await;
+        let bus = self.state.bus.ping().await;
         let dep = |name: &str, backend: &str, ok: bool| DependencyStatus {
             name: name.into(),
             status: if ok { "ok" } else { "unavailable" }.into(),
@@ -64,13 +65,18 @@ impl OpsApi {
         let deps = vec![
             dep("store", self.state.store.backend(), store.is_ok()),
             dep("rateLimiter", self.state.limiter_backend, limiter.is_ok()),
+            dep("eventBus", self.state.bus.backend(), bus.is_ok()),
         ];
-        for (name, r) in [("store", &store), ("rateLimiter", &limiter)] {
+        for (name, r) in [
+            ("store", &store),
+            ("rateLimiter", &limiter),
+            ("eventBus", &bus),
+        ] {
             if let Err(e) = r {
                 tracing::warn!(dependency = name, error = %e, "readiness check failed");
             }
         }
-        let ready = store.is_ok() && limiter.is_ok();
+        let ready = store.is_ok() && limiter.is_ok() && bus.is_ok();
         let mut reply: Reply<Readiness> = Reply::new(
             if ready { "ready" } else { "not ready" },
             Readiness {

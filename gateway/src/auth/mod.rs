@@ -30,7 +30,14 @@ pub struct Caller {
 #[derive(Debug, Clone)]
 pub enum Credential {
     Session(SessionId),
-    ApiKey { id: ApiKeyId, scopes: Scopes },
+    ApiKey {
+        id: ApiKeyId,
+        scopes: Scopes,
+    },
+    /// A short-lived SSE ticket, limited to the scopes it was minted with.
+    Ticket {
+        scopes: Scopes,
+    },
 }
 
 impl Caller {
@@ -38,8 +45,14 @@ impl Caller {
     pub fn require(&self, scope: Scope) -> Result<()> {
         match &self.credential {
             Credential::Session(_) => Ok(()),
-            Credential::ApiKey { scopes, .. } if scopes.contains(scope) => Ok(()),
-            Credential::ApiKey { .. } => Err(Error::ForbiddenScope(scope)),
+            Credential::ApiKey { scopes, .. } | Credential::Ticket { scopes }
+                if scopes.contains(scope) =>
+            {
+                Ok(())
+            }
+            Credential::ApiKey { .. } | Credential::Ticket { .. } => {
+                Err(Error::ForbiddenScope(scope))
+            }
         }
     }
 
@@ -55,7 +68,7 @@ impl Caller {
     pub fn session_id(&self) -> Option<SessionId> {
         match self.credential {
             Credential::Session(id) => Some(id),
-            Credential::ApiKey { .. } => None,
+            Credential::ApiKey { .. } | Credential::Ticket { .. } => None,
         }
     }
 }

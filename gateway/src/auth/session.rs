@@ -3,14 +3,28 @@
 
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
+use panoptes_shared::domain::api_key::{Scope, Scopes};
 use panoptes_shared::domain::user::Role;
 use panoptes_shared::error::AuthFailure;
 use panoptes_shared::ids::{SessionId, UserId};
 use panoptes_shared::{Error, Result};
 use serde::{Deserialize, Serialize};
 
+use super::{Caller, Credential};
+
 const ISSUER: &str = "panoptes";
 const AUDIENCE: &str = "panoptes-session";
+const TICKET_AUDIENCE: &str = "panoptes-sse-ticket";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct TicketClaims {
+    sub: String,
+    scopes: String,
+    iss: String,
+    aud: String,
+    iat: i64,
+    exp: i64,
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
@@ -35,6 +49,7 @@ pub struct SessionTokens {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    ticket_validation: Validation,
 }
 
 impl SessionTokens {
@@ -43,10 +58,15 @@ impl SessionTokens {
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
         validation.leeway = 0;
+        let mut ticket_validation = validation.clone();
+        ticket_validation.set_audience(&[TICKET_AUDIENCE]);
+        // A ticket in its last second is as good as expired.
+        ticket_validation.reject_tokens_expiring_in_less_than = 1;
         Self {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
+            ticket_validation,
         }
     }
 
@@ -83,6 +103,54 @@ impl SessionTokens {
             sub: c.sub.parse().map_err(|_| invalid())?,
             sid: c.sid.parse().map_err(|_| invalid())?,
             role: Role::parse(&c.role).ok_or_else(invalid)?,
+        })
+    }
+}
+
+impl SessionTokens {
+    /// A short-lived SSE ticket (JWT) for `user` with `scopes`. Stateless: it
+    /// cannot be revoked, hence the short lifetime.
+    pub fn issue_ticket(
+        &self,
+        user: UserId,
+        scopes: &[Scope],
+        ttl: std::time::Duration,
+    ) -> Result<(String, DateTime<Utc>)> {
+        let now = Utc::now();
+        let expires = now + chrono::Duration::from_std(ttl).map_err(Error::internal)?;
+        let claims = TicketClaims {
+            sub: user.to_string(),
+            scopes: Scopes::new(scopes.to_vec()).to_stored(),
+            iss: ISSUER.to_owned(),
+            aud: TICKET_AUDIENCE.to_owned(),
+            iat: now.timestamp(),
+            exp: expires.timestamp(),
+        };
+        let token = encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(Error::internal)?;
+        Ok((token, expires))
+    }
+
+    /// The caller a ticket stands for.
+    pub fn verify_ticket(&self, ticket: &str) -> Result<Caller> {
+        let data = decode::<TicketClaims>(ticket, &self.decoding, &self.ticket_validation)
+            .map_err(|e| {
+                Error::Unauthorized(match e.kind() {
+                    jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthFailure::Expired,
+                    _ => AuthFailure::Invalid,
+                })
+            })?;
+        let user = data
+            .claims
+            .sub
+            .parse()
+            .map_err(|_| Error::Unauthorized(AuthFailure::Invalid))?;
+        Ok(Caller {
+            user_id: user,
+            role: Role::User,
+            credential: Credential::Ticket {
+                scopes: Scopes::from_stored(&data.claims.scopes),
+            },
         })
     }
 }
@@ -124,5 +192,44 @@ mod tests {
             tokens.verify("garbage"),
             Err(Error::Unauthorized(AuthFailure::Invalid))
         ));
+    }
+}
+
+#[cfg(test)]
+mod ticket_tests {
+    use super::*;
+
+    #[test]
+    fn tickets_carry_their_scopes_and_are_not_session_tokens() {
+        let tokens = SessionTokens::new(b"0123456789abcdef0123456789abcdef");
+        let user = UserId::new();
+        let (t, _) = tokens
+            .issue_ticket(
+                user,
+                &[Scope::DeviceRead],
+                std::time::Duration::from_secs(60),
+            )
+            .unwrap();
+        let caller = tokens.verify_ticket(&t).unwrap();
+        assert_eq!(caller.user_id, user);
+        assert!(caller.require(Scope::DeviceRead).is_ok());
+        assert!(caller.require(Scope::AnalyticsRead).is_err());
+        assert!(
+            tokens.verify(&t).is_err(),
+            "a ticket is not a session token"
+        );
+        let session = tokens
+            .issue(
+                user,
+                SessionId::new(),
+                Role::User,
+                Utc::now(),
+                Utc::now() + chrono::Duration::hours(1),
+            )
+            .unwrap();
+        assert!(
+            tokens.verify_ticket(&session).is_err(),
+            "a session token is not a ticket"
+        );
     }
 }

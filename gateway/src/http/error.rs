@@ -208,6 +208,8 @@ status_sets! {
     WriteErrors = [400, 401, 403, 404, 409, 413, 415, 500, 503];
     /// API-key management: session only, rate limited.
     KeyErrors = [400, 401, 403, 404, 409, 413, 415, 429, 500, 503];
+    /// SSE streams: authenticated reads that can also hit the stream limit.
+    StreamErrors = [400, 401, 403, 404, 429, 500, 503];
     /// Endpoints whose capability ships later.
     PendingErrors = [400, 401, 403, 404, 500, 501, 503];
 }
@@ -219,6 +221,8 @@ pub struct ErrorReply {
     pub message: String,
     pub details: Option<Value>,
     pub rate_limit: Option<RateLimitInfo>,
+    /// Seconds for a `Retry-After` header (besides rate limits).
+    pub retry_after: Option<u64>,
     /// The domain error behind a 5xx, logged by the middleware, never sent.
     pub cause: Option<String>,
 }
@@ -259,6 +263,10 @@ impl poem::error::ResponseError for ErrorReply {
         if let Some(info) = self.rate_limit {
             super::middleware::set_rate_limit_headers(resp.headers_mut(), &info, true);
         }
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut()
+                .insert("retry-after", poem::http::HeaderValue::from(secs));
+        }
         resp
     }
 }
@@ -284,6 +292,7 @@ impl<S> ApiError<S> {
                 message: message.into(),
                 details: None,
                 rate_limit: None,
+                retry_after: None,
                 cause: None,
             }),
             _statuses: PhantomData,
@@ -342,6 +351,18 @@ impl<S> From<Error> for ApiError<S> {
                 )
                 .with_details(json!({ "retryAfterSeconds": retry, "limit": info.limit }));
                 err.reply.rate_limit = Some(info);
+                err
+            }
+            Error::StreamLimit { limit, retry_after } => {
+                let retry = retry_after.as_secs().max(1);
+                let mut err = Self::new(
+                    C::SseConnectionLimit,
+                    format!(
+                        "at most {limit} streams per user are open; close one or retry in {retry} s"
+                    ),
+                )
+                .with_details(json!({ "limit": limit, "retryAfterSeconds": retry }));
+                err.reply.retry_after = Some(retry);
                 err
             }
             Error::NotImplemented(what) => {

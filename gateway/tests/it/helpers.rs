@@ -181,10 +181,20 @@ pub async fn spawn_replicas() -> (TestApp, TestApp) {
 }
 
 pub async fn spawn_with(backend: Backend, redis_prefix: &str) -> TestApp {
+    spawn_with_env(backend, redis_prefix, &[]).await
+}
+
+/// Like [`spawn_with`], with extra `PANOPTES__...` settings.
+pub async fn spawn_with_env(
+    backend: Backend,
+    redis_prefix: &str,
+    extra: &[(&str, &str)],
+) -> TestApp {
     if std::env::var("TEST_LOG").is_ok() {
         panoptes_shared::telemetry::init("pretty", "debug");
     }
     let mut env = config(&backend, redis_prefix);
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     if let Backend::Distributed = backend {
         env.push(("PANOPTES__STORE__URL".to_owned(), test_database().await));
     }

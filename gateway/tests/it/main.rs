@@ -9,3 +9,5 @@ mod helpers;
 mod openapi;
 mod ops;
 mod scenes;
+mod sse;
+mod sse_client;

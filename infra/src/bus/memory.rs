@@ -79,13 +79,10 @@ impl EventBus for MemoryBus {
         let now = now_ms();
         let mut users = self.inner.users.lock().unwrap_or_else(|p| p.into_inner());
         let log = users.entry(p.user).or_default();
-        let offset = if now > log.last.ms {
-            Offset { ms: now, seq: 0 }
-        } else {
-            Offset {
-                ms: log.last.ms,
-                seq: log.last.seq + 1,
-            }
+        // One millisecond per event of a user (see the Redis adapter): ids stay unique.
+        let offset = Offset {
+            ms: now.max(log.last.ms + 1),
+            seq: 0,
         };
         log.last = offset;
         let event = BusEvent {

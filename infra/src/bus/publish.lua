@@ -1,8 +1,19 @@
 -- Publish one event: append to the user's replay stream, trim it, and PUBLISH
 -- it on the user's channel, atomically (stream order == delivery order).
 -- KEYS[1] = stream. ARGV = channel, task, device, data, min events, min age (ms), idle ttl (ms).
--- Returns the stream id ("ms-seq").
-local id = redis.call('XADD', KEYS[1], '*', 't', ARGV[2], 'd', ARGV[3], 'p', ARGV[4])
+-- Returns the stream id ("ms-0").
+--
+-- Each event of a user gets its own millisecond (the server clock, or one past
+-- the previous event when publishes come faster than 1/ms), so the documented
+-- SSE id `<taskId>-<epochMillis>` names exactly one event.
+local t = redis.call('TIME')
+local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+if newest[1] then
+  local last = tonumber(string.match(newest[1][1], '^(%d+)'))
+  if last >= ms then ms = last + 1 end
+end
+local id = redis.call('XADD', KEYS[1], ms .. '-0', 't', ARGV[2], 'd', ARGV[3], 'p', ARGV[4])
 local keep = tonumber(ARGV[5])
 local len = redis.call('XLEN', KEYS[1])
 if len > keep then

@@ -9,6 +9,9 @@
 //!   are dropped by offset).
 //! - A subscription that ends (`None`) has lost continuity (the consumer was too
 //!   slow, or the connection to the bus dropped): resume from the last offset seen.
+//! - Each event of a user has its own millisecond (`offset.seq` is 0): the
+//!   server clock, or one past the previous event under bursts, so the SSE id
+//!   `<taskId>-<epochMillis>` names exactly one event and resume is exact.
 //! - The buffer keeps at least [`REPLAY_MIN_EVENTS`] events and at least
 //!   [`REPLAY_MIN_AGE_MS`] of them, whichever is more.
 

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod devices;
 pub mod enums;
 pub mod scenes;
+pub mod streams;
 
 use panoptes_shared::Error;
 use panoptes_shared::domain::page::PageRequest;
@@ -21,6 +22,8 @@ pub enum ApiTags {
     Devices,
     /// Queue-analysis scenes: zones and parameters.
     Scenes,
+    /// Live analysis results over Server-Sent Events.
+    Streams,
     /// Platform administration (admin session only).
     Admin,
     /// Health, readiness and metrics.

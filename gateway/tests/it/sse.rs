@@ -1,0 +1,442 @@
+//! Live analysis results over SSE: tenancy, resume across replicas, the
+//! cluster-wide stream limit, tickets, idle close and slow consumers.
+
+use std::time::Duration;
+
+use panoptes_gateway::sse::demo;
+use panoptes_shared::ids::{DeviceId, UserId};
+use panoptes_shared::ports::{BusEvent, Publication};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::helpers::{Backend, TestApp, User, spawn_app, spawn_with_env};
+use crate::sse_client::open;
+
+/// Test timings: keep-alive and lease renewal every 100 ms.
+const FAST: &[(&str, &str)] = &[
+    ("PANOPTES__SSE__KEEP_ALIVE_MS", "100"),
+    ("PANOPTES__SSE__LEASE_TTL_MS", "1000"),
+];
+
+async fn replicas() -> (TestApp, TestApp) {
+    let prefix = format!("panoptes-test:{}", Uuid::new_v4());
+    (
+        spawn_with_env(Backend::Distributed, &prefix, FAST).await,
+        spawn_with_env(Backend::Distributed, &prefix, FAST).await,
+    )
+}
+
+fn ids(user: &User, device: &serde_json::Value) -> (UserId, DeviceId) {
+    (
+        user.id.parse().unwrap(),
+        device["id"].as_str().unwrap().parse().unwrap(),
+    )
+}
+
+async fn publish(
+    app: &TestApp,
+    user: UserId,
+    device: DeviceId,
+    task: Uuid,
+    range: std::ops::Range<u64>,
+) -> Vec<BusEvent> {
+    demo::publish(app.state.bus.as_ref(), user, device, task, range)
+        .await
+        .unwrap()
+}
+
+fn all_url(app: &TestApp) -> String {
+    format!("{}/api/v1/devices/analysis/stream/all", app.base)
+}
+
+#[tokio::test]
+async fn device_streams_carry_only_their_device_and_all_streams_only_their_user() {
+    let app = spawn_app().await;
+    let (alice, bob) = (app.signup().await, app.signup().await);
+    let (d1, d2) = (
+        app.create_device(&alice.token, json!({})).await,
+        app.create_device(&alice.token, json!({})).await,
+    );
+    let d3 = app.create_device(&bob.token, json!({})).await;
+    let mut one = open(
+        &format!(
+            "{}/api/v1/devices/{}/analysis/stream",
+            app.base,
+            d1["id"].as_str().unwrap()
+        ),
+        Some(&alice.token),
+        None,
+    )
+    .await
+    .stream();
+    let mut all = open(&all_url(&app), Some(&alice.token), None)
+        .await
+        .stream();
+    let mut bobs = open(&all_url(&app), Some(&bob.token), None).await.stream();
+    assert_eq!(one.headers["content-type"], "text/event-stream");
+    assert_eq!(one.headers["cache-control"], "no-cache");
+    assert_eq!(one.headers["x-accel-buffering"], "no");
+    assert_eq!(
+        one.next().await.unwrap().retry,
+        Some(3000),
+        "retry comes first"
+    );
+
+    let task = Uuid::new_v4();
+    let (a, dev1) = ids(&alice, &d1);
+    let (_, dev2) = ids(&alice, &d2);
+    let (b, dev3) = ids(&bob, &d3);
+    let e1 = publish(&app, a, dev1, task, 0..2).await;
+    let e2 = publish(&app, a, dev2, Uuid::new_v4(), 0..2).await;
+    let e3 = publish(&app, b, dev3, Uuid::new_v4(), 0..1).await;
+
+    for expected in &e1 {
+        let got = one.next_result().await.unwrap();
+        assert_eq!(got.id.as_deref(), Some(expected.event_id().as_str()));
+        assert_eq!(got.json()["deviceId"], d1["id"]);
+    }
+    for expected in e1.iter().chain(&e2) {
+        let got = all.next_result().await.unwrap();
+        assert_eq!(got.id.as_deref(), Some(expected.event_id().as_str()));
+        let data = got.json();
+        assert!(
+            data["detections"].is_array() && data["metrics"]["inQueue"].is_number(),
+            "{data}"
+        );
+    }
+    assert_eq!(
+        bobs.next_result().await.unwrap().id.unwrap(),
+        e3[0].event_id(),
+        "bob sees only his own"
+    );
+    // The id is `<taskId>-<epochMillis>`.
+    assert_eq!(e1[0].event_id(), format!("{task}-{}", e1[0].offset.ms));
+}
+
+#[tokio::test]
+async fn a_client_resumes_on_another_replica_without_loss_or_duplicates() {
+    let (a, b) = replicas().await;
+    let user = a.signup().await;
+    let device = a.create_device(&user.token, json!({})).await;
+    let (uid, did) = ids(&user, &device);
+    let task = Uuid::new_v4();
+    let mut first = open(&all_url(&a), Some(&user.token), None).await.stream();
+    let sent = publish(&a, uid, did, task, 0..3).await;
+    let mut last = String::new();
+    for e in &sent {
+        last = first.next_result().await.unwrap().id.unwrap();
+        assert_eq!(last, e.event_id());
+    }
+    // The first replica goes away with the client's connection.
+    drop(first);
+    drop(a);
+    let missed = publish(&b, uid, did, task, 3..6).await;
+    let mut second = open(&all_url(&b), Some(&user.token), Some(&last))
+        .await
+        .stream();
+    for e in &missed {
+        assert_eq!(
+            second.next_result().await.unwrap().id.unwrap(),
+            e.event_id(),
+            "replayed in order"
+        );
+    }
+    let live = publish(&b, uid, did, task, 6..7).await;
+    assert_eq!(
+        second.next_result().await.unwrap().id.unwrap(),
+        live[0].event_id(),
+        "then live, no duplicate"
+    );
+
+    // A first connect can pass the id as a query parameter (browsers cannot set headers).
+    let url = format!("{}?lastEventId={}", all_url(&b), missed[1].event_id());
+    let mut third = open(&url, Some(&user.token), None).await.stream();
+    assert_eq!(
+        third.next_result().await.unwrap().id.unwrap(),
+        missed[2].event_id()
+    );
+}
+
+#[tokio::test]
+async fn the_eleventh_stream_is_refused_across_replicas_until_one_closes() {
+    let (a, b) = replicas().await;
+    let user = a.signup().await;
+    let mut streams = Vec::new();
+    for i in 0..10 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        streams.push(open(&all_url(app), Some(&user.token), None).await.stream());
+    }
+    let (status, headers, body) = open(&all_url(&a), Some(&user.token), None).await.refused();
+    assert_eq!(status, 429);
+    assert_eq!(body["error"]["code"], "SSE_CONNECTION_LIMIT");
+    assert!(headers.contains_key("retry-after"));
+    open(&all_url(&b), Some(&user.token), None).await.refused();
+    // Another user is unaffected.
+    let other = a.signup().await;
+    open(&all_url(&a), Some(&other.token), None).await.stream();
+
+    // A client leaves: its server notices at the next keep-alive write and frees the slot.
+    drop(streams.pop());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match open(&all_url(&b), Some(&user.token), None).await {
+            crate::sse_client::Opened::Stream(s) => {
+                streams.push(s);
+                break;
+            }
+            crate::sse_client::Opened::Refused { status, .. } => {
+                assert_eq!(status, 429);
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the slot was not freed within 5 s"
+                );
+                // Each refused attempt is itself a round trip; the keep-alive is 100 ms.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_reconnect_with_its_last_event_id_replaces_its_own_stale_stream() {
+    let app = spawn_with_env(
+        Backend::Distributed,
+        &format!("panoptes-test:{}", Uuid::new_v4()),
+        &[
+            ("PANOPTES__SSE__KEEP_ALIVE_MS", "60000"),
+            ("PANOPTES__SSE__LEASE_TTL_MS", "120000"),
+        ],
+    )
+    .await;
+    let user = app.signup().await;
+    let device = app.create_device(&user.token, json!({})).await;
+    let (uid, did) = ids(&user, &device);
+    let mut streams = Vec::new();
+    for _ in 0..10 {
+        streams.push(open(&all_url(&app), Some(&user.token), None).await.stream());
+    }
+    let sent = publish(&app, uid, did, Uuid::new_v4(), 0..1).await;
+    let last = streams[0].next_result().await.unwrap().id.unwrap();
+    assert_eq!(last, sent[0].event_id());
+    // The client's connection drops; with a 60 s keep-alive the server has not noticed yet.
+    drop(streams.remove(0));
+    open(&all_url(&app), Some(&user.token), None)
+        .await
+        .refused();
+    let mut resumed = open(&all_url(&app), Some(&user.token), Some(&last))
+        .await
+        .stream();
+    let next = publish(&app, uid, did, Uuid::new_v4(), 0..1).await;
+    assert_eq!(
+        resumed.next_result().await.unwrap().id.unwrap(),
+        next[0].event_id()
+    );
+}
+
+#[tokio::test]
+async fn tickets_open_streams_and_expired_or_foreign_tickets_are_refused() {
+    let app = spawn_app().await;
+    let (alice, bob) = (app.signup().await, app.signup().await);
+    let device = app.create_device(&alice.token, json!({})).await;
+    let (reader, _) = app
+        .create_key(
+            &alice.token,
+            json!({"name": "r", "type": "service", "scopes": ["device:read"]}),
+        )
+        .await;
+    let t = app
+        .post("/api/v1/sse/tickets", &reader, json!({}))
+        .await
+        .expect(200);
+    assert_eq!(t.data()["scopes"], json!(["device:read"]));
+    let ticket = t.data()["ticket"].as_str().unwrap().to_owned();
+    let url = format!(
+        "{}/api/v1/devices/{}/analysis/stream?ticket={ticket}",
+        app.base,
+        device["id"].as_str().unwrap()
+    );
+    let mut s = open(&url, None, None).await.stream();
+    let (uid, did) = ids(&alice, &device);
+    let sent = publish(&app, uid, did, Uuid::new_v4(), 0..1).await;
+    assert_eq!(
+        s.next_result().await.unwrap().id.unwrap(),
+        sent[0].event_id()
+    );
+
+    // Bob's ticket on Alice's device: not found. Forged and expired tickets: unauthorized.
+    let bobs = app
+        .post("/api/v1/sse/tickets", &bob.token, json!({}))
+        .await
+        .expect(200)
+        .data()["ticket"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _, body) = open(&url.replace(&ticket, &bobs), None, None)
+        .await
+        .refused();
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("NOT_FOUND"))
+    );
+    let forged =
+        panoptes_gateway::auth::session::SessionTokens::new(b"another-secret-another-secret-123!")
+            .issue_ticket(
+                uid,
+                &[panoptes_shared::domain::api_key::Scope::DeviceRead],
+                Duration::from_secs(60),
+            )
+            .unwrap()
+            .0;
+    assert_eq!(
+        open(&url.replace(&ticket, &forged), None, None)
+            .await
+            .refused()
+            .0,
+        401
+    );
+    let expired = app
+        .state
+        .sessions
+        .issue_ticket(
+            uid,
+            &[panoptes_shared::domain::api_key::Scope::DeviceRead],
+            Duration::ZERO,
+        )
+        .unwrap()
+        .0;
+    assert_eq!(
+        open(&url.replace(&ticket, &expired), None, None)
+            .await
+            .refused()
+            .0,
+        401
+    );
+    // A ticket is not a bearer token for the rest of the API.
+    app.get("/api/v1/devices", &ticket)
+        .await
+        .expect_error(401, "UNAUTHORIZED");
+    // Minting needs a read scope.
+    let (writer, _) = app
+        .create_key(
+            &alice.token,
+            json!({"name": "w", "type": "service", "scopes": ["scene:write"]}),
+        )
+        .await;
+    app.post("/api/v1/sse/tickets", &writer, json!({}))
+        .await
+        .expect_error(403, "FORBIDDEN_SCOPE");
+}
+
+#[tokio::test]
+async fn streams_check_credentials_scope_and_tenancy() {
+    let app = spawn_app().await;
+    let (alice, bob) = (app.signup().await, app.signup().await);
+    let device = app.create_device(&alice.token, json!({})).await;
+    let url = format!(
+        "{}/api/v1/devices/{}/analysis/stream",
+        app.base,
+        device["id"].as_str().unwrap()
+    );
+    assert_eq!(open(&url, None, None).await.refused().0, 401);
+    assert_eq!(
+        open(&url, Some("syncai_pat_nope"), None).await.refused().0,
+        401
+    );
+    assert_eq!(open(&url, Some(&bob.token), None).await.refused().0, 404);
+    let (hooks, _) = app
+        .create_key(
+            &alice.token,
+            json!({"name": "h", "type": "service", "scopes": ["webhook:read"]}),
+        )
+        .await;
+    let (status, _, body) = open(&url, Some(&hooks), None).await.refused();
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("FORBIDDEN_SCOPE"))
+    );
+    let (analytics, _) = app
+        .create_key(
+            &alice.token,
+            json!({"name": "a", "type": "service", "scopes": ["analytics:read"]}),
+        )
+        .await;
+    open(&url, Some(&analytics), None).await.stream();
+}
+
+#[tokio::test]
+async fn an_idle_stream_is_closed_after_the_configured_inactivity() {
+    let app = spawn_with_env(
+        Backend::Distributed,
+        &format!("panoptes-test:{}", Uuid::new_v4()),
+        &[("PANOPTES__SSE__IDLE_TIMEOUT_MS", "300")],
+    )
+    .await;
+    let user = app.signup().await;
+    let mut s = open(&all_url(&app), Some(&user.token), None).await.stream();
+    assert_eq!(s.next().await.unwrap().retry, Some(3000));
+    assert_eq!(
+        s.next_within(Duration::from_secs(3)).await,
+        None,
+        "closed after 300 ms without data"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_consumer_is_cut_off_while_a_fast_one_keeps_receiving() {
+    let app = spawn_with_env(
+        Backend::Distributed,
+        &format!("panoptes-test:{}", Uuid::new_v4()),
+        &[("PANOPTES__SSE__QUEUE_EVENTS", "8")],
+    )
+    .await;
+    let user = app.signup().await;
+    let device = app.create_device(&user.token, json!({})).await;
+    let (uid, did) = ids(&user, &device);
+    let mut slow = open(&all_url(&app), Some(&user.token), None).await.stream();
+    let mut fast = open(&all_url(&app), Some(&user.token), None).await.stream();
+    let total = 600;
+    let reader = tokio::spawn(async move {
+        let mut n = 0;
+        while n < total {
+            match fast.next_within(Duration::from_secs(10)).await {
+                Some(e) if e.event.as_deref() == Some("analysis_result") => n += 1,
+                Some(_) => {}
+                None => break,
+            }
+        }
+        n
+    });
+    // 600 events of 32 KiB: far more than socket buffers hold for the slow client.
+    let padding = "x".repeat(32 * 1024);
+    let task = Uuid::new_v4();
+    for n in 0..total {
+        let data = json!({"deviceId": device["id"], "n": n, "padding": padding}).to_string();
+        app.state
+            .bus
+            .publish(&Publication {
+                user: uid,
+                device: did,
+                task,
+                data,
+            })
+            .await
+            .unwrap();
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        reader.await.unwrap(),
+        total,
+        "the fast consumer got every event"
+    );
+    let mut slow_got = 0;
+    while let Some(e) = slow.next_within(Duration::from_secs(10)).await {
+        if e.event.as_deref() == Some("analysis_result") {
+            slow_got += 1;
+        }
+    }
+    assert!(
+        slow_got < total,
+        "the slow consumer was disconnected ({slow_got} events reached it)"
+    );
+}
