@@ -8,8 +8,9 @@ use panoptes_shared::ports::{BusEvent, EventBus, Publication};
 use serde_json::json;
 use uuid::Uuid;
 
-/// The `data` of the `n`-th demo event of a task. `sent_at_us` (epoch
-/// microseconds) lets load probes measure publish-to-client latency.
+/// The `data` of the `n`-th demo event of a task. Two fields beyond the
+/// documented payload serve load tools: `seq` (= `n`, to check for gaps) and
+/// `sentAtUs` (epoch microseconds, for publish-to-client latency).
 pub fn analysis_result(
     device: DeviceId,
     task: Uuid,
@@ -38,6 +39,7 @@ pub fn analysis_result(
         "timestamp": panoptes_shared::time::rfc3339(chrono::Utc::now()),
         "detections": detections,
         "metrics": {"inQueue": in_queue, "inService": in_service},
+        "seq": n,
         "sentAtUs": sent_at_us,
     })
     .to_string()
