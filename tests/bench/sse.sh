@@ -89,10 +89,23 @@ steady() { # target streams deliveries/s seconds kind
     python3 -c "import json,sys; r=json.load(sys.stdin); r.update(kind='$5', target='$1', targetRate=$3); print(json.dumps(r))" >> "$work/results.jsonl"
 }
 
+# Between runs, wait until the server has dropped the previous run's streams:
+# a vanished client is noticed on the next keep-alive write (15 s), and its
+# stream would otherwise still be served during the next measurement.
+settle() {
+  if [ "$1" = ours ]; then
+    for _ in $(seq 1 600); do
+      curl -sf "http://127.0.0.1:$OURS_PORT/metrics" | grep -q '^panoptes_sse_streams 0$' && return 0
+      sleep 0.1
+    done
+    echo "ours: streams still open after 60 s" >&2
+  fi
+}
+
 for t in ours nchan; do
-  for n in $IDLE_STREAMS; do log "$t: $n idle streams"; idle "$t" "$n"; done
-  log "$t: $STEADY_STREAMS streams at $STEADY_RATE deliveries/s"; steady "$t" "$STEADY_STREAMS" "$STEADY_RATE" 10 steady
-  for d in $STEPS; do log "$t: 1000 streams at $d deliveries/s"; steady "$t" 1000 "$d" 5 step; done
+  for n in $IDLE_STREAMS; do log "$t: $n idle streams"; idle "$t" "$n"; settle "$t"; done
+  log "$t: $STEADY_STREAMS streams at $STEADY_RATE deliveries/s"; steady "$t" "$STEADY_STREAMS" "$STEADY_RATE" 10 steady; settle "$t"
+  for d in $STEPS; do log "$t: 1000 streams at $d deliveries/s"; steady "$t" 1000 "$d" 5 step; settle "$t"; done
 done
 
 python3 - "$work/results.jsonl" <<'PY'

@@ -96,6 +96,14 @@ impl OpsApi {
     /// Prometheus metrics (text exposition format).
     #[oai(path = "/metrics", method = "get", operation_id = "metrics")]
     async fn metrics(&self) -> PlainText<String> {
-        PlainText(self.state.metrics.render())
+        let mut text = self.state.metrics.render();
+        let hub = &self.state.hub;
+        text.push_str(&format!(
+            "# HELP panoptes_sse_streams SSE streams open on this node.\n# TYPE panoptes_sse_streams gauge\npanoptes_sse_streams {}\n\
+             # HELP panoptes_sse_subscribed_users Users with a bus subscription on this node.\n# TYPE panoptes_sse_subscribed_users gauge\npanoptes_sse_subscribed_users {}\n",
+            hub.active_streams(),
+            hub.active_users().await
+        ));
+        PlainText(text)
     }
 }

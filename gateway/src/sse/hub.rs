@@ -28,6 +28,8 @@ pub struct Hub {
     // tokio Mutex: held across the bus SUBSCRIBE so one user never gets two.
     feeds: tokio::sync::Mutex<HashMap<UserId, Feed>>,
     next_id: std::sync::atomic::AtomicU64,
+    /// Local streams attached right now (for `/metrics`).
+    streams: std::sync::atomic::AtomicU64,
     queue: usize,
 }
 
@@ -59,6 +61,7 @@ impl Hub {
             bus,
             feeds: tokio::sync::Mutex::new(HashMap::new()),
             next_id: 0.into(),
+            streams: 0.into(),
             queue,
         })
     }
@@ -95,6 +98,8 @@ impl Hub {
     }
 
     async fn detach(&self, user: UserId, id: u64) {
+        self.streams
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         let mut feeds = self.feeds.lock().await;
         let empty = feeds.get(&user).is_some_and(|f| {
             let mut l = f.listeners.lock().unwrap_or_else(|p| p.into_inner());
@@ -110,6 +115,11 @@ impl Hub {
     /// Users with a live bus subscription on this node (for metrics and tests).
     pub async fn active_users(&self) -> usize {
         self.feeds.lock().await.len()
+    }
+
+    /// Streams attached on this node.
+    pub fn active_streams(&self) -> u64 {
+        self.streams.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
