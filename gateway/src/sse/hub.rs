@@ -87,6 +87,8 @@ impl Hub {
                 .unwrap_or_else(|p| p.into_inner())
                 .push((id, tx));
         }
+        self.streams
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(Attachment {
             events: rx,
             _guard: Detach {

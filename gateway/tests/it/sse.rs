@@ -109,6 +109,20 @@ async fn device_streams_carry_only_their_device_and_all_streams_only_their_user(
         e3[0].event_id(),
         "bob sees only his own"
     );
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("panoptes_sse_streams 3\n"), "{metrics}");
+    assert!(
+        metrics.contains("panoptes_sse_subscribed_users 2\n"),
+        "one bus subscription per user: {metrics}"
+    );
     // The id is `<taskId>-<epochMillis>`.
     assert_eq!(e1[0].event_id(), format!("{task}-{}", e1[0].offset.ms));
 }
