@@ -24,6 +24,9 @@ use tokio::sync::mpsc;
 use super::SUBSCRIBER_QUEUE;
 use crate::redis_keys;
 
+/// How long `subscribe` waits for Redis to confirm.
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// An idle user's stream is dropped after this long without a publish.
 const STREAM_IDLE_TTL_MS: u64 = 60 * 60 * 1000;
 
@@ -287,7 +290,11 @@ impl EventBus for RedisBus {
         };
         if first {
             // Returns once Redis confirmed: from here on nothing published is missed.
-            sink.subscribe(&channel).await.map_err(unavailable)?;
+            // Bounded: callers hold their own locks around this (the gateway hub does).
+            tokio::time::timeout(SUBSCRIBE_TIMEOUT, sink.subscribe(&channel))
+                .await
+                .map_err(|_| unavailable("redis did not confirm SUBSCRIBE in time"))?
+                .map_err(unavailable)?;
         }
         Ok(Subscription::new(rx, Box::new(guard)))
     }
