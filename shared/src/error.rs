@@ -105,6 +105,14 @@ impl Error {
         Self::Validation(FieldError::new(field, message))
     }
 
+    /// A dependency (`store`, `redis`) did not answer: 503, retry later.
+    pub fn unavailable(dependency: &'static str, source: impl Into<BoxError>) -> Self {
+        Self::Unavailable {
+            dependency,
+            source: source.into(),
+        }
+    }
+
     pub fn internal(e: impl Into<BoxError>) -> Self {
         Self::Internal(e.into())
     }

@@ -41,6 +41,16 @@ impl SessionOrKey {
     }
 }
 
+/// `?ticket=` from `POST /api/v1/sse/tickets`, for browsers' `EventSource`.
+#[derive(SecurityScheme)]
+#[oai(
+    ty = "api_key",
+    key_name = "ticket",
+    key_in = "query",
+    checker = "check_ticket"
+)]
+pub struct SseTicket(pub Caller);
+
 fn state(req: &Request) -> poem::Result<&AppState> {
     req.data::<AppState>()
         .ok_or_else(|| ApiError::<()>::from(Error::internal("application state missing")).into())
@@ -62,5 +72,12 @@ async fn check_key(req: &Request, bearer: Bearer) -> poem::Result<Caller> {
     state
         .authenticate(&bearer.token)
         .await
+        .map_err(|e| ApiError::<()>::from(e).into())
+}
+
+async fn check_ticket(req: &Request, ticket: poem_openapi::auth::ApiKey) -> poem::Result<Caller> {
+    state(req)?
+        .sessions
+        .verify_ticket(&ticket.key)
         .map_err(|e| ApiError::<()>::from(e).into())
 }

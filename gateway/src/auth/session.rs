@@ -45,6 +45,14 @@ pub struct SessionClaims {
     pub role: Role,
 }
 
+/// Why a JWT was refused, as the API reports it.
+fn refused(e: jsonwebtoken::errors::Error) -> Error {
+    Error::Unauthorized(match e.kind() {
+        jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthFailure::Expired,
+        _ => AuthFailure::Invalid,
+    })
+}
+
 pub struct SessionTokens {
     encoding: EncodingKey,
     decoding: DecodingKey,
@@ -91,12 +99,7 @@ impl SessionTokens {
     }
 
     pub fn verify(&self, token: &str) -> Result<SessionClaims> {
-        let data = decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
-            Error::Unauthorized(match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthFailure::Expired,
-                _ => AuthFailure::Invalid,
-            })
-        })?;
+        let data = decode::<Claims>(token, &self.decoding, &self.validation).map_err(refused)?;
         let c = data.claims;
         let invalid = || Error::Unauthorized(AuthFailure::Invalid);
         Ok(SessionClaims {
@@ -134,12 +137,7 @@ impl SessionTokens {
     /// The caller a ticket stands for.
     pub fn verify_ticket(&self, ticket: &str) -> Result<Caller> {
         let data = decode::<TicketClaims>(ticket, &self.decoding, &self.ticket_validation)
-            .map_err(|e| {
-                Error::Unauthorized(match e.kind() {
-                    jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthFailure::Expired,
-                    _ => AuthFailure::Invalid,
-                })
-            })?;
+            .map_err(refused)?;
         let user = data
             .claims
             .sub

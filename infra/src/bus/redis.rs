@@ -50,13 +50,6 @@ pub struct RedisBus {
     state: Arc<PubSubState>,
 }
 
-fn unavailable(e: impl Into<panoptes_shared::error::BoxError>) -> Error {
-    Error::Unavailable {
-        dependency: "redis",
-        source: e.into(),
-    }
-}
-
 impl RedisBus {
     /// Connect the pub/sub reader (and keep it connected) and the command connection.
     pub async fn connect(
@@ -70,7 +63,10 @@ impl RedisBus {
             connected: tokio::sync::watch::channel(false).0,
             next_id: AtomicU64::new(0),
         });
-        let pubsub = client.get_async_pubsub().await.map_err(unavailable)?;
+        let pubsub = client
+            .get_async_pubsub()
+            .await
+            .map_err(|e| Error::unavailable("redis", e))?;
         tokio::spawn(read_loop(client, pubsub, Arc::downgrade(&state)));
         let bus = Self {
             conn,
@@ -87,8 +83,13 @@ impl RedisBus {
         let mut rx = self.state.connected.subscribe();
         tokio::time::timeout(timeout, rx.wait_for(|up| *up))
             .await
-            .map_err(|_| unavailable("timed out waiting for the redis pub/sub connection"))?
-            .map_err(unavailable)?;
+            .map_err(|_| {
+                Error::unavailable(
+                    "redis",
+                    "timed out waiting for the redis pub/sub connection",
+                )
+            })?
+            .map_err(|e| Error::unavailable("redis", e))?;
         Ok(())
     }
 
@@ -112,7 +113,7 @@ impl RedisBus {
             .arg(limit)
             .query_async(&mut conn)
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| Error::unavailable("redis", e))?;
         Ok(rows
             .into_iter()
             .filter_map(|(id, f)| event(&id, f.get("t")?, f.get("d")?, f.get("p")?))
@@ -253,7 +254,7 @@ impl EventBus for RedisBus {
             .arg(STREAM_IDLE_TTL_MS)
             .invoke_async(&mut conn)
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| Error::unavailable("redis", e))?;
         let offset = id
             .parse()
             .map_err(|_| Error::internal(format!("unexpected stream id {id}")))?;
@@ -271,7 +272,10 @@ impl EventBus for RedisBus {
         let id = self.state.next_id.fetch_add(1, Ordering::Relaxed);
         let mut sink = self.state.sink.lock().await;
         let Some(sink) = sink.as_mut() else {
-            return Err(unavailable("the redis pub/sub connection is reconnecting"));
+            return Err(Error::unavailable(
+                "redis",
+                "the redis pub/sub connection is reconnecting",
+            ));
         };
         let first = {
             let mut channels = self
@@ -293,8 +297,10 @@ impl EventBus for RedisBus {
             // Bounded: callers hold their own locks around this (the gateway hub does).
             tokio::time::timeout(SUBSCRIBE_TIMEOUT, sink.subscribe(&channel))
                 .await
-                .map_err(|_| unavailable("redis did not confirm SUBSCRIBE in time"))?
-                .map_err(unavailable)?;
+                .map_err(|_| {
+                    Error::unavailable("redis", "redis did not confirm SUBSCRIBE in time")
+                })?
+                .map_err(|e| Error::unavailable("redis", e))?;
         }
         Ok(Subscription::new(rx, Box::new(guard)))
     }
@@ -342,7 +348,7 @@ impl EventBus for RedisBus {
         redis::cmd("PING")
             .query_async::<String>(&mut conn)
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| Error::unavailable("redis", e))?;
         Ok(())
     }
 }

@@ -27,13 +27,6 @@ impl RedisRateLimiter {
     }
 }
 
-fn unavailable(e: redis::RedisError) -> Error {
-    Error::Unavailable {
-        dependency: "redis",
-        source: e.into(),
-    }
-}
-
 #[async_trait]
 impl RateLimiter for RedisRateLimiter {
     async fn hit(&self, key: &str, limit: u32, window: Duration) -> Result<RateDecision> {
@@ -46,7 +39,7 @@ impl RateLimiter for RedisRateLimiter {
             .arg(uuid::Uuid::new_v4().to_string())
             .invoke_async(&mut conn)
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| Error::unavailable("redis", e))?;
         let count = u32::try_from(count).unwrap_or(u32::MAX);
         Ok(RateDecision {
             allowed: admitted == 1,
@@ -64,7 +57,7 @@ impl RateLimiter for RedisRateLimiter {
         redis::cmd("PING")
             .query_async::<String>(&mut conn)
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| Error::unavailable("redis", e))?;
         Ok(())
     }
 }

@@ -38,13 +38,6 @@ impl RedisSlots {
     }
 }
 
-fn unavailable(e: redis::RedisError) -> Error {
-    Error::Unavailable {
-        dependency: "redis",
-        source: e.into(),
-    }
-}
-
 #[async_trait]
 impl StreamSlots for RedisSlots {
     async fn acquire(
@@ -67,7 +60,7 @@ impl StreamSlots for RedisSlots {
             .arg(resume_ms.map(|m| m.to_string()).unwrap_or_default())
             .invoke_async(&mut conn)
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| Error::unavailable("redis", e))?;
         Ok(match reply.as_slice() {
             [1] => SlotGrant::Granted,
             [_, ms] => SlotGrant::Full {
@@ -95,7 +88,7 @@ impl StreamSlots for RedisSlots {
             .arg(last_event_ms)
             .invoke_async(&mut conn)
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| Error::unavailable("redis", e))?;
         Ok(renewed == 1)
     }
 
@@ -114,6 +107,6 @@ impl StreamSlots for RedisSlots {
             .ignore()
             .query_async::<()>(&mut conn)
             .await
-            .map_err(unavailable)
+            .map_err(|e| Error::unavailable("redis", e))
     }
 }

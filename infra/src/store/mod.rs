@@ -68,7 +68,7 @@ impl SqlStore {
                 .parent()
                 .filter(|d| !d.as_os_str().is_empty())
             {
-                std::fs::create_dir_all(dir).map_err(|e| unavailable(e.into()))?;
+                std::fs::create_dir_all(dir).map_err(|e| Error::unavailable("store", e))?;
             }
             if !url.contains("mode=") {
                 url.push_str(if url.contains('?') {
@@ -146,13 +146,6 @@ impl Store for SqlStore {
     }
 }
 
-fn unavailable(source: panoptes_shared::error::BoxError) -> Error {
-    Error::Unavailable {
-        dependency: "store",
-        source,
-    }
-}
-
 /// Map a sqlx error onto the domain error kinds (see the module docs).
 pub(crate) fn map_err(e: sqlx::Error) -> Error {
     match &e {
@@ -162,7 +155,7 @@ pub(crate) fn map_err(e: sqlx::Error) -> Error {
         sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_) => unavailable(e.into()),
+        | sqlx::Error::Tls(_) => Error::unavailable("store", e),
         _ => Error::internal(e),
     }
 }

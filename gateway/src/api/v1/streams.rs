@@ -28,7 +28,7 @@ use uuid::Uuid;
 use super::ApiTags;
 use super::enums::Scope;
 use crate::auth::Caller;
-use crate::auth::schemes::{ApiKey, SessionOrKey, SessionToken};
+use crate::auth::schemes::{ApiKey, SessionOrKey, SessionToken, SseTicket};
 use crate::http::envelope::Reply;
 use crate::http::error::{ApiResult, ReadErrors, StreamErrors};
 use crate::sse::stream::{SlotGuard, SseItem, event_stream};
@@ -36,31 +36,6 @@ use crate::state::AppState;
 
 pub struct StreamsApi {
     pub state: AppState,
-}
-
-/// `?ticket=` from `POST /api/v1/sse/tickets`, for browsers' `EventSource`.
-#[derive(SecurityScheme)]
-#[oai(
-    ty = "api_key",
-    key_name = "ticket",
-    key_in = "query",
-    checker = "check_ticket"
-)]
-pub struct SseTicket(pub Caller);
-
-async fn check_ticket(
-    req: &poem::Request,
-    ticket: poem_openapi::auth::ApiKey,
-) -> poem::Result<Caller> {
-    let state = req.data::<AppState>().ok_or_else(|| {
-        poem::Error::from(crate::http::error::ApiError::<()>::from(Error::internal(
-            "state missing",
-        )))
-    })?;
-    state
-        .sessions
-        .verify_ticket(&ticket.key)
-        .map_err(|e| crate::http::error::ApiError::<()>::from(e).into())
 }
 
 /// Any credential a stream accepts.
