@@ -16,9 +16,9 @@ use panoptes_infra::slots::{MemorySlots, RedisSlots};
 use panoptes_infra::store::{SqlStore, StoreOptions};
 use panoptes_shared::config::Config;
 use panoptes_shared::ports::{EventBus, RateLimiter, StreamSlots};
-use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
-use poem::{EndpointExt, Route, Server};
+use poem::{EndpointExt, Route};
 use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::key_usage::KeyUsage;
@@ -30,7 +30,7 @@ use crate::sse::hub::Hub;
 use crate::state::AppState;
 
 pub struct Application {
-    acceptor: TcpAcceptor,
+    listener: TcpListener,
     addr: SocketAddr,
     state: AppState,
     body_limit: usize,
@@ -129,17 +129,14 @@ impl Application {
     pub async fn build(cfg: &Config) -> anyhow::Result<Self> {
         let state = build_state(cfg).await?;
         let addr = cfg.listen_addr()?;
-        let acceptor = TcpListener::bind(addr)
-            .into_acceptor()
+        let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
-        let addr = acceptor
+        let addr = listener
             .local_addr()
-            .first()
-            .and_then(|a| a.as_socket_addr().copied())
             .context("listener has no socket address")?;
         Ok(Self {
-            acceptor,
+            listener,
             addr,
             state,
             body_limit: cfg.server.body_limit_bytes,
@@ -159,8 +156,12 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let routes = routes(self.state.clone(), self.body_limit);
         tracing::info!(addr = %self.addr, store = self.state.store.backend(), limiter = self.state.limiter_backend, "gateway listening");
-        Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(routes, shutdown.cancelled_owned(), Some(self.grace))
+        let (hub, stopping) = (self.state.hub.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            stopping.cancelled().await;
+            hub.close().await;
+        });
+        crate::http::serve::serve(self.listener, routes, shutdown, self.grace)
             .await
             .context("server failed")
     }

@@ -4,7 +4,9 @@
 pub mod allow;
 pub mod body;
 pub mod context;
+pub mod direct_stream;
 pub mod envelope;
 pub mod error;
 pub mod metrics;
 pub mod middleware;
+pub mod serve;

@@ -7,6 +7,8 @@
 //!   with `Last-Event-ID`. Memory per stream is bounded by the queue.
 //! - If the bus subscription ends (lost continuity), every local stream of the
 //!   user is closed so that each resumes from its own last event.
+//! - On shutdown every local stream is closed the same way, so that clients
+//!   resume on another replica instead of waiting out the grace period.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,7 +18,9 @@ use panoptes_shared::ids::UserId;
 use panoptes_shared::ports::{BusEvent, EventBus, Subscription};
 use tokio::sync::mpsc;
 
-type Listeners = Arc<Mutex<Vec<(u64, mpsc::Sender<BusEvent>)>>>;
+/// Events are shared (`Arc`): one allocation per event however many local
+/// streams receive it, and a queue slot is one pointer.
+type Listeners = Arc<Mutex<Vec<(u64, mpsc::Sender<Arc<BusEvent>>)>>>;
 
 struct Feed {
     listeners: Listeners,
@@ -31,11 +35,12 @@ pub struct Hub {
     /// Local streams attached right now (for `/metrics`).
     streams: std::sync::atomic::AtomicU64,
     queue: usize,
+    closed: std::sync::atomic::AtomicBool,
 }
 
 /// A local stream's membership in its user's feed. Dropping it detaches.
 pub struct Attachment {
-    pub events: mpsc::Receiver<BusEvent>,
+    pub events: mpsc::Receiver<Arc<BusEvent>>,
     _guard: Detach,
 }
 
@@ -63,6 +68,7 @@ impl Hub {
             next_id: 0.into(),
             streams: 0.into(),
             queue,
+            closed: false.into(),
         })
     }
 
@@ -74,6 +80,12 @@ impl Hub {
             .next_id
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut feeds = self.feeds.lock().await;
+        if self.closed.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(panoptes_shared::Error::unavailable(
+                "gateway",
+                "this node is shutting down",
+            ));
+        }
         let alive = feeds.get(&user).is_some_and(|f| !f.pump.is_finished());
         if !alive {
             let subscription = self.bus.subscribe(user).await?;
@@ -114,6 +126,21 @@ impl Hub {
         }
     }
 
+    /// End every local stream (each client resumes elsewhere by
+    /// `Last-Event-ID`) and refuse new ones: the node is shutting down.
+    pub async fn close(&self) {
+        let mut feeds = self.feeds.lock().await;
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        for (_, feed) in feeds.drain() {
+            feed.pump.abort();
+            feed.listeners
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
+        }
+    }
+
     /// Users with a live bus subscription on this node (for metrics and tests).
     pub async fn active_users(&self) -> usize {
         self.feeds.lock().await.len()
@@ -127,6 +154,7 @@ impl Hub {
 
 async fn pump(mut subscription: Subscription, listeners: Listeners) {
     while let Some(event) = subscription.next().await {
+        let event = Arc::new(event);
         let mut l = listeners.lock().unwrap_or_else(|p| p.into_inner());
         // A full queue is a slow client: cut it off, it resumes by Last-Event-ID.
         l.retain(|(_, tx)| tx.try_send(event.clone()).is_ok());

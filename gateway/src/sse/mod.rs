@@ -2,6 +2,7 @@
 //! active user among that user's local streams, and the stream itself
 //! (replay from `Last-Event-ID`, live events, keep-alive, idle close, lease).
 
+pub mod body;
 pub mod demo;
 pub mod hub;
 pub mod stream;

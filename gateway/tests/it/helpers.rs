@@ -32,6 +32,13 @@ pub struct TestApp {
     shutdown: CancellationToken,
 }
 
+impl TestApp {
+    /// Start this node's shutdown (as SIGTERM would).
+    pub fn stop(&self) {
+        self.shutdown.cancel();
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();

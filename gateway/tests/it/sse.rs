@@ -232,8 +232,9 @@ async fn a_reconnect_with_its_last_event_id_replaces_its_own_stale_stream() {
     let sent = publish(&app, uid, did, Uuid::new_v4(), 0..1).await;
     let last = streams[0].next_result().await.unwrap().id.unwrap();
     assert_eq!(last, sent[0].event_id());
-    // The client's connection drops; with a 60 s keep-alive the server has not noticed yet.
-    drop(streams.remove(0));
+    // The client's network dies without a FIN (the first stream stays open
+    // here): with a 60 s keep-alive the server cannot notice yet, and the
+    // client reconnects with its last id.
     open(&all_url(&app), Some(&user.token), None)
         .await
         .refused();
@@ -453,4 +454,137 @@ async fn a_slow_consumer_is_cut_off_while_a_fast_one_keeps_receiving() {
         slow_got < total,
         "the slow consumer was disconnected ({slow_got} events reached it)"
     );
+}
+
+#[tokio::test]
+async fn shutting_down_ends_streams_so_clients_resume_on_another_replica() {
+    let (a, b) = replicas().await;
+    let user = a.signup().await;
+    let device = a.create_device(&user.token, json!({})).await;
+    let (uid, did) = ids(&user, &device);
+    let task = Uuid::new_v4();
+    let mut s = open(&all_url(&a), Some(&user.token), None).await.stream();
+    publish(&a, uid, did, task, 0..1).await;
+    let last = s.next_result().await.unwrap().id.unwrap();
+    a.stop();
+    assert_eq!(
+        s.next_within(Duration::from_secs(3)).await,
+        None,
+        "the stream ends when its node shuts down, not after the grace period"
+    );
+    let missed = publish(&b, uid, did, task, 1..3).await;
+    let mut resumed = open(&all_url(&b), Some(&user.token), Some(&last))
+        .await
+        .stream();
+    for want in &missed {
+        assert_eq!(
+            resumed.next_result().await.unwrap().id.unwrap(),
+            want.event_id()
+        );
+    }
+}
+
+/// Read from `socket` until `needle` has arrived; everything read so far.
+async fn read_until(socket: &mut tokio::net::TcpStream, seen: &mut Vec<u8>, needle: &str) {
+    use tokio::io::AsyncReadExt;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !String::from_utf8_lossy(seen).contains(needle) {
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout_at(deadline, socket.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "{needle:?} within 5 s; got {}",
+                    String::from_utf8_lossy(seen)
+                )
+            })
+            .unwrap();
+        assert!(
+            n > 0,
+            "connection closed before {needle:?}: {}",
+            String::from_utf8_lossy(seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[tokio::test]
+async fn a_stream_is_served_on_a_fresh_connection_and_on_a_kept_alive_one() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_app().await;
+    let user = app.signup().await;
+    let device = app.create_device(&user.token, json!({})).await;
+    let (uid, did) = ids(&user, &device);
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let stream_req = format!(
+        "GET /api/v1/devices/analysis/stream/all HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
+        user.token
+    );
+    // Fresh: the stream is the connection's first request (the direct path).
+    let mut fresh = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    fresh.write_all(stream_req.as_bytes()).await.unwrap();
+    // Kept alive: a plain request first, then the stream on the same connection (hyper).
+    let mut reused = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    reused
+        .write_all(format!("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n{stream_req}").as_bytes())
+        .await
+        .unwrap();
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    read_until(&mut fresh, &mut a, "retry: 3000").await;
+    read_until(&mut reused, &mut b, "retry: 3000").await;
+    let head = String::from_utf8_lossy(&a).to_lowercase();
+    for h in [
+        "http/1.1 200 ok\r\n",
+        "content-type: text/event-stream",
+        "cache-control: no-cache",
+        "x-accel-buffering: no",
+        "transfer-encoding: chunked",
+        "x-request-id: ",
+    ] {
+        assert!(head.contains(h), "{h:?} in {head}");
+    }
+    let sent = publish(&app, uid, did, Uuid::new_v4(), 0..2).await;
+    for e in &sent {
+        let id = format!("id: {}\n", e.event_id());
+        read_until(&mut fresh, &mut a, &id).await;
+        read_until(&mut reused, &mut b, &id).await;
+    }
+    assert_eq!(app.state.hub.active_streams(), 2);
+    // A client that closes its side is noticed at once, not at the next keep-alive (15 s).
+    drop(fresh);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while app.state.hub.active_streams() != 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the closed stream was not dropped"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test]
+async fn a_refused_direct_stream_gets_the_envelope_and_the_connection_closes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    s.write_all(b"GET /api/v1/devices/analysis/stream/all HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut all = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut all))
+        .await
+        .expect("the server closes the connection")
+        .unwrap();
+    let text = String::from_utf8_lossy(&all);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 401 Unauthorized\r\n"), "{head}");
+    assert!(head.to_lowercase().contains("connection: close"), "{head}");
+    assert!(
+        head.to_lowercase()
+            .contains(&format!("content-length: {}", body.len())),
+        "{head}"
+    );
+    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(v["error"]["code"], "UNAUTHORIZED", "{v}");
 }

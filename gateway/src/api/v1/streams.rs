@@ -15,13 +15,11 @@
 //! short-lived ticket for `?ticket=`.
 
 use chrono::{DateTime, Utc};
-use futures::stream::BoxStream;
 use panoptes_shared::Error;
 use panoptes_shared::domain::api_key::Scope as DomainScope;
 use panoptes_shared::ids::DeviceId;
 use panoptes_shared::ports::{Offset, SlotGrant};
 use poem_openapi::param::{Header, Path, Query};
-use poem_openapi::payload::EventStream;
 use poem_openapi::{Object, OpenApi, SecurityScheme};
 use uuid::Uuid;
 
@@ -31,7 +29,8 @@ use crate::auth::Caller;
 use crate::auth::schemes::{ApiKey, SessionOrKey, SessionToken, SseTicket};
 use crate::http::envelope::Reply;
 use crate::http::error::{ApiResult, ReadErrors, StreamErrors};
-use crate::sse::stream::{SlotGuard, SseItem, event_stream};
+use crate::sse::body::SseBody;
+use crate::sse::stream::{SlotGuard, event_stream};
 use crate::state::AppState;
 
 pub struct StreamsApi {
@@ -116,7 +115,7 @@ impl StreamsApi {
         caller: &Caller,
         device: Option<DeviceId>,
         last_event_id: Option<String>,
-    ) -> Result<EventStream<BoxStream<'static, SseItem>>, Error> {
+    ) -> Result<SseBody, Error> {
         let st = &self.state;
         caller.require_any(&READ_SCOPES)?;
         let user = caller.user_id;
@@ -201,7 +200,7 @@ impl StreamsApi {
         /// Same as `Last-Event-ID`, for a first connect (browsers cannot set headers).
         #[oai(name = "lastEventId")]
         last_event_id_query: Query<Option<String>>,
-    ) -> ApiResult<EventStream<BoxStream<'static, SseItem>>, StreamErrors> {
+    ) -> ApiResult<SseBody, StreamErrors> {
         let resume = last_event_id.0.or(last_event_id_query.0);
         Ok(self
             .open(auth.caller(), Some(DeviceId(id.0)), resume)
@@ -223,7 +222,7 @@ impl StreamsApi {
         /// Same as `Last-Event-ID`, for a first connect (browsers cannot set headers).
         #[oai(name = "lastEventId")]
         last_event_id_query: Query<Option<String>>,
-    ) -> ApiResult<EventStream<BoxStream<'static, SseItem>>, StreamErrors> {
+    ) -> ApiResult<SseBody, StreamErrors> {
         let resume = last_event_id.0.or(last_event_id_query.0);
         Ok(self.open(auth.caller(), None, resume).await?)
     }

@@ -1,0 +1,118 @@
+//! The `text/event-stream` response: already-encoded frames written straight
+//! to the connection.
+//!
+//! poem's `SSE` (behind poem-openapi's `EventStream`) turns the stream into an
+//! `AsyncRead` and back into a stream through a 4 KiB `ReaderStream` buffer
+//! and a boxed keep-alive interval per connection. Idle streams are what an
+//! SSE gateway holds most of, so frames go to the body as they are and the
+//! keep-alive rides on the stream's own lease-renewal timer.
+
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use poem::{Body, IntoResponse, Response};
+use poem_openapi::ApiResponse;
+use poem_openapi::payload::Payload;
+use poem_openapi::registry::{
+    MetaMediaType, MetaResponse, MetaResponses, MetaSchema, MetaSchemaRef, Registry,
+};
+use poem_openapi::types::Type;
+
+use crate::api::v1::streams::AnalysisResult;
+
+/// An event stream whose items are complete SSE frames.
+pub struct SseBody(pub BoxStream<'static, Bytes>);
+
+impl Payload for SseBody {
+    const CONTENT_TYPE: &'static str = "text/event-stream";
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(MetaSchema {
+            items: Some(Box::new(AnalysisResult::schema_ref())),
+            ..MetaSchema::new_with_format("array", "event-stream")
+        }))
+    }
+
+    fn register(registry: &mut Registry) {
+        AnalysisResult::register(registry);
+    }
+}
+
+impl IntoResponse for SseBody {
+    fn into_response(self) -> Response {
+        Response::builder()
+            .content_type(Self::CONTENT_TYPE)
+            .header("Cache-Control", "no-cache")
+            // Tells nginx-style proxies not to buffer the stream.
+            .header("X-Accel-Buffering", "no")
+            .body(Body::from_bytes_stream(self.0.map(Ok::<_, std::io::Error>)))
+    }
+}
+
+impl ApiResponse for SseBody {
+    fn meta() -> MetaResponses {
+        MetaResponses {
+            responses: vec![MetaResponse {
+                description: "",
+                status: Some(200),
+                status_range: None,
+                content: vec![MetaMediaType {
+                    content_type: Self::CONTENT_TYPE,
+                    schema: Self::schema_ref(),
+                }],
+                headers: vec![],
+            }],
+        }
+    }
+
+    fn register(registry: &mut Registry) {
+        AnalysisResult::register(registry);
+    }
+}
+
+/// `retry: <ms>` advice.
+pub fn retry_frame(ms: u64) -> Bytes {
+    Bytes::from(format!("retry: {ms}\n\n"))
+}
+
+/// A comment that keeps proxies and clients from timing the stream out.
+pub fn keep_alive_frame() -> Bytes {
+    Bytes::from_static(b":\n\n")
+}
+
+/// One event. `data` is split into one `data:` line per line, as the SSE
+/// grammar requires (a client joins them back with `\n`).
+pub fn event_frame(id: &str, event: &str, data: &str) -> Bytes {
+    let mut out = String::with_capacity(id.len() + event.len() + data.len() + 32);
+    out.push_str("id: ");
+    out.push_str(id);
+    out.push_str("\nevent: ");
+    out.push_str(event);
+    out.push('\n');
+    for line in data.split('\n') {
+        out.push_str("data: ");
+        out.push_str(line.strip_suffix('\r').unwrap_or(line));
+        out.push('\n');
+    }
+    out.push('\n');
+    Bytes::from(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_follow_the_sse_grammar() {
+        assert_eq!(retry_frame(3000), "retry: 3000\n\n");
+        assert_eq!(keep_alive_frame(), ":\n\n");
+        assert_eq!(
+            event_frame("t-1", "analysis_result", "{\"a\":1}"),
+            "id: t-1\nevent: analysis_result\ndata: {\"a\":1}\n\n"
+        );
+        assert_eq!(
+            event_frame("t-2", "e", "one\ntwo\r\nthree"),
+            "id: t-2\nevent: e\ndata: one\ndata: two\ndata: three\n\n"
+        );
+    }
+}
