@@ -18,9 +18,23 @@ use panoptes_shared::ids::UserId;
 use panoptes_shared::ports::{BusEvent, EventBus, Subscription};
 use tokio::sync::mpsc;
 
-/// Events are shared (`Arc`): one allocation per event however many local
-/// streams receive it, and a queue slot is one pointer.
-type Listeners = Arc<Mutex<Vec<(u64, mpsc::Sender<Arc<BusEvent>>)>>>;
+/// An event as the hub hands it to local streams: encoded as an SSE frame
+/// once, however many streams write it, and shared (a queue slot is one
+/// pointer).
+pub struct Delivery {
+    pub event: BusEvent,
+    pub frame: bytes::Bytes,
+}
+
+impl Delivery {
+    pub fn new(event: BusEvent) -> Self {
+        let frame =
+            super::body::event_frame(&event.event_id(), super::stream::EVENT_NAME, &event.data);
+        Self { event, frame }
+    }
+}
+
+type Listeners = Arc<Mutex<Vec<(u64, mpsc::Sender<Arc<Delivery>>)>>>;
 
 struct Feed {
     listeners: Listeners,
@@ -40,7 +54,7 @@ pub struct Hub {
 
 /// A local stream's membership in its user's feed. Dropping it detaches.
 pub struct Attachment {
-    pub events: mpsc::Receiver<Arc<BusEvent>>,
+    pub events: mpsc::Receiver<Arc<Delivery>>,
     _guard: Detach,
 }
 
@@ -154,7 +168,7 @@ impl Hub {
 
 async fn pump(mut subscription: Subscription, listeners: Listeners) {
     while let Some(event) = subscription.next().await {
-        let event = Arc::new(event);
+        let event = Arc::new(Delivery::new(event));
         let mut l = listeners.lock().unwrap_or_else(|p| p.into_inner());
         // A full queue is a slow client: cut it off, it resumes by Last-Event-ID.
         l.retain(|(_, tx)| tx.try_send(event.clone()).is_ok());

@@ -22,8 +22,8 @@ use panoptes_shared::ports::{BusEvent, Offset, StreamSlots};
 use tokio::time::Instant;
 
 use super::SseSettings;
-use super::body::{SseBody, event_frame, keep_alive_frame, retry_frame};
-use super::hub::Attachment;
+use super::body::{SseBody, keep_alive_frame, retry_frame};
+use super::hub::{Attachment, Delivery};
 
 /// Reconnection delay advised to browsers.
 pub const RETRY_MS: u64 = 3000;
@@ -57,7 +57,7 @@ impl Drop for SlotGuard {
 }
 
 struct State {
-    replay: VecDeque<Arc<BusEvent>>,
+    replay: VecDeque<BusEvent>,
     last: Offset,
     last_event_ms: u64,
     device: Option<DeviceId>,
@@ -83,7 +83,7 @@ pub fn event_stream(
     let now = Instant::now();
     let state = State {
         last: replay.last().map_or(resume_from, |e| e.offset),
-        replay: replay.into_iter().map(Arc::new).collect(),
+        replay: replay.into(),
         last_event_ms: resume_from.ms,
         device,
         attachment,
@@ -103,7 +103,8 @@ async fn next_frame(mut st: State) -> Option<(Bytes, State)> {
     }
     while let Some(e) = st.replay.pop_front() {
         if st.device.is_none_or(|d| d == e.device) {
-            return Some(deliver(st, &e));
+            let d = Delivery::new(e);
+            return Some(deliver(st, d.event.offset, d.frame));
         }
     }
     loop {
@@ -111,11 +112,11 @@ async fn next_frame(mut st: State) -> Option<(Bytes, State)> {
             event = st.attachment.events.recv() => match event {
                 // Queue closed: too slow, or the bus lost continuity.
                 None => return None,
-                Some(e) if e.offset <= st.last => continue,
-                Some(e) => {
-                    st.last = e.offset;
-                    if st.device.is_none_or(|d| d == e.device) {
-                        return Some(deliver(st, &e));
+                Some(d) if d.event.offset <= st.last => continue,
+                Some(d) => {
+                    st.last = d.event.offset;
+                    if st.device.is_none_or(|dev| dev == d.event.device) {
+                        return Some(deliver(st, d.event.offset, d.frame.clone()));
                     }
                 }
             },
@@ -135,9 +136,9 @@ async fn next_frame(mut st: State) -> Option<(Bytes, State)> {
     }
 }
 
-fn deliver(mut st: State, e: &BusEvent) -> (Bytes, State) {
-    st.last = st.last.max(e.offset);
-    st.last_event_ms = e.offset.ms;
+fn deliver(mut st: State, offset: Offset, frame: Bytes) -> (Bytes, State) {
+    st.last = st.last.max(offset);
+    st.last_event_ms = offset.ms;
     st.idle_deadline = Instant::now() + st.settings.idle_timeout;
-    (event_frame(&e.event_id(), EVENT_NAME, &e.data), st)
+    (frame, st)
 }
