@@ -17,15 +17,16 @@ local id = redis.call('XADD', KEYS[1], ms .. '-0', 't', ARGV[2], 'd', ARGV[3], '
 local keep = tonumber(ARGV[5])
 local len = redis.call('XLEN', KEYS[1])
 if len > keep then
-  -- Keep at least `keep` events AND everything younger than the minimum age.
+  -- Keep at least `keep` events AND everything younger than the minimum age:
+  -- drop the oldest events that are both beyond the newest `keep` and older
+  -- than the cutoff. Only those are read (XRANGE bounded by the cutoff), so a
+  -- long buffer of young events costs nothing here.
   local cutoff = tonumber(string.match(id, '^(%d+)')) - tonumber(ARGV[6])
-  local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', len - keep)
-  for _, entry in ipairs(oldest) do
-    if tonumber(string.match(entry[1], '^(%d+)')) < cutoff then
-      redis.call('XDEL', KEYS[1], entry[1])
-    else
-      break
-    end
+  local old = redis.call('XRANGE', KEYS[1], '-', (cutoff - 1) .. '-18446744073709551615', 'COUNT', len - keep)
+  local n = #old
+  if n > 0 then
+    local last = tonumber(string.match(old[n][1], '^(%d+)'))
+    redis.call('XTRIM', KEYS[1], 'MINID', (last + 1) .. '-0')
   end
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[7])

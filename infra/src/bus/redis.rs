@@ -48,9 +48,19 @@ pub struct RedisBus {
     prefix: String,
     script: Arc<redis::Script>,
     state: Arc<PubSubState>,
+    /// Events younger than this are never trimmed from the replay buffer.
+    min_age_ms: u64,
 }
 
 impl RedisBus {
+    /// Keep events for at least `ms` (default [`REPLAY_MIN_AGE_MS`]); the
+    /// buffer still keeps at least [`REPLAY_MIN_EVENTS`]. For tests.
+    #[must_use]
+    pub fn with_replay_min_age_ms(mut self, ms: u64) -> Self {
+        self.min_age_ms = ms;
+        self
+    }
+
     /// Connect the pub/sub reader (and keep it connected) and the command connection.
     pub async fn connect(
         client: redis::Client,
@@ -73,6 +83,7 @@ impl RedisBus {
             prefix: prefix.into(),
             script: Arc::new(redis::Script::new(include_str!("publish.lua"))),
             state,
+            min_age_ms: REPLAY_MIN_AGE_MS,
         };
         bus.wait_connected(Duration::from_secs(5)).await?;
         Ok(bus)
@@ -250,7 +261,7 @@ impl EventBus for RedisBus {
             .arg(p.device.to_string())
             .arg(&p.data)
             .arg(REPLAY_MIN_EVENTS)
-            .arg(REPLAY_MIN_AGE_MS)
+            .arg(self.min_age_ms)
             .arg(STREAM_IDLE_TTL_MS)
             .invoke_async(&mut conn)
             .await

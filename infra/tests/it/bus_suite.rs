@@ -227,6 +227,31 @@ for_each_bus!(
 );
 
 #[tokio::test]
+async fn redis_trims_only_events_beyond_the_minimum_count_and_older_than_the_minimum_age() {
+    let url = crate::backends::redis_url();
+    let client = ::redis::Client::open(url.as_str()).unwrap();
+    let conn = ::redis::aio::ConnectionManager::new(client.clone())
+        .await
+        .unwrap();
+    let prefix = format!("panoptes-test:{}", Uuid::new_v4());
+    let bus: Arc<dyn EventBus> = Arc::new(
+        RedisBus::connect(client, conn, prefix)
+            .await
+            .unwrap()
+            .with_replay_min_age_ms(0),
+    );
+    let (user, device) = (UserId::new(), DeviceId::new());
+    let n = REPLAY_MIN_EVENTS + 50;
+    let sent = futures_publish(&bus, user, device, 0..n).await;
+    let kept = bus.replay_after(user, Offset::START, 10_000).await.unwrap();
+    // Nothing is young enough to be protected: exactly the newest minimum remain, in order.
+    assert_eq!(kept.len(), REPLAY_MIN_EVENTS);
+    let kept: Vec<_> = kept.iter().map(|e| e.offset).collect();
+    let newest: Vec<_> = sent[50..].iter().map(|e| e.offset).collect();
+    assert_eq!(kept, newest);
+}
+
+#[tokio::test]
 async fn redis_subscriptions_end_when_the_connection_drops_and_the_bus_recovers() {
     // A bus that logs in as its own ACL user, so killing its connections cannot
     // disturb the other tests running against the same server.
