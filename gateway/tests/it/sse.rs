@@ -588,3 +588,118 @@ async fn a_refused_direct_stream_gets_the_envelope_and_the_connection_closes() {
     let v: serde_json::Value = serde_json::from_str(body).unwrap();
     assert_eq!(v["error"]["code"], "UNAUTHORIZED", "{v}");
 }
+
+/// A gateway replica as its own process, so that it can be killed outright.
+struct ChildReplica {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Drop for ChildReplica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn spawn_child_replica(prefix: &str, extra: &[(&str, &str)]) -> ChildReplica {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_panoptes"));
+    cmd.args(["gateway", "--listen", &format!("127.0.0.1:{port}")])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    for (k, v) in crate::helpers::config(&Backend::Distributed, prefix) {
+        cmd.env(k, v);
+    }
+    cmd.env(
+        "PANOPTES__STORE__URL",
+        crate::helpers::test_database().await,
+    );
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let replica = ChildReplica {
+        child: cmd.spawn().expect("the panoptes binary starts"),
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while reqwest::get(format!("{}/healthz", replica.base))
+        .await
+        .is_err()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the replica did not come up"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    replica
+}
+
+#[tokio::test]
+async fn a_killed_replicas_slots_lapse_and_its_clients_resume_on_another() {
+    // Leases renewed every 100 ms and lapsing after 3 s without renewal.
+    let timing = [
+        ("PANOPTES__SSE__KEEP_ALIVE_MS", "100"),
+        ("PANOPTES__SSE__LEASE_TTL_MS", "3000"),
+    ];
+    let prefix = format!("panoptes-test:{}", Uuid::new_v4());
+    let doomed = spawn_child_replica(&prefix, &timing).await;
+    let b = spawn_with_env(Backend::Distributed, &prefix, &timing).await;
+    let user = b.signup().await;
+    let device = b.create_device(&user.token, json!({})).await;
+    let (uid, did) = ids(&user, &device);
+    let doomed_url = format!("{}/api/v1/devices/analysis/stream/all", doomed.base);
+    let mut streams = Vec::new();
+    for _ in 0..10 {
+        streams.push(open(&doomed_url, Some(&user.token), None).await.stream());
+    }
+    let task = Uuid::new_v4();
+    publish(&b, uid, did, task, 0..1).await;
+    let last = streams[0].next_result().await.unwrap().id.unwrap();
+    // SIGKILL: nothing is released, the ten leases stay until they lapse.
+    drop(doomed);
+    let killed_at = tokio::time::Instant::now();
+    let (status, headers, body) = open(&all_url(&b), Some(&user.token), None).await.refused();
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (429, Some("SSE_CONNECTION_LIMIT"))
+    );
+    assert!(headers.contains_key("retry-after"));
+    // The client that knows its last id takes over its own stale slot at once
+    // and gets what it missed.
+    let missed = publish(&b, uid, did, task, 1..3).await;
+    let mut resumed = open(&all_url(&b), Some(&user.token), Some(&last))
+        .await
+        .stream();
+    for want in &missed {
+        assert_eq!(
+            resumed.next_result().await.unwrap().id.unwrap(),
+            want.event_id()
+        );
+    }
+    // A fresh client is admitted once the dead replica's leases lapse.
+    loop {
+        match open(&all_url(&b), Some(&user.token), None).await {
+            crate::sse_client::Opened::Stream(_) => break,
+            crate::sse_client::Opened::Refused { status, .. } => {
+                assert_eq!(status, 429);
+                assert!(
+                    killed_at.elapsed() < Duration::from_secs(10),
+                    "the dead replica's slots did not lapse"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    assert!(
+        killed_at.elapsed() >= Duration::from_millis(2500),
+        "admitted before the leases could lapse ({:?})",
+        killed_at.elapsed()
+    );
+}
