@@ -26,6 +26,14 @@ async fn replicas() -> (TestApp, TestApp) {
     )
 }
 
+/// A new user with one device.
+async fn user_with_device(app: &TestApp) -> (User, UserId, DeviceId) {
+    let user = app.signup().await;
+    let device = app.create_device(&user.token, json!({})).await;
+    let (uid, did) = ids(&user, &device);
+    (user, uid, did)
+}
+
 fn ids(user: &User, device: &serde_json::Value) -> (UserId, DeviceId) {
     (
         user.id.parse().unwrap(),
@@ -130,9 +138,7 @@ async fn device_streams_carry_only_their_device_and_all_streams_only_their_user(
 #[tokio::test]
 async fn a_client_resumes_on_another_replica_without_loss_or_duplicates() {
     let (a, b) = replicas().await;
-    let user = a.signup().await;
-    let device = a.create_device(&user.token, json!({})).await;
-    let (uid, did) = ids(&user, &device);
+    let (user, uid, did) = user_with_device(&a).await;
     let task = Uuid::new_v4();
     let mut first = open(&all_url(&a), Some(&user.token), None).await.stream();
     let sent = publish(&a, uid, did, task, 0..3).await;
@@ -222,9 +228,7 @@ async fn a_reconnect_with_its_last_event_id_replaces_its_own_stale_stream() {
         ],
     )
     .await;
-    let user = app.signup().await;
-    let device = app.create_device(&user.token, json!({})).await;
-    let (uid, did) = ids(&user, &device);
+    let (user, uid, did) = user_with_device(&app).await;
     let mut streams = Vec::new();
     for _ in 0..10 {
         streams.push(open(&all_url(&app), Some(&user.token), None).await.stream());
@@ -459,9 +463,7 @@ async fn a_slow_consumer_is_cut_off_while_a_fast_one_keeps_receiving() {
 #[tokio::test]
 async fn shutting_down_ends_streams_so_clients_resume_on_another_replica() {
     let (a, b) = replicas().await;
-    let user = a.signup().await;
-    let device = a.create_device(&user.token, json!({})).await;
-    let (uid, did) = ids(&user, &device);
+    let (user, uid, did) = user_with_device(&a).await;
     let task = Uuid::new_v4();
     let mut s = open(&all_url(&a), Some(&user.token), None).await.stream();
     publish(&a, uid, did, task, 0..1).await;
@@ -512,9 +514,7 @@ async fn read_until(socket: &mut tokio::net::TcpStream, seen: &mut Vec<u8>, need
 async fn a_stream_is_served_on_a_fresh_connection_and_on_a_kept_alive_one() {
     use tokio::io::AsyncWriteExt;
     let app = spawn_app().await;
-    let user = app.signup().await;
-    let device = app.create_device(&user.token, json!({})).await;
-    let (uid, did) = ids(&user, &device);
+    let (user, uid, did) = user_with_device(&app).await;
     let addr = app.base.trim_start_matches("http://").to_owned();
     let stream_req = format!(
         "GET /api/v1/devices/analysis/stream/all HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
@@ -651,9 +651,7 @@ async fn a_killed_replicas_slots_lapse_and_its_clients_resume_on_another() {
     let prefix = format!("panoptes-test:{}", Uuid::new_v4());
     let doomed = spawn_child_replica(&prefix, &timing).await;
     let b = spawn_with_env(Backend::Distributed, &prefix, &timing).await;
-    let user = b.signup().await;
-    let device = b.create_device(&user.token, json!({})).await;
-    let (uid, did) = ids(&user, &device);
+    let (user, uid, did) = user_with_device(&b).await;
     let doomed_url = format!("{}/api/v1/devices/analysis/stream/all", doomed.base);
     let mut streams = Vec::new();
     for _ in 0..10 {
