@@ -26,6 +26,26 @@ async fn replicas() -> (TestApp, TestApp) {
     )
 }
 
+/// Reconnect to `app` after `last` and expect exactly `missed` next, in
+/// order. The stream stays open (holding its slot) while the caller keeps it.
+async fn resume_and_expect(
+    app: &TestApp,
+    user: &User,
+    last: &str,
+    missed: &[BusEvent],
+) -> crate::sse_client::SseClient {
+    let mut resumed = open(&all_url(app), Some(&user.token), Some(last))
+        .await
+        .stream();
+    for want in missed {
+        assert_eq!(
+            resumed.next_result().await.unwrap().id.unwrap(),
+            want.event_id()
+        );
+    }
+    resumed
+}
+
 /// A new user with one device.
 async fn user_with_device(app: &TestApp) -> (User, UserId, DeviceId) {
     let user = app.signup().await;
@@ -475,15 +495,7 @@ async fn shutting_down_ends_streams_so_clients_resume_on_another_replica() {
         "the stream ends when its node shuts down, not after the grace period"
     );
     let missed = publish(&b, uid, did, task, 1..3).await;
-    let mut resumed = open(&all_url(&b), Some(&user.token), Some(&last))
-        .await
-        .stream();
-    for want in &missed {
-        assert_eq!(
-            resumed.next_result().await.unwrap().id.unwrap(),
-            want.event_id()
-        );
-    }
+    resume_and_expect(&b, &user, &last, &missed).await;
 }
 
 /// Read from `socket` until `needle` has arrived; everything read so far.
@@ -672,15 +684,7 @@ async fn a_killed_replicas_slots_lapse_and_its_clients_resume_on_another() {
     // The client that knows its last id takes over its own stale slot at once
     // and gets what it missed.
     let missed = publish(&b, uid, did, task, 1..3).await;
-    let mut resumed = open(&all_url(&b), Some(&user.token), Some(&last))
-        .await
-        .stream();
-    for want in &missed {
-        assert_eq!(
-            resumed.next_result().await.unwrap().id.unwrap(),
-            want.event_id()
-        );
-    }
+    let _resumed = resume_and_expect(&b, &user, &last, &missed).await;
     // A fresh client is admitted once the dead replica's leases lapse.
     loop {
         match open(&all_url(&b), Some(&user.token), None).await {
