@@ -9,6 +9,7 @@
 
 pub mod bus;
 pub mod crypto;
+pub mod jobs;
 pub mod rate_limit;
 pub mod redis_keys;
 pub mod secrets_file;

@@ -24,3 +24,19 @@ pub fn stream_leases(prefix: &str, user: &str) -> String {
 pub fn stream_lease_meta(prefix: &str, user: &str) -> String {
     format!("{prefix}:sse:lease-meta:{{{user}}}")
 }
+
+/// `<prefix>:jobs:{frames}:<shard>`: a shard's stream of frame jobs (consumer
+/// group `detect`). One hash tag for all shards: a blocking read waits on all.
+pub fn frame_jobs(prefix: &str, shard: u16) -> String {
+    format!("{prefix}:jobs:{{frames}}:{shard}")
+}
+
+/// `<prefix>:jobs:{frames}:dead`: frame jobs given up on, with their error.
+pub fn frame_jobs_dead(prefix: &str) -> String {
+    format!("{prefix}:jobs:{{frames}}:dead")
+}
+
+/// `<prefix>:jobs:{frames}:dropped`: count of frame jobs dropped as stale.
+pub fn frame_jobs_dropped(prefix: &str) -> String {
+    format!("{prefix}:jobs:{{frames}}:dropped")
+}

@@ -7,6 +7,7 @@
 
 mod backends;
 mod bus_suite;
+mod jobs_suite;
 mod rate_limit_suite;
 mod slots_suite;
 mod store_suite;

@@ -3,12 +3,14 @@
 
 pub mod bus;
 pub mod cipher;
+pub mod jobs;
 pub mod rate_limit;
 pub mod slots;
 pub mod store;
 
 pub use bus::{BusEvent, EventBus, Offset, Publication, ResumePoint, Subscription};
 pub use cipher::SecretCipher;
+pub use jobs::{Claimed, FrameJob, JobQueue, QueuePolicy, QueueStats};
 pub use rate_limit::{RateDecision, RateLimiter};
 pub use slots::{SlotGrant, StreamSlots};
 pub use store::{ApiKeyRepo, DeviceRepo, SceneRepo, SessionRepo, Store, UserRepo};
@@ -17,6 +19,7 @@ pub use store::{ApiKeyRepo, DeviceRepo, SceneRepo, SessionRepo, Store, UserRepo}
 pub mod prelude {
     pub use super::bus::EventBus as _;
     pub use super::cipher::SecretCipher as _;
+    pub use super::jobs::JobQueue as _;
     pub use super::rate_limit::RateLimiter as _;
     pub use super::slots::StreamSlots as _;
     pub use super::store::{
