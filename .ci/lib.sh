@@ -71,6 +71,27 @@ ensure_redis() {
   fi
 }
 
+# An S3-compatible server for the blob-store tests: s3s-fs (built from
+# crates.io once into .tools; 0.14.1 is the last that builds on rustc 1.95).
+S3_PORT="${S3_PORT:-8014}"
+export PANOPTES_TEST_S3_ENDPOINT="${PANOPTES_TEST_S3_ENDPOINT:-http://127.0.0.1:${S3_PORT}}"
+export PANOPTES_TEST_S3_ACCESS_KEY="${PANOPTES_TEST_S3_ACCESS_KEY:-panoptes-test}"
+export PANOPTES_TEST_S3_SECRET_KEY="${PANOPTES_TEST_S3_SECRET_KEY:-panoptes-test-secret}"
+ensure_s3() {
+  if ! port_open "$S3_PORT"; then
+    if [ ! -x "$TOOLS/s3s/bin/s3s-fs" ]; then
+      log "building s3s-fs 0.14.1 (once, into .tools)"
+      cargo install s3s-fs@0.14.1 --locked --features binary --root "$TOOLS/s3s" -q
+    fi
+    mkdir -p "$TOOLS/s3data"
+    log "starting s3s-fs on $S3_PORT"
+    nohup "$TOOLS/s3s/bin/s3s-fs" --host 127.0.0.1 --port "$S3_PORT" \
+      --access-key "$PANOPTES_TEST_S3_ACCESS_KEY" --secret-key "$PANOPTES_TEST_S3_SECRET_KEY" \
+      "$TOOLS/s3data" > "/tmp/panoptes-s3s-$S3_PORT.log" 2>&1 &
+    wait_port "$S3_PORT"
+  fi
+}
+
 # A Python virtualenv under .tools for PyPI tools (validators, load tools).
 ensure_venv() {
   if [ ! -x "$TOOLS/venv/bin/python" ]; then

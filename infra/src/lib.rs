@@ -7,6 +7,7 @@
 //! - [`crypto`]: AES-256-GCM for secrets at rest, argon2id for passwords.
 //! - [`secrets_file`]: generated secrets for a single-node embedded install.
 
+pub mod blobs;
 pub mod bus;
 pub mod crypto;
 pub mod jobs;

@@ -6,6 +6,7 @@
 //! server fails the tests; it never skips them.
 
 mod backends;
+mod blobs_suite;
 mod bus_suite;
 mod jobs_suite;
 mod rate_limit_suite;

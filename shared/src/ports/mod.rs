@@ -1,6 +1,7 @@
 //! Port traits: one per external system. Adapters live in `panoptes-infra`,
 //! each port has an embedded adapter and a distributed one, chosen by config.
 
+pub mod blobs;
 pub mod bus;
 pub mod cipher;
 pub mod jobs;
@@ -8,6 +9,7 @@ pub mod rate_limit;
 pub mod slots;
 pub mod store;
 
+pub use blobs::BlobStore;
 pub use bus::{BusEvent, EventBus, Offset, Publication, ResumePoint, Subscription};
 pub use cipher::SecretCipher;
 pub use jobs::{Claimed, FrameJob, JobQueue, QueuePolicy, QueueStats};
@@ -17,6 +19,7 @@ pub use store::{ApiKeyRepo, DeviceRepo, SceneRepo, SessionRepo, Store, UserRepo}
 
 /// Every port trait, for `use panoptes_shared::ports::prelude::*;` where methods are called.
 pub mod prelude {
+    pub use super::blobs::BlobStore as _;
     pub use super::bus::EventBus as _;
     pub use super::cipher::SecretCipher as _;
     pub use super::jobs::JobQueue as _;
