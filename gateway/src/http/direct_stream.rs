@@ -223,6 +223,15 @@ fn head(status: StatusCode, headers: &poem::http::HeaderMap) -> Vec<u8> {
         )
         .as_bytes(),
     );
+    // An origin server with a clock sends Date (RFC 9110 6.6.1), as hyper does.
+    if !headers.contains_key(header::DATE) {
+        out.extend_from_slice(
+            chrono::Utc::now()
+                .format("date: %a, %d %b %Y %H:%M:%S GMT\r\n")
+                .to_string()
+                .as_bytes(),
+        );
+    }
     for (name, value) in headers {
         if name == header::CONTENT_LENGTH
             || name == header::TRANSFER_ENCODING
