@@ -71,6 +71,13 @@ ensure_redis() {
   fi
 }
 
+# A new, empty PostgreSQL database for a script's gateway; prints its URL.
+fresh_database() {
+  psql "$PANOPTES_TEST_POSTGRES_URL" -qc "DROP DATABASE IF EXISTS $1" >/dev/null
+  psql "$PANOPTES_TEST_POSTGRES_URL" -qc "CREATE DATABASE $1" >/dev/null
+  echo "${PANOPTES_TEST_POSTGRES_URL%/*}/$1"
+}
+
 # An S3-compatible server for the blob-store tests: s3s-fs (built from
 # crates.io once into .tools; 0.14.1 is the last that builds on rustc 1.95).
 S3_PORT="${S3_PORT:-8014}"

@@ -19,11 +19,9 @@ log "building release binaries"
 cargo build --release --locked -q --bin panoptes -p panoptes-gateway
 cargo build --release --locked -q -p panoptes-bench
 
-db="panoptes_bench"
-psql "$PANOPTES_TEST_POSTGRES_URL" -qc "DROP DATABASE IF EXISTS $db" >/dev/null
-psql "$PANOPTES_TEST_POSTGRES_URL" -qc "CREATE DATABASE $db" >/dev/null
+db_url=$(fresh_database panoptes_bench)
 out="$TOOLS/bench"; mkdir -p "$out"
-export PANOPTES__STORE__URL="${PANOPTES_TEST_POSTGRES_URL%/*}/$db"
+export PANOPTES__STORE__URL="$db_url"
 export PANOPTES__REDIS__URL="$PANOPTES_TEST_REDIS_URL"
 export PANOPTES__REDIS__KEY_PREFIX="panoptes-bench:$$"
 export PANOPTES__DATA__DIR="$out/data"

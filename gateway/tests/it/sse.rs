@@ -137,15 +137,7 @@ async fn device_streams_carry_only_their_device_and_all_streams_only_their_user(
         e3[0].event_id(),
         "bob sees only his own"
     );
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(metrics.contains("panoptes_sse_streams 3\n"), "{metrics}");
     assert!(
         metrics.contains("panoptes_sse_subscribed_users 2\n"),

@@ -272,10 +272,8 @@ impl JobQueue for RedisJobQueue {
         if out.is_empty() && !wait.is_zero() {
             cmd.arg("BLOCK").arg(wait.as_millis().max(1) as u64);
         }
-        cmd.arg("STREAMS");
-        for shard in 0..self.shards() {
-            cmd.arg(self.key(shard));
-        }
+        let keys: Vec<String> = (0..self.shards()).map(|s| self.key(s)).collect();
+        cmd.arg("STREAMS").arg(&keys);
         for _ in 0..self.shards() {
             cmd.arg(">");
         }
@@ -284,9 +282,10 @@ impl JobQueue for RedisJobQueue {
             cmd.query_async(&mut *conn).await.map_err(unavailable)?
         };
         for stream in reply.map(|r| r.keys).unwrap_or_default() {
-            let Some(shard) = (0..self.shards()).find(|s| self.key(*s) == stream.key) else {
+            let Some(shard) = keys.iter().position(|k| *k == stream.key) else {
                 continue;
             };
+            let shard = shard as u16;
             for entry in &stream.ids {
                 self.admit(shard, entry, 1, &mut out).await?;
             }
