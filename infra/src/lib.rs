@@ -4,15 +4,21 @@
 //!   migrations embedded in the binary.
 //! - [`bus`]: in-process or Redis event bus (live delivery + replay buffer).
 //! - [`rate_limit`]: in-process or Redis sliding-window limiters.
+//! - [`jobs`], [`detections`], [`coord`]: frame jobs, detection results,
+//!   leases and compute nodes, in-process or on Redis.
+//! - [`blobs`]: snapshots in a local directory or S3.
 //! - [`crypto`]: AES-256-GCM for secrets at rest, argon2id for passwords.
 //! - [`secrets_file`]: generated secrets for a single-node embedded install.
 
 pub mod blobs;
 pub mod bus;
+pub mod coord;
 pub mod crypto;
+pub mod detections;
 pub mod jobs;
 pub mod rate_limit;
 pub mod redis_keys;
 pub mod secrets_file;
 pub mod slots;
 pub mod store;
+pub mod wiring;

@@ -40,3 +40,40 @@ pub fn frame_jobs_dead(prefix: &str) -> String {
 pub fn frame_jobs_dropped(prefix: &str) -> String {
     format!("{prefix}:jobs:{{frames}}:dropped")
 }
+
+/// `<prefix>:det:{<device>}`: the device's stream of detection results (field
+/// `r`, JSON), in append order; MAXLEN-capped.
+pub fn detections(prefix: &str, device: &str) -> String {
+    format!("{prefix}:det:{{{device}}}")
+}
+
+/// `<prefix>:det:{<device>}:job:<job>`: marks a job's result as recorded
+/// (idempotent appends); expires after the reclaim horizon.
+pub fn detection_job(prefix: &str, device: &str, job: &str) -> String {
+    format!("{prefix}:det:{{{device}}}:job:{job}")
+}
+
+/// `<prefix>:det:{<device>}:cursor`: the analytics owner's committed offset.
+pub fn detections_cursor(prefix: &str, device: &str) -> String {
+    format!("{prefix}:det:{{{device}}}:cursor")
+}
+
+/// `<prefix>:det:active`: sorted set device -> last append (ms).
+pub fn detections_active(prefix: &str) -> String {
+    format!("{prefix}:det:active")
+}
+
+/// `<prefix>:lease:{<name>}`: a lease (value: its owner), with a TTL.
+pub fn lease(prefix: &str, name: &str) -> String {
+    format!("{prefix}:lease:{{{name}}}")
+}
+
+/// `<prefix>:{nodes}`: hash node id -> JSON {info, lastSeenMs}.
+pub fn nodes(prefix: &str) -> String {
+    format!("{prefix}:{{nodes}}")
+}
+
+/// `<prefix>:{nodes}:alive:`: prefix of each node's heartbeat key (with a TTL).
+pub fn node_alive_prefix(prefix: &str) -> String {
+    format!("{prefix}:{{nodes}}:alive:")
+}

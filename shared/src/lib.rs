@@ -8,6 +8,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod ids;
+pub mod metrics;
 pub mod ports;
 pub mod telemetry;
 pub mod time;

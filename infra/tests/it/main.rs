@@ -8,6 +8,8 @@
 mod backends;
 mod blobs_suite;
 mod bus_suite;
+mod coord_suite;
+mod detections_suite;
 mod jobs_suite;
 mod rate_limit_suite;
 mod slots_suite;

@@ -1,6 +1,7 @@
 //! Domain model: the values the API talks about, each parsed once at the edge.
 
 pub mod api_key;
+pub mod detection;
 pub mod device;
 pub mod page;
 pub mod plan;

@@ -4,6 +4,8 @@
 pub mod blobs;
 pub mod bus;
 pub mod cipher;
+pub mod coord;
+pub mod detections;
 pub mod jobs;
 pub mod rate_limit;
 pub mod slots;
@@ -12,6 +14,8 @@ pub mod store;
 pub use blobs::BlobStore;
 pub use bus::{BusEvent, EventBus, Offset, Publication, ResumePoint, Subscription};
 pub use cipher::SecretCipher;
+pub use coord::{Leases, NodeInfo, NodeRegistry, NodeStatus};
+pub use detections::DetectionLog;
 pub use jobs::{Claimed, FrameJob, JobQueue, QueuePolicy, QueueStats};
 pub use rate_limit::{RateDecision, RateLimiter};
 pub use slots::{SlotGrant, StreamSlots};
@@ -22,6 +26,8 @@ pub mod prelude {
     pub use super::blobs::BlobStore as _;
     pub use super::bus::EventBus as _;
     pub use super::cipher::SecretCipher as _;
+    pub use super::coord::{Leases as _, NodeRegistry as _};
+    pub use super::detections::DetectionLog as _;
     pub use super::jobs::JobQueue as _;
     pub use super::rate_limit::RateLimiter as _;
     pub use super::slots::StreamSlots as _;

@@ -1,0 +1,5 @@
+-- Free a lease held by ARGV[1]. KEYS[1] the lease.
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
