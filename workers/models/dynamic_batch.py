@@ -1,0 +1,76 @@
+"""Free the batch dimension of a converted TF.js detector.
+
+tf2onnx turns the TF.js head reshapes into `Reshape(x, [1, -1, C])` with the
+target computed in the graph: a batch of N frames would come out as one frame
+with N times the anchors. Each such target is evaluated once (onnxruntime, on a
+batch of 1) and replaced by a constant `[0, -1, C]` (0 = keep the input's batch
+dimension); the nodes that computed it are pruned; the outputs get a symbolic
+batch dimension. Then it checks that a batch of 3 equals 3 single runs.
+
+usage: python dynamic_batch.py IN.onnx OUT.onnx   (needs onnx, onnxruntime, numpy)
+"""
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import helper, numpy_helper
+
+src, dst = sys.argv[1], sys.argv[2]
+model = onnx.load(src)
+graph = model.graph
+inits = {t.name for t in graph.initializer}
+targets = sorted({n.input[1] for n in graph.node if n.op_type == "Reshape" and n.input[1] not in inits})
+
+# Evaluate each computed reshape target on a batch of one.
+probe = onnx.load(src)
+for name in targets:
+    probe.graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.INT64, None))
+session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+inp = session.get_inputs()[0]
+x = np.zeros([1] + list(inp.shape[1:]), np.float32)
+values = dict(zip(targets, session.run(targets, {inp.name: x})))
+
+for name, value in values.items():
+    assert value[0] == 1, f"{name} = {value}: batch dimension not leading"
+    fixed = np.array([0] + list(value[1:]), np.int64)
+    graph.initializer.append(numpy_helper.from_array(fixed, name + "_batched"))
+    for n in graph.node:
+        if n.op_type == "Reshape" and n.input[1] == name:
+            n.input[1] = name + "_batched"
+    print(f"reshape target {list(value)} -> {list(fixed)}")
+
+# Prune what no longer feeds an output.
+needed = {o.name for o in graph.output}
+keep = []
+for n in reversed(list(graph.node)):
+    if any(o in needed for o in n.output):
+        keep.append(n)
+        needed.update(i for i in n.input if i)
+del graph.node[:]
+graph.node.extend(reversed(keep))
+live = [t for t in graph.initializer if t.name in needed]
+del graph.initializer[:]
+graph.initializer.extend(live)
+graph.input[0].type.tensor_type.shape.dim[0].dim_param = "batch"
+for o in graph.output:
+    o.type.tensor_type.shape.dim[0].dim_param = "batch"
+onnx.checker.check_model(model)
+onnx.save(model, dst)
+
+# A batch of three must equal three single frames.
+check = ort.InferenceSession(dst, providers=["CPUExecutionProvider"])
+xs = np.random.default_rng(0).standard_normal([3] + list(inp.shape[1:])).astype(np.float32)
+batched = check.run(None, {inp.name: xs})
+for i in range(3):
+    single = check.run(None, {inp.name: xs[i : i + 1]})
+    worst = max(float(np.abs(b[i] - s[0]).max()) for b, s in zip(batched, single))
+    assert worst < 1e-4, f"frame {i}: batched differs by {worst}"
+original = ort.InferenceSession(src, providers=["CPUExecutionProvider"])
+for i in range(3):
+    same = max(
+        float(np.abs(a - b).max())
+        for a, b in zip(original.run(None, {inp.name: xs[i : i + 1]}), check.run(None, {inp.name: xs[i : i + 1]}))
+    )
+    assert same == 0.0, f"frame {i}: differs from the unpatched model by {same}"
+print("batch of 3 == 3 single frames == unpatched model:", [tuple(b.shape) for b in batched])
