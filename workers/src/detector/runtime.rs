@@ -1,0 +1,296 @@
+//! The inference engine: ONNX Runtime loaded from a shared library at run time
+//! (the `onnxruntime==1.31.1` wheel's `libonnxruntime.so.1.31.1`, or the GPU
+//! wheel's), one warm session, batches of frames through a model adapter.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::time::Instant;
+
+use ort::environment::Environment;
+use ort::session::Session;
+use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
+use ort::value::TensorRef;
+
+use super::image::Rgb;
+use super::nanodet::NanoDet;
+use super::yolo::Yolo;
+use super::{Fit, Found, ModelAdapter, Output, Wanted};
+
+/// Which model family the file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelKind {
+    NanoDet,
+    Yolo,
+}
+
+impl ModelKind {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "nanodet" => Some(Self::NanoDet),
+            "yolo" => Some(Self::Yolo),
+            _ => None,
+        }
+    }
+}
+
+/// Where inference runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    Cpu,
+    Cuda { device: i32 },
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    pub model: ModelKind,
+    pub model_path: PathBuf,
+    /// `libonnxruntime.so.*`; `None` reads `ORT_DYLIB_PATH`.
+    pub library: Option<PathBuf>,
+    pub provider: Provider,
+    /// Intra-op threads; 0 lets ONNX Runtime choose (one per core).
+    pub threads: usize,
+    pub iou: f32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(
+        "ONNX Runtime library not configured: set detector.ort_library or ORT_DYLIB_PATH to libonnxruntime.so.1.31.1 (the test and run scripts install it)"
+    )]
+    NoLibrary,
+    #[error("cannot load ONNX Runtime from {path}: {message}")]
+    Library { path: PathBuf, message: String },
+    #[error("cannot load the model {path}: {message}")]
+    Model { path: PathBuf, message: String },
+    #[error("inference failed: {0}")]
+    Run(String),
+}
+
+/// Timings of one batch, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct BatchTimings {
+    pub preprocess_ms: f64,
+    pub inference_ms: f64,
+    pub postprocess_ms: f64,
+}
+
+/// One frame of a batch: its pixels and what its scene looks for.
+pub struct FrameIn<'a> {
+    pub frame: &'a Rgb,
+    pub wanted: Wanted,
+}
+
+pub struct Engine {
+    session: Mutex<Session>,
+    adapter: Box<dyn ModelAdapter>,
+    /// The model takes several frames per run.
+    batched: bool,
+    provider: Provider,
+    iou: f32,
+}
+
+static ENVIRONMENT: OnceLock<Result<Environment, String>> = OnceLock::new();
+
+/// Load ONNX Runtime once per process (later calls reuse the first library).
+fn environment(library: &Path) -> Result<&'static Environment, EngineError> {
+    ENVIRONMENT
+        .get_or_init(|| {
+            ort::init_from(library)
+                .map_err(|e| e.to_string())?
+                .with_name("panoptes")
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|message| EngineError::Library {
+            path: library.to_owned(),
+            message: message.clone(),
+        })
+}
+
+fn model_error(path: &Path, e: impl std::fmt::Display) -> EngineError {
+    EngineError::Model {
+        path: path.to_owned(),
+        message: e.to_string(),
+    }
+}
+
+impl Engine {
+    /// Load the library and the model; CUDA falls back to CPU (with a warning)
+    /// when its provider cannot be registered.
+    pub fn load(opts: &EngineOptions) -> Result<Self, EngineError> {
+        let library = opts
+            .library
+            .clone()
+            .or_else(|| std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from))
+            .ok_or(EngineError::NoLibrary)?;
+        let env = environment(&library)?;
+        let path = &opts.model_path;
+        let builder = |env: &Environment| -> Result<SessionBuilder, EngineError> {
+            let mut b = Session::builder(env)
+                .map_err(|e| model_error(path, e))?
+                .with_optimization_level(GraphOptimizationLevel::All)
+                .map_err(|e| model_error(path, e))?;
+            // Idle inference threads sleep instead of spinning: between runs
+            // the cores decode and resize the next frames.
+            b = b
+                .with_intra_op_spinning(false)
+                .map_err(|e| model_error(path, e))?;
+            if opts.threads > 0 {
+                b = b
+                    .with_intra_threads(opts.threads)
+                    .map_err(|e| model_error(path, e))?;
+            }
+            Ok(b)
+        };
+        let (session, provider) = match opts.provider {
+            Provider::Cpu => (
+                builder(env)?
+                    .commit_from_file(path)
+                    .map_err(|e| model_error(path, e))?,
+                Provider::Cpu,
+            ),
+            Provider::Cuda { device } => {
+                let cuda = builder(env)?
+                    .with_execution_providers([ort::ep::CUDA::default()
+                        .with_device_id(device)
+                        .build()
+                        .error_on_failure()])
+                    .map_err(|e| e.to_string())
+                    .and_then(|mut b| b.commit_from_file(path).map_err(|e| e.to_string()));
+                match cuda {
+                    Ok(s) => (s, opts.provider),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "CUDA execution provider unavailable: running on CPU");
+                        (
+                            builder(env)?
+                                .commit_from_file(path)
+                                .map_err(|e| model_error(path, e))?,
+                            Provider::Cpu,
+                        )
+                    }
+                }
+            }
+        };
+        let input = session
+            .inputs()
+            .first()
+            .ok_or_else(|| model_error(path, "the model has no input"))?;
+        let shape: Vec<i64> = input
+            .dtype()
+            .tensor_shape()
+            .map(|s| s.to_vec())
+            .unwrap_or_default();
+        if shape.len() != 4 || shape[1] != 3 {
+            return Err(model_error(
+                path,
+                format!("expected one [N,3,H,W] image input, found {shape:?}"),
+            ));
+        }
+        let name = input.name().to_owned();
+        let adapter: Box<dyn ModelAdapter> = match opts.model {
+            ModelKind::NanoDet => Box::new(NanoDet::new(name)),
+            ModelKind::Yolo => {
+                let side = |d: i64| if d > 0 { d as usize } else { 640 };
+                Box::new(Yolo::new(name, side(shape[2]), side(shape[3])))
+            }
+        };
+        let batched = shape[0] != 1;
+        tracing::info!(model = %path.display(), adapter = adapter.name(), ?provider, batched, "detector loaded");
+        Ok(Self {
+            session: Mutex::new(session),
+            adapter,
+            batched,
+            provider,
+            iou: opts.iou,
+        })
+    }
+
+    /// The execution provider in use (after any fallback).
+    pub fn provider(&self) -> Provider {
+        self.provider
+    }
+
+    pub fn adapter(&self) -> &dyn ModelAdapter {
+        self.adapter.as_ref()
+    }
+
+    /// Detect in a batch of frames (blocking: call from a blocking thread).
+    /// The outer error fails the whole batch; an inner one, one frame.
+    #[allow(clippy::type_complexity)]
+    pub fn detect(
+        &self,
+        frames: &[FrameIn<'_>],
+    ) -> Result<(Vec<Result<Vec<Found>, String>>, BatchTimings), EngineError> {
+        let mut timings = BatchTimings::default();
+        let mut results = Vec::with_capacity(frames.len());
+        let chunk = if self.batched { frames.len().max(1) } else { 1 };
+        for group in frames.chunks(chunk) {
+            let (r, t) = self.run(group)?;
+            results.extend(r);
+            timings.preprocess_ms += t.preprocess_ms;
+            timings.inference_ms += t.inference_ms;
+            timings.postprocess_ms += t.postprocess_ms;
+        }
+        Ok((results, timings))
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn run(
+        &self,
+        frames: &[FrameIn<'_>],
+    ) -> Result<(Vec<Result<Vec<Found>, String>>, BatchTimings), EngineError> {
+        let started = Instant::now();
+        let (h, w) = self.adapter.input_size();
+        let per = 3 * h * w;
+        let mut input = vec![0f32; frames.len() * per];
+        let fits: Vec<Fit> = if frames.len() == 1 {
+            vec![self.adapter.preprocess(frames[0].frame, &mut input)]
+        } else {
+            // Frames of a batch in parallel (each slot is its own slice).
+            let slots: Vec<(&FrameIn<'_>, std::sync::Mutex<&mut [f32]>)> = frames
+                .iter()
+                .zip(input.chunks_exact_mut(per))
+                .map(|(f, out)| (f, std::sync::Mutex::new(out)))
+                .collect();
+            super::image::par_map(&slots, |(f, out)| {
+                let mut out = out.lock().unwrap_or_else(|p| p.into_inner());
+                self.adapter.preprocess(f.frame, &mut out)
+            })
+        };
+        let preprocessed = Instant::now();
+        // Other batches decode while this one holds the session.
+        let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        let granted = Instant::now();
+        let tensor = TensorRef::from_array_view(([frames.len(), 3, h, w], input.as_slice()))
+            .map_err(|e| EngineError::Run(e.to_string()))?;
+        let outputs = session
+            .run(ort::inputs![self.adapter.input_name() => tensor])
+            .map_err(|e| EngineError::Run(e.to_string()))?;
+        let inferred = Instant::now();
+        let values: Vec<_> = outputs.iter().collect();
+        let mut views = Vec::with_capacity(values.len());
+        for (name, value) in &values {
+            let (shape, data) = value
+                .try_extract_tensor::<f32>()
+                .map_err(|e| EngineError::Run(format!("output {name}: {e}")))?;
+            views.push(Output { name, shape, data });
+        }
+        let results = frames
+            .iter()
+            .zip(&fits)
+            .enumerate()
+            .map(|(i, (f, fit))| self.adapter.postprocess(&views, i, fit, f.wanted, self.iou))
+            .collect();
+        let done = Instant::now();
+        let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1000.0;
+        Ok((
+            results,
+            BatchTimings {
+                preprocess_ms: ms(started, preprocessed),
+                inference_ms: ms(granted, inferred),
+                postprocess_ms: ms(inferred, done),
+            },
+        ))
+    }
+}

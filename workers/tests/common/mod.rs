@@ -1,0 +1,118 @@
+//! Shared by the worker test binaries: the model, the library, the fixtures.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use panoptes_shared::domain::device::{Device, DeviceStatus, DeviceType, QuotaLimits, RtspUrl};
+use panoptes_shared::domain::plan::Plan;
+use panoptes_shared::domain::polygon::Polygon;
+use panoptes_shared::domain::scene::{AnalysisType, Scene, SceneParameters, SceneStatus, Zones};
+use panoptes_shared::domain::schedule::UtcOffset;
+use panoptes_shared::domain::user::{Email, Role, User};
+use panoptes_shared::ids::{DeviceId, SceneId, UserId};
+use panoptes_shared::ports::{DeviceRepo, SceneRepo, UserRepo};
+use panoptes_shared::time::now;
+use panoptes_workers::detector::runtime::{Engine, EngineOptions, ModelKind, Provider};
+use uuid::Uuid;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+pub fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// `ORT_DYLIB_PATH`, or the library the test script installs into `.tools/venv`.
+pub fn ort_library() -> PathBuf {
+    std::env::var_os("ORT_DYLIB_PATH").map_or_else(
+        || {
+            root().join(
+                ".tools/venv/lib/python3.11/site-packages/onnxruntime/capi/libonnxruntime.so.1.31.1",
+            )
+        },
+        PathBuf::from,
+    )
+}
+
+pub fn engine(model: ModelKind, path: PathBuf) -> Engine {
+    Engine::load(&EngineOptions {
+        model,
+        model_path: path,
+        library: Some(ort_library()),
+        provider: Provider::Cpu,
+        threads: 2,
+        iou: 0.5,
+    })
+    .unwrap_or_else(|e| {
+        panic!("{e} (run the tests with `bash .ci/test.sh`, which installs onnxruntime)")
+    })
+}
+
+pub fn nanodet() -> Engine {
+    engine(
+        ModelKind::NanoDet,
+        root().join("workers/models/nanodet-m-416.onnx"),
+    )
+}
+
+/// A user with a device and an active queue scene (threshold 0.4).
+pub async fn tenant(store: &panoptes_infra::store::SqlStore) -> (UserId, DeviceId, SceneId) {
+    let user = User {
+        id: UserId::new(),
+        email: Email::parse(&format!("w-{}@example.com", Uuid::new_v4())).unwrap(),
+        name: None,
+        role: Role::User,
+        created_at: now(),
+    };
+    store.create_user(&user, "$argon2id$fake").await.unwrap();
+    let t = now();
+    let device = Device {
+        id: DeviceId::new(),
+        user_id: user.id,
+        name: "entrance".into(),
+        description: None,
+        rtsp_url: RtspUrl::parse("rtsp://10.0.0.2/stream").unwrap().0,
+        credentials: None,
+        location_label: None,
+        latitude: None,
+        longitude: None,
+        geo_source: None,
+        device_type: DeviceType::IpCamera,
+        plan: Plan::Level01,
+        tags: vec![],
+        utc_offset: UtcOffset::parse("UTC+0").unwrap(),
+        schedule: None,
+        status: DeviceStatus::Online,
+        quota: QuotaLimits::default(),
+        created_at: t,
+        updated_at: t,
+    };
+    store.insert_device(&device).await.unwrap();
+    let zone = Polygon::parse(&[
+        vec![0.0, 0.0],
+        vec![1.0, 0.0],
+        vec![1.0, 1.0],
+        vec![0.0, 1.0],
+    ])
+    .unwrap();
+    let scene = Scene {
+        id: SceneId::new(),
+        user_id: user.id,
+        device_id: device.id,
+        name: "queue".into(),
+        description: None,
+        analysis_type: AnalysisType::QueueAnalysis,
+        zones: Zones::new(Some(zone), None).unwrap(),
+        parameters: SceneParameters {
+            confidence_threshold: 0.4,
+            ..Default::default()
+        },
+        status: SceneStatus::Active,
+        created_at: t,
+        updated_at: t,
+    };
+    store.insert_scene(&scene).await.unwrap();
+    (user.id, device.id, scene.id)
+}

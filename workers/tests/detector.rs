@@ -1,0 +1,218 @@
+//! The detector against the Python onnxruntime reference pipeline
+//! (`fixtures/reference.py`) on frames of the pedestrian clip, and the YOLO
+//! adapter against a model with known outputs.
+
+mod common;
+
+use panoptes_shared::domain::scene::DetectClass;
+use panoptes_workers::detector::image::decode_jpeg;
+use panoptes_workers::detector::runtime::{FrameIn, ModelKind, Provider};
+use panoptes_workers::detector::{Found, Wanted};
+use serde_json::Value;
+
+const PEOPLE: Wanted = Wanted {
+    class: DetectClass::Person,
+    min_confidence: 0.4,
+};
+
+fn reference() -> Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(common::fixtures().join("reference.json")).unwrap(),
+    )
+    .unwrap()
+}
+
+fn assert_matches(name: &str, ours: &[Found], theirs: &[Value]) {
+    assert_eq!(ours.len(), theirs.len(), "{name}: {ours:?} vs {theirs:?}");
+    for (i, (o, t)) in ours.iter().zip(theirs).enumerate() {
+        let score = t["score"].as_f64().unwrap() as f32;
+        assert!(
+            (o.score - score).abs() <= 1e-3,
+            "{name} #{i}: score {} vs {score}",
+            o.score
+        );
+        let b: Vec<f32> = t["box"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+        for (mine, ref_) in [o.x1, o.y1, o.x2, o.y2].iter().zip(&b) {
+            assert!(
+                (mine - ref_).abs() <= 1.0,
+                "{name} #{i}: box {o:?} vs {b:?}"
+            );
+        }
+        assert_eq!(o.class, DetectClass::Person);
+    }
+}
+
+#[test]
+fn nanodet_finds_the_people_the_python_reference_finds_one_frame_at_a_time() {
+    let engine = common::nanodet();
+    assert_eq!(engine.provider(), Provider::Cpu);
+    let reference = reference();
+    let frames = reference["frames"].as_object().unwrap();
+    assert_eq!(frames.len(), 6);
+    let mut people = 0;
+    for (name, expected) in frames {
+        let jpeg = std::fs::read(common::fixtures().join("frames").join(name)).unwrap();
+        let frame = decode_jpeg(&jpeg).unwrap();
+        assert_eq!((frame.width, frame.height), (768, 576));
+        let (results, timings) = engine
+            .detect(&[FrameIn {
+                frame: &frame,
+                wanted: PEOPLE,
+            }])
+            .unwrap();
+        assert!(timings.inference_ms > 0.0);
+        let found = results.into_iter().next().unwrap().unwrap();
+        assert_matches(name, &found, expected.as_array().unwrap());
+        people += found.len();
+    }
+    assert!(people >= 30, "the clip's walkers are found: {people}");
+}
+
+#[test]
+fn a_batch_gives_what_single_frames_give() {
+    let engine = common::nanodet();
+    let reference = reference();
+    let frames = reference["frames"].as_object().unwrap();
+    let decoded: Vec<_> = frames
+        .keys()
+        .map(|n| {
+            decode_jpeg(&std::fs::read(common::fixtures().join("frames").join(n)).unwrap()).unwrap()
+        })
+        .collect();
+    let batch: Vec<FrameIn<'_>> = decoded
+        .iter()
+        .map(|f| FrameIn {
+            frame: f,
+            wanted: PEOPLE,
+        })
+        .collect();
+    let (results, _) = engine.detect(&batch).unwrap();
+    for ((name, expected), found) in frames.iter().zip(results) {
+        assert_matches(name, &found.unwrap(), expected.as_array().unwrap());
+    }
+}
+
+#[test]
+fn the_scene_threshold_and_class_filter_what_is_returned() {
+    let engine = common::nanodet();
+    let jpeg = std::fs::read(common::fixtures().join("frames/vtest-200.jpg")).unwrap();
+    let frame = decode_jpeg(&jpeg).unwrap();
+    let run = |wanted| {
+        engine
+            .detect(&[FrameIn {
+                frame: &frame,
+                wanted,
+            }])
+            .unwrap()
+            .0
+            .remove(0)
+            .unwrap()
+    };
+    let loose = run(PEOPLE);
+    let strict = run(Wanted {
+        class: DetectClass::Person,
+        min_confidence: 0.7,
+    });
+    assert!(strict.len() < loose.len() && !strict.is_empty());
+    assert!(strict.iter().all(|f| f.score >= 0.7));
+    let vehicles = run(Wanted {
+        class: DetectClass::Vehicle,
+        min_confidence: 0.4,
+    });
+    assert!(vehicles.iter().all(|f| f.class == DetectClass::Vehicle));
+    assert!(
+        vehicles
+            .iter()
+            .all(|v| loose.iter().all(|p| (p.x1, p.y1) != (v.x1, v.y1))),
+        "vehicle boxes come from vehicle scores, not the people's"
+    );
+}
+
+#[test]
+fn the_yolo_adapter_maps_letterboxed_boxes_back_to_the_frame() {
+    let engine = common::engine(
+        ModelKind::Yolo,
+        common::fixtures().join("yolo-format-test.onnx"),
+    );
+    assert_eq!(engine.adapter().input_size(), (640, 640));
+    let frame = panoptes_workers::detector::image::Rgb {
+        width: 1280,
+        height: 720,
+        pixels: vec![90; 1280 * 720 * 3],
+    };
+    let frames = [
+        FrameIn {
+            frame: &frame,
+            wanted: Wanted {
+                class: DetectClass::Person,
+                min_confidence: 0.5,
+            },
+        },
+        FrameIn {
+            frame: &frame,
+            wanted: Wanted {
+                class: DetectClass::Vehicle,
+                min_confidence: 0.5,
+            },
+        },
+    ];
+    let (results, _) = engine.detect(&frames).unwrap();
+    let people = results[0].as_ref().unwrap();
+    // (320, 320, 100, 200) in the 640 input: scale 0.5, 140 px of padding on top.
+    assert_eq!(
+        people.len(),
+        1,
+        "duplicate suppressed, low score and dog dropped: {people:?}"
+    );
+    let p = people[0];
+    assert!((p.score - 0.9).abs() < 1e-6);
+    for (got, want) in [(p.x1, 540.0), (p.y1, 160.0), (p.x2, 740.0), (p.y2, 560.0)] {
+        assert!((got - want).abs() < 1e-3, "{p:?}");
+    }
+    let vehicles = results[1].as_ref().unwrap();
+    assert_eq!(
+        vehicles.len(),
+        1,
+        "car and truck boxes of one vehicle merge: {vehicles:?}"
+    );
+    assert!((vehicles[0].score - 0.7).abs() < 1e-6 && vehicles[0].class == DetectClass::Vehicle);
+}
+
+#[test]
+fn a_missing_model_or_library_is_a_clear_error() {
+    use panoptes_workers::detector::runtime::{Engine, EngineOptions};
+    let err = Engine::load(&EngineOptions {
+        model: ModelKind::NanoDet,
+        model_path: "/nonexistent/model.onnx".into(),
+        library: Some(common::ort_library()),
+        provider: Provider::Cpu,
+        threads: 1,
+        iou: 0.5,
+    })
+    .err()
+    .unwrap();
+    assert!(err.to_string().contains("/nonexistent/model.onnx"), "{err}");
+}
+
+#[test]
+fn cuda_falls_back_to_cpu_where_there_is_no_gpu() {
+    // The CPU wheel has no CUDA provider: registering it fails, the engine warns
+    // and runs on CPU. (On a GPU machine, tests/bench/detect_gpu.sh checks CUDA.)
+    let engine = panoptes_workers::detector::runtime::Engine::load(
+        &panoptes_workers::detector::runtime::EngineOptions {
+            model: ModelKind::NanoDet,
+            model_path: common::root().join("workers/models/nanodet-m-416.onnx"),
+            library: Some(common::ort_library()),
+            provider: Provider::Cuda { device: 0 },
+            threads: 1,
+            iou: 0.5,
+        },
+    )
+    .unwrap();
+    assert_eq!(engine.provider(), Provider::Cpu);
+}
