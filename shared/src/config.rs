@@ -38,6 +38,11 @@ pub struct Config {
     pub auth: AuthConfig,
     pub sse: SseConfig,
     pub log: LogConfig,
+    pub jobs: JobsConfig,
+    pub blobs: BlobsConfig,
+    pub detector: DetectorConfig,
+    pub worker: WorkerConfig,
+    pub analytics: AnalyticsConfig,
     /// Unknown keys found while loading (reported once telemetry is up).
     #[serde(skip)]
     pub warnings: Vec<String>,
@@ -123,6 +128,163 @@ impl Default for SseConfig {
             lease_ttl_ms: 60_000,
             queue_events: 256,
             ticket_ttl_seconds: 60,
+        }
+    }
+}
+
+/// Frame jobs (Redis streams when `redis.url` is set, else in-process).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct JobsConfig {
+    pub shards: u16,
+    /// Jobs kept per shard (oldest trimmed): bounds memory under a backlog.
+    pub max_len: usize,
+    /// A job not acknowledged this long after it was handed out is reclaimed.
+    pub visibility_seconds: u64,
+    /// Attempts before a job goes to the dead letters.
+    pub max_attempts: u32,
+    /// Frames captured longer ago than this are dropped (live analytics wants fresh frames).
+    pub max_age_ms: u64,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            shards: 4,
+            max_len: 10_000,
+            visibility_seconds: 30,
+            max_attempts: 3,
+            max_age_ms: 10_000,
+        }
+    }
+}
+
+/// Snapshot storage: a local directory (embedded default) or S3.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct BlobsConfig {
+    /// `local` or `s3`.
+    pub backend: String,
+    /// Local directory; empty means `<data.dir>/blobs`.
+    pub dir: PathBuf,
+    /// Base of local presigned URLs (the gateway serves `/blobs/...`); empty
+    /// means `http://<server.listen>`.
+    pub public_base_url: String,
+    pub presign_ttl_seconds: u64,
+    pub s3_bucket: String,
+    pub s3_region: String,
+    /// Empty for AWS; the URL of any S3-compatible server otherwise.
+    pub s3_endpoint: String,
+    pub s3_path_style: bool,
+    /// Empty: the AWS default credential chain.
+    pub s3_access_key: SecretString,
+    pub s3_secret_key: SecretString,
+}
+
+impl Default for BlobsConfig {
+    fn default() -> Self {
+        Self {
+            backend: "local".into(),
+            dir: PathBuf::new(),
+            public_base_url: String::new(),
+            presign_ttl_seconds: 3600,
+            s3_bucket: String::new(),
+            s3_region: "us-east-1".into(),
+            s3_endpoint: String::new(),
+            s3_path_style: false,
+            s3_access_key: SecretString::from(""),
+            s3_secret_key: SecretString::from(""),
+        }
+    }
+}
+
+/// The person detector.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct DetectorConfig {
+    /// `nanodet` (the shipped model) or `yolo` (an Ultralytics YOLOv8/YOLO11 export).
+    pub model: String,
+    pub model_path: PathBuf,
+    /// `libonnxruntime.so.1.31.1`; empty reads `ORT_DYLIB_PATH`.
+    pub ort_library: PathBuf,
+    /// `cpu` or `cuda` (falls back to CPU with a warning when unavailable).
+    pub execution_provider: String,
+    pub cuda_device: i32,
+    /// Intra-op threads per session; 0 = one per core.
+    pub threads: usize,
+    /// Frames per inference batch, at most.
+    pub batch_size: usize,
+    /// How long a detector waits to fill a batch.
+    pub batch_wait_ms: u64,
+    /// Batches in flight per node: one decodes while another infers. 1 on a
+    /// CPU node (inference uses every core); 2 or more on a GPU node.
+    pub concurrency: usize,
+    /// Overlap above which boxes of one class are merged.
+    pub nms_iou: f32,
+    /// At most one snapshot per device per this interval.
+    pub snapshot_interval_ms: u64,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        Self {
+            model: "nanodet".into(),
+            model_path: PathBuf::from("workers/models/nanodet-m-416.onnx"),
+            ort_library: PathBuf::new(),
+            execution_provider: "cpu".into(),
+            cuda_device: 0,
+            threads: 0,
+            batch_size: 4,
+            batch_wait_ms: 20,
+            concurrency: 1,
+            nms_iou: 0.5,
+            snapshot_interval_ms: 10_000,
+        }
+    }
+}
+
+/// A worker node (`panoptes-worker`, or the roles inside `panoptes up`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct WorkerConfig {
+    /// Empty: `<hostname>-<random>`.
+    pub node_id: String,
+    /// `/metrics` and `/healthz` of a worker process; empty disables.
+    pub metrics_listen: String,
+    pub heartbeat_ms: u64,
+    /// A node is offline once its heartbeat is this old.
+    pub node_ttl_ms: u64,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            node_id: String::new(),
+            metrics_listen: "127.0.0.1:9464".into(),
+            heartbeat_ms: 5_000,
+            node_ttl_ms: 15_000,
+        }
+    }
+}
+
+/// The analytics stage.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct AnalyticsConfig {
+    /// How long a result waits for earlier captures before it is published.
+    pub reorder_window_ms: u64,
+    /// Device ownership lease (a dead node's devices move after this).
+    pub lease_ttl_ms: u64,
+    /// Pause between passes when nothing was published.
+    pub poll_ms: u64,
+}
+
+impl Default for AnalyticsConfig {
+    fn default() -> Self {
+        Self {
+            reorder_window_ms: 500,
+            lease_ttl_ms: 10_000,
+            poll_ms: 50,
         }
     }
 }
@@ -279,6 +441,49 @@ impl Config {
         {
             return invalid("sse.max_streams_per_user, sse.queue_events and sse.idle_timeout_ms must be positive".into());
         }
+        if self.jobs.shards == 0 || self.jobs.max_len == 0 || self.jobs.max_attempts == 0 {
+            return invalid(
+                "jobs.shards, jobs.max_len and jobs.max_attempts must be positive".into(),
+            );
+        }
+        if !matches!(self.blobs.backend.as_str(), "local" | "s3") {
+            return invalid(format!(
+                "blobs.backend must be `local` or `s3`, not `{}`",
+                self.blobs.backend
+            ));
+        }
+        if self.blobs.backend == "s3" && self.blobs.s3_bucket.is_empty() {
+            return invalid("blobs.s3_bucket is required with blobs.backend = \"s3\"".into());
+        }
+        if !matches!(self.detector.model.as_str(), "nanodet" | "yolo") {
+            return invalid(format!(
+                "detector.model must be `nanodet` or `yolo`, not `{}`",
+                self.detector.model
+            ));
+        }
+        if !matches!(self.detector.execution_provider.as_str(), "cpu" | "cuda") {
+            return invalid(format!(
+                "detector.execution_provider must be `cpu` or `cuda`, not `{}`",
+                self.detector.execution_provider
+            ));
+        }
+        if self.detector.concurrency == 0 || self.detector.concurrency > 16 {
+            return invalid("detector.concurrency must be between 1 and 16".into());
+        }
+        if self.detector.batch_size == 0 || self.detector.batch_size > 64 {
+            return invalid("detector.batch_size must be between 1 and 64".into());
+        }
+        if !(self.detector.nms_iou > 0.0 && self.detector.nms_iou <= 1.0) {
+            return invalid("detector.nms_iou must be in (0, 1]".into());
+        }
+        if self.worker.heartbeat_ms == 0 || self.worker.node_ttl_ms < 2 * self.worker.heartbeat_ms {
+            return invalid(
+                "worker.node_ttl_ms must be at least twice worker.heartbeat_ms (> 0)".into(),
+            );
+        }
+        if self.analytics.lease_ttl_ms < 100 {
+            return invalid("analytics.lease_ttl_ms must be at least 100".into());
+        }
         if !matches!(self.log.format.as_str(), "pretty" | "json") {
             return invalid(format!(
                 "log.format must be `pretty` or `json`, not `{}`",
@@ -317,6 +522,15 @@ impl Config {
             Err(ConfigError::Invalid(
                 "store.url must start with sqlite: or postgres://".into(),
             ))
+        }
+    }
+
+    /// The local blob directory, defaulting to `<data.dir>/blobs`.
+    pub fn blobs_dir(&self) -> PathBuf {
+        if self.blobs.dir.as_os_str().is_empty() {
+            self.data.dir.join("blobs")
+        } else {
+            self.blobs.dir.clone()
         }
     }
 

@@ -1,0 +1,149 @@
+//! The adapters a process uses, chosen by config: Redis-backed when
+//! `redis.url` is set, in-process otherwise; blobs in a directory or S3.
+//! The gateway and the workers build theirs here, so `up` (one process)
+//! and a distributed deployment wire the same ports the same way.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use panoptes_shared::config::Config;
+use panoptes_shared::ports::jobs::QueuePolicy;
+use panoptes_shared::ports::{
+    BlobStore, DetectionLog, EventBus, JobQueue, Leases, NodeRegistry, RateLimiter, StreamSlots,
+};
+use secrecy::ExposeSecret;
+
+use crate::blobs::{LocalBlobs, S3Blobs, S3Options};
+use crate::bus::{MemoryBus, RedisBus};
+use crate::coord::{MemoryLeases, MemoryNodes, RedisLeases, RedisNodes};
+use crate::detections::{MemoryDetectionLog, RedisDetectionLog};
+use crate::jobs::{MemoryJobQueue, RedisJobQueue};
+use crate::rate_limit::{MemoryRateLimiter, RedisRateLimiter};
+use crate::slots::{MemorySlots, RedisSlots};
+
+/// Every shared-state port except the relational store.
+#[derive(Clone)]
+pub struct Backends {
+    /// `memory` or `redis`.
+    pub kind: &'static str,
+    pub limiter: Arc<dyn RateLimiter>,
+    pub bus: Arc<dyn EventBus>,
+    pub slots: Arc<dyn StreamSlots>,
+    pub jobs: Arc<dyn JobQueue>,
+    pub detections: Arc<dyn DetectionLog>,
+    pub leases: Arc<dyn Leases>,
+    pub nodes: Arc<dyn NodeRegistry>,
+}
+
+pub fn queue_policy(cfg: &Config) -> QueuePolicy {
+    QueuePolicy {
+        shards: cfg.jobs.shards,
+        max_len: cfg.jobs.max_len,
+        visibility: Duration::from_secs(cfg.jobs.visibility_seconds),
+        max_attempts: cfg.jobs.max_attempts,
+        max_age: Duration::from_millis(cfg.jobs.max_age_ms),
+    }
+}
+
+impl Backends {
+    pub async fn connect(cfg: &Config) -> anyhow::Result<Self> {
+        let prefix = cfg.redis.key_prefix.clone();
+        let policy = queue_policy(cfg);
+        Ok(match cfg.redis_url() {
+            Some(url) => {
+                let client =
+                    redis::Client::open(url).context("redis.url is not a valid Redis URL")?;
+                let conn = redis::aio::ConnectionManager::new(client.clone())
+                    .await
+                    .context("cannot connect to Redis (redis.url)")?;
+                let bus = RedisBus::connect(client.clone(), conn.clone(), prefix.clone())
+                    .await
+                    .context("cannot subscribe to Redis pub/sub")?;
+                let jobs = RedisJobQueue::connect(&client, conn.clone(), prefix.clone(), policy)
+                    .await
+                    .context("cannot set up the frame-job streams on Redis")?;
+                Self {
+                    kind: "redis",
+                    limiter: Arc::new(RedisRateLimiter::new(conn.clone(), prefix.clone())),
+                    bus: Arc::new(bus),
+                    slots: Arc::new(RedisSlots::new(conn.clone(), prefix.clone())),
+                    jobs: Arc::new(jobs),
+                    detections: Arc::new(RedisDetectionLog::new(conn.clone(), prefix.clone())),
+                    leases: Arc::new(RedisLeases::new(conn.clone(), prefix.clone())),
+                    nodes: Arc::new(RedisNodes::new(conn, prefix)),
+                }
+            }
+            None => Self::in_process(cfg),
+        })
+    }
+
+    /// The in-process adapters (one node; nothing to connect to).
+    pub fn in_process(cfg: &Config) -> Self {
+        Self {
+            kind: "memory",
+            limiter: Arc::new(MemoryRateLimiter::new()),
+            bus: Arc::new(MemoryBus::new()),
+            slots: Arc::new(MemorySlots::new()),
+            jobs: Arc::new(MemoryJobQueue::new(queue_policy(cfg))),
+            detections: Arc::new(MemoryDetectionLog::new()),
+            leases: Arc::new(MemoryLeases::new()),
+            nodes: Arc::new(MemoryNodes::new()),
+        }
+    }
+}
+
+/// The blob store, and the local adapter when that is the one (the gateway
+/// serves its presigned URLs).
+#[derive(Clone)]
+pub struct Blobs {
+    pub store: Arc<dyn BlobStore>,
+    pub local: Option<Arc<LocalBlobs>>,
+}
+
+/// The key that signs local presigned URLs, derived from the session secret
+/// (shared by every node of a deployment) for this one purpose.
+pub fn blob_signing_key(session_secret: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(b"panoptes blob urls v1\0");
+    h.update(session_secret);
+    h.finalize().to_vec()
+}
+
+/// The blob store from config. `signing_key` signs local presigned URLs.
+pub async fn blobs(cfg: &Config, signing_key: &[u8]) -> anyhow::Result<Blobs> {
+    let b = &cfg.blobs;
+    if b.backend == "s3" {
+        let nonempty = |s: &str| Some(s.to_owned()).filter(|s| !s.is_empty());
+        let s3 = S3Blobs::connect(S3Options {
+            bucket: b.s3_bucket.clone(),
+            region: b.s3_region.clone(),
+            endpoint: nonempty(&b.s3_endpoint),
+            path_style: b.s3_path_style,
+            access_key: nonempty(b.s3_access_key.expose_secret()),
+            secret_key: nonempty(b.s3_secret_key.expose_secret()).map(Into::into),
+        })
+        .await
+        .context("cannot set up the S3 blob store (blobs.s3_*)")?;
+        // Deployments create the bucket (terraform); a development server may
+        // not have it yet. Not fatal: credentials may rightly forbid creating.
+        if let Err(e) = s3.ensure_bucket().await {
+            tracing::warn!(bucket = %b.s3_bucket, error = %e, "snapshot bucket not confirmed");
+        }
+        return Ok(Blobs {
+            store: Arc::new(s3),
+            local: None,
+        });
+    }
+    let base = if b.public_base_url.is_empty() {
+        format!("http://{}", cfg.server.listen)
+    } else {
+        b.public_base_url.clone()
+    };
+    let local = Arc::new(LocalBlobs::new(cfg.blobs_dir(), base, signing_key));
+    Ok(Blobs {
+        store: local.clone(),
+        local: Some(local),
+    })
+}

@@ -1,0 +1,191 @@
+//! One analytics step: take (or keep) the lease of every device with recent
+//! results, read what is new in each owned device's log, release what has
+//! waited the reorder window in capture order, publish it, commit.
+//!
+//! Delivery is at least once: a crash between publishing and committing
+//! republishes those events from the next owner (subscribers drop duplicates
+//! by event id only if the ids match, so the window is kept small: one step).
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::sync::Arc;
+use std::time::Duration;
+
+use panoptes_shared::Result;
+use panoptes_shared::domain::detection::DetectionResult;
+use panoptes_shared::ids::DeviceId;
+use panoptes_shared::ports::{BlobStore, DetectionLog, EventBus, Leases, Publication};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use super::Reorder;
+use super::event::{FrameAnalysis, Untracked, analysis_result};
+use crate::metrics::WorkerMetrics;
+
+#[derive(Debug, Clone)]
+pub struct AnalyticsSettings {
+    pub node: String,
+    /// Device ownership lease; renewed every step.
+    pub lease_ttl: Duration,
+    pub reorder_window: Duration,
+    /// Devices with a result this recent are looked after.
+    pub active_within: Duration,
+    /// Results read per device per step.
+    pub read_max: usize,
+    /// Lifetime of snapshot URLs in events.
+    pub snapshot_url_ttl: Duration,
+}
+
+struct Owned {
+    order: Reorder,
+    analysis: Box<dyn FrameAnalysis>,
+    last_new: Instant,
+}
+
+pub struct AnalyticsWorker {
+    log: Arc<dyn DetectionLog>,
+    leases: Arc<dyn Leases>,
+    bus: Arc<dyn EventBus>,
+    blobs: Arc<dyn BlobStore>,
+    metrics: Arc<WorkerMetrics>,
+    settings: AnalyticsSettings,
+    owned: Mutex<HashMap<DeviceId, Owned>>,
+}
+
+fn lease_key(device: DeviceId) -> String {
+    format!("analytics:{device}")
+}
+
+impl AnalyticsWorker {
+    pub fn new(
+        log: Arc<dyn DetectionLog>,
+        leases: Arc<dyn Leases>,
+        bus: Arc<dyn EventBus>,
+        blobs: Arc<dyn BlobStore>,
+        metrics: Arc<WorkerMetrics>,
+        settings: AnalyticsSettings,
+    ) -> Self {
+        Self {
+            log,
+            leases,
+            bus,
+            blobs,
+            metrics,
+            settings,
+            owned: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Devices this node owns now.
+    pub async fn owned(&self) -> Vec<DeviceId> {
+        self.owned.lock().await.keys().copied().collect()
+    }
+
+    /// One pass over every active device; returns the events published.
+    pub async fn step(&self) -> Result<usize> {
+        self.step_at(Instant::now()).await
+    }
+
+    /// [`Self::step`] at a given time (tests move time on).
+    pub async fn step_at(&self, now: Instant) -> Result<usize> {
+        let mut owned = self.owned.lock().await;
+        let mut devices = self.log.active_devices(self.settings.active_within).await?;
+        for d in owned.keys() {
+            if !devices.contains(d) {
+                devices.push(*d);
+            }
+        }
+        let mut published = 0;
+        for device in devices {
+            let key = lease_key(device);
+            if !self
+                .leases
+                .acquire(&key, &self.settings.node, self.settings.lease_ttl)
+                .await?
+            {
+                if owned.remove(&device).is_some() {
+                    tracing::warn!(%device, "device lease lost to another analytics node");
+                }
+                continue;
+            }
+            let state = match owned.entry(device) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => {
+                    let committed = self.log.checkpoint(device).await?;
+                    tracing::info!(%device, %committed, "device taken over");
+                    e.insert(Owned {
+                        order: Reorder::new(self.settings.reorder_window, committed),
+                        analysis: Box::new(Untracked),
+                        last_new: now,
+                    })
+                }
+            };
+            let fresh = self
+                .log
+                .read(device, state.order.read_up_to(), self.settings.read_max)
+                .await?;
+            if !fresh.is_empty() {
+                state.last_new = now;
+            }
+            let before = state.order.committable();
+            for (offset, result) in fresh {
+                if !state.order.push(offset, result, now) {
+                    self.metrics.late_dropped.add(1);
+                    tracing::debug!(%device, "late result dropped");
+                }
+            }
+            for result in state.order.release(now) {
+                self.publish(&result, state.analysis.as_mut()).await?;
+                published += 1;
+            }
+            if state.order.committable() != before {
+                self.log.commit(device, state.order.committable()).await?;
+            }
+            if state.order.is_idle()
+                && now.duration_since(state.last_new) >= self.settings.lease_ttl
+            {
+                // Quiet for a lease: let another node (or nobody) own it.
+                owned.remove(&device);
+                self.leases.release(&key, &self.settings.node).await?;
+            }
+        }
+        self.metrics.published.add(published as u64);
+        Ok(published)
+    }
+
+    async fn publish(&self, r: &DetectionResult, analysis: &mut dyn FrameAnalysis) -> Result<()> {
+        let snapshot_url = match &r.snapshot_key {
+            Some(key) => Some(
+                self.blobs
+                    .presign_get(key, self.settings.snapshot_url_ttl)
+                    .await?,
+            ),
+            None => None,
+        };
+        let a = analysis.analyze(r);
+        self.bus
+            .publish(&Publication {
+                user: r.user_id,
+                device: r.device_id,
+                task: r.task_id,
+                data: analysis_result(r, &a, snapshot_url.as_deref()),
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Give every lease up (shutdown): the next owner continues at once.
+    pub async fn release_all(&self) {
+        let mut owned = self.owned.lock().await;
+        for device in owned.keys() {
+            if let Err(e) = self
+                .leases
+                .release(&lease_key(*device), &self.settings.node)
+                .await
+            {
+                tracing::warn!(%device, error = %e, "device lease not released");
+            }
+        }
+        owned.clear();
+    }
+}

@@ -1,0 +1,231 @@
+//! One detect step: pull up to a batch of frame jobs (waiting up to the batch
+//! window), decode and detect off the async runtime, store a snapshot when the
+//! device's interval has passed, record each result once per job id, then
+//! acknowledge. A frame that fails is retried until the queue dead-letters it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use panoptes_shared::domain::detection::{BoundingBox, Detection, DetectionResult};
+use panoptes_shared::ports::blobs::snapshot_key;
+use panoptes_shared::ports::jobs::Claimed;
+use panoptes_shared::ports::{BlobStore, DetectionLog, JobQueue, Leases};
+use panoptes_shared::{Error, Result};
+
+use super::SceneCache;
+use crate::detector::image::{Rgb, decode_all};
+use crate::detector::runtime::{Engine, FrameIn};
+use crate::detector::{Found, Wanted};
+use crate::metrics::WorkerMetrics;
+
+/// The ports the detect role uses.
+#[derive(Clone)]
+pub struct Ports {
+    pub queue: Arc<dyn JobQueue>,
+    pub scenes: Arc<SceneCache>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub log: Arc<dyn DetectionLog>,
+    pub leases: Arc<dyn Leases>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DetectSettings {
+    /// This node's id: the consumer name and the `nodeId` of results.
+    pub node: String,
+    pub batch_size: usize,
+    /// How long a pull waits for the first job.
+    pub batch_wait: Duration,
+    /// At most one snapshot per device per interval (across the pool).
+    pub snapshot_interval: Duration,
+}
+
+pub struct DetectWorker {
+    ports: Ports,
+    engine: Arc<Engine>,
+    metrics: Arc<WorkerMetrics>,
+    settings: DetectSettings,
+}
+
+/// What became of one claimed job in the blocking part of a step.
+enum Outcome {
+    Found(Vec<Found>, u32, u32),
+    Failed(String),
+    /// Its scene was deleted: acknowledged without a result.
+    NoScene,
+}
+
+impl DetectWorker {
+    pub fn new(
+        ports: Ports,
+        engine: Arc<Engine>,
+        metrics: Arc<WorkerMetrics>,
+        settings: DetectSettings,
+    ) -> Self {
+        Self {
+            ports,
+            engine,
+            metrics,
+            settings,
+        }
+    }
+
+    /// Pull and process one batch; returns how many jobs it handled.
+    pub async fn step(&self) -> Result<usize> {
+        let claimed = self
+            .ports
+            .queue
+            .pull(
+                &self.settings.node,
+                self.settings.batch_size.max(1),
+                self.settings.batch_wait,
+            )
+            .await?;
+        if claimed.is_empty() {
+            return Ok(0);
+        }
+        let mut wanted = Vec::with_capacity(claimed.len());
+        for c in &claimed {
+            wanted.push(self.ports.scenes.wanted(c.job.user, c.job.scene).await?);
+        }
+        let started = Instant::now();
+        let engine = self.engine.clone();
+        let jpegs: Vec<Vec<u8>> = claimed.iter().map(|c| c.job.jpeg.clone()).collect();
+        let (outcomes, inference_ms) =
+            tokio::task::spawn_blocking(move || detect(&engine, &jpegs, &wanted))
+                .await
+                .map_err(Error::internal)?;
+        let frame_ms = started.elapsed().as_secs_f64() * 1000.0 / claimed.len() as f64;
+        if let Some(ms) = inference_ms {
+            self.metrics.observe_batch(claimed.len(), ms, frame_ms);
+        }
+        for (c, outcome) in claimed.iter().zip(outcomes) {
+            match outcome {
+                Outcome::Found(found, w, h) => {
+                    match self.record(c, found, w, h, frame_ms as f32).await {
+                        Ok(()) => {}
+                        Err(e) => self.failed(c, &format!("result not recorded: {e}")).await?,
+                    }
+                }
+                Outcome::Failed(error) => self.failed(c, &error).await?,
+                Outcome::NoScene => {
+                    self.metrics.scene_missing.add(1);
+                    self.ports.queue.ack(&c.receipt).await?;
+                }
+            }
+        }
+        Ok(claimed.len())
+    }
+
+    async fn failed(&self, c: &Claimed, error: &str) -> Result<()> {
+        self.metrics.frame_failures.add(1);
+        tracing::warn!(job = %c.job.id, device = %c.job.device, attempt = c.attempts, error, "frame failed");
+        self.ports.queue.fail(c, error).await
+    }
+
+    async fn record(&self, c: &Claimed, found: Vec<Found>, w: u32, h: u32, ms: f32) -> Result<()> {
+        let job = &c.job;
+        let snapshot = if self
+            .ports
+            .leases
+            .acquire(
+                &format!("snapshot:{}", job.device),
+                &job.id.to_string(),
+                self.settings.snapshot_interval,
+            )
+            .await?
+        {
+            let key = snapshot_key(job.user, job.device, job.captured_at_ms, job.id);
+            self.ports
+                .blobs
+                .put(&key, job.jpeg.clone(), "image/jpeg")
+                .await?;
+            self.metrics.snapshots.add(1);
+            Some(key)
+        } else {
+            None
+        };
+        let result = DetectionResult {
+            job_id: job.id,
+            user_id: job.user,
+            device_id: job.device,
+            scene_id: job.scene,
+            task_id: job.task,
+            captured_at_ms: job.captured_at_ms,
+            width: w,
+            height: h,
+            detections: found
+                .iter()
+                .map(|f| Detection {
+                    class: f.class,
+                    confidence: f.score,
+                    bounding_box: BoundingBox::from_corners(f.x1, f.y1, f.x2, f.y2, w, h),
+                })
+                .collect(),
+            processing_ms: ms,
+            node_id: self.settings.node.clone(),
+            snapshot_key: snapshot,
+        };
+        if !self.ports.log.append(&result).await? {
+            self.metrics.duplicate_results.add(1);
+        }
+        self.ports.queue.ack(&c.receipt).await?;
+        self.metrics.frames.add(1);
+        Ok(())
+    }
+}
+
+/// Decode every frame and detect in the decodable ones (blocking).
+fn detect(
+    engine: &Engine,
+    jpegs: &[Vec<u8>],
+    wanted: &[Option<Wanted>],
+) -> (Vec<Outcome>, Option<f64>) {
+    // Frames of deleted scenes are not decoded.
+    let live: Vec<&[u8]> = jpegs
+        .iter()
+        .zip(wanted)
+        .filter(|(_, w)| w.is_some())
+        .map(|(j, _)| j.as_slice())
+        .collect();
+    let mut frames = decode_all(&live).into_iter();
+    let decoded: Vec<Option<Result<Rgb, String>>> = wanted
+        .iter()
+        .map(|w| {
+            w.and_then(|_| frames.next())
+                .map(|d| d.map_err(|e| e.to_string()))
+        })
+        .collect();
+    let batch: Vec<FrameIn<'_>> = decoded
+        .iter()
+        .zip(wanted)
+        .filter_map(|(d, w)| match (d, w) {
+            (Some(Ok(frame)), Some(wanted)) => Some(FrameIn {
+                frame,
+                wanted: *wanted,
+            }),
+            _ => None,
+        })
+        .collect();
+    let (mut results, inference_ms) = match engine.detect(&batch) {
+        Ok((results, t)) => (Ok(results.into_iter()), Some(t.inference_ms)),
+        Err(e) => (Err(e.to_string()), None),
+    };
+    let outcomes = decoded
+        .into_iter()
+        .map(|d| match d {
+            None => Outcome::NoScene,
+            Some(Err(e)) => Outcome::Failed(e),
+            Some(Ok(frame)) => match &mut results {
+                Ok(it) => match it.next() {
+                    Some(Ok(found)) => {
+                        Outcome::Found(found, frame.width as u32, frame.height as u32)
+                    }
+                    Some(Err(e)) => Outcome::Failed(e),
+                    None => Outcome::Failed("no result for the frame".into()),
+                },
+                Err(e) => Outcome::Failed(e.clone()),
+            },
+        })
+        .collect();
+    (outcomes, inference_ms)
+}

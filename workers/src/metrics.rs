@@ -1,0 +1,194 @@
+//! What a worker node exports on `/metrics`: the signals an autoscaler uses
+//! (queue lag, frames/s, batch sizes, inference time, drops, dead letters).
+
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use panoptes_shared::metrics::Histogram;
+use panoptes_shared::ports::QueueStats;
+
+const BATCH_BOUNDS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0];
+const MS_BOUNDS: &[f64] = &[
+    5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0,
+];
+
+#[derive(Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+pub struct WorkerMetrics {
+    pub frames: Counter,
+    pub frame_failures: Counter,
+    pub duplicate_results: Counter,
+    pub snapshots: Counter,
+    pub scene_missing: Counter,
+    pub published: Counter,
+    pub late_dropped: Counter,
+    batch_sizes: Mutex<Histogram>,
+    inference_ms: Mutex<Histogram>,
+    frame_ms: Mutex<Histogram>,
+    queue: Mutex<Option<QueueStats>>,
+}
+
+impl Default for WorkerMetrics {
+    fn default() -> Self {
+        Self {
+            frames: Counter::default(),
+            frame_failures: Counter::default(),
+            duplicate_results: Counter::default(),
+            snapshots: Counter::default(),
+            scene_missing: Counter::default(),
+            published: Counter::default(),
+            late_dropped: Counter::default(),
+            batch_sizes: Mutex::new(Histogram::new(BATCH_BOUNDS)),
+            inference_ms: Mutex::new(Histogram::new(MS_BOUNDS)),
+            frame_ms: Mutex::new(Histogram::new(MS_BOUNDS)),
+            queue: Mutex::new(None),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl WorkerMetrics {
+    pub fn observe_batch(&self, size: usize, inference_ms: f64, frame_ms: f64) {
+        lock(&self.batch_sizes).observe(size as f64);
+        lock(&self.inference_ms).observe(inference_ms);
+        let mut f = lock(&self.frame_ms);
+        for _ in 0..size {
+            f.observe(frame_ms);
+        }
+    }
+
+    pub fn set_queue(&self, stats: QueueStats) {
+        *lock(&self.queue) = Some(stats);
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let counter = |out: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
+        };
+        counter(
+            &mut out,
+            "panoptes_detect_frames_total",
+            "Frames detected (frames/s is its rate).",
+            self.frames.get(),
+        );
+        counter(
+            &mut out,
+            "panoptes_detect_frame_failures_total",
+            "Frames that failed (retried, then dead-lettered).",
+            self.frame_failures.get(),
+        );
+        counter(
+            &mut out,
+            "panoptes_detect_duplicate_results_total",
+            "Results of reclaimed jobs already recorded (not counted twice).",
+            self.duplicate_results.get(),
+        );
+        counter(
+            &mut out,
+            "panoptes_detect_snapshots_total",
+            "Snapshots stored.",
+            self.snapshots.get(),
+        );
+        counter(
+            &mut out,
+            "panoptes_detect_scene_missing_total",
+            "Frames of deleted scenes, dropped.",
+            self.scene_missing.get(),
+        );
+        counter(
+            &mut out,
+            "panoptes_analytics_published_total",
+            "analysis_result events published.",
+            self.published.get(),
+        );
+        counter(
+            &mut out,
+            "panoptes_analytics_late_dropped_total",
+            "Results that came after the reorder window, dropped.",
+            self.late_dropped.get(),
+        );
+        let hist = |out: &mut String, name: &str, help: &str, h: &Mutex<Histogram>| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+            lock(h).render(name, "", out);
+        };
+        hist(
+            &mut out,
+            "panoptes_detect_batch_size",
+            "Frames per inference batch.",
+            &self.batch_sizes,
+        );
+        hist(
+            &mut out,
+            "panoptes_detect_inference_ms",
+            "Inference time per batch, ms.",
+            &self.inference_ms,
+        );
+        hist(
+            &mut out,
+            "panoptes_detect_frame_ms",
+            "Decode + inference + post-processing per frame, ms.",
+            &self.frame_ms,
+        );
+        if let Some(q) = *lock(&self.queue) {
+            let gauge = |out: &mut String, name: &str, help: &str, v: u64| {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+            };
+            gauge(
+                &mut out,
+                "panoptes_jobs_waiting",
+                "Frame jobs not yet handed out.",
+                q.waiting,
+            );
+            gauge(
+                &mut out,
+                "panoptes_jobs_pending",
+                "Frame jobs handed out, not acknowledged.",
+                q.pending,
+            );
+            gauge(
+                &mut out,
+                "panoptes_jobs_lag",
+                "Queue lag: waiting + pending jobs.",
+                q.waiting + q.pending,
+            );
+            gauge(
+                &mut out,
+                "panoptes_jobs_oldest_age_ms",
+                "Age of the oldest unacknowledged job.",
+                q.oldest_age_ms.unwrap_or(0),
+            );
+            gauge(
+                &mut out,
+                "panoptes_jobs_dropped_stale",
+                "Jobs dropped as stale (cluster total).",
+                q.dropped_stale,
+            );
+            gauge(
+                &mut out,
+                "panoptes_jobs_dead_letters",
+                "Jobs in the dead letters.",
+                q.dead_letters,
+            );
+        }
+        out
+    }
+}

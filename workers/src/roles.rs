@@ -1,0 +1,223 @@
+//! Running roles from config: `panoptes-worker --role detect|analytics` runs
+//! them in their own process; `panoptes up` runs them inside the gateway's.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use panoptes_infra::secrets_file;
+use panoptes_infra::store::{SqlStore, StoreOptions};
+use panoptes_infra::wiring::{self, Backends};
+use panoptes_shared::config::Config;
+use panoptes_shared::ports::jobs::now_ms;
+use panoptes_shared::ports::{BlobStore, NodeInfo, Store};
+use secrecy::ExposeSecret;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::Role;
+use crate::analytics::{AnalyticsSettings, AnalyticsWorker};
+use crate::detect::{DetectSettings, DetectWorker, Ports, SceneCache};
+use crate::detector::runtime::{Engine, EngineOptions, ModelKind, Provider};
+use crate::metrics::WorkerMetrics;
+use crate::node::{Heartbeat, node_id};
+
+/// What the roles share with the rest of the process.
+#[derive(Clone)]
+pub struct Shared {
+    pub store: Arc<dyn Store>,
+    pub backends: Backends,
+    pub blobs: Arc<dyn BlobStore>,
+}
+
+/// Connect what a worker process needs, as configured.
+pub async fn connect(cfg: &Config) -> anyhow::Result<Shared> {
+    let store = SqlStore::connect(&StoreOptions {
+        url: cfg.store_url(),
+        max_connections: cfg.store.max_connections,
+        acquire_timeout: Duration::from_secs(cfg.store.acquire_timeout_seconds),
+    })
+    .await
+    .context("cannot connect to the store (store.url)")?;
+    store
+        .migrate()
+        .await
+        .context("cannot apply store migrations")?;
+    let backends = Backends::connect(cfg).await?;
+    let mut secret = cfg.auth.jwt_secret.expose_secret().to_owned();
+    if secret.is_empty() {
+        secret = secrets_file::load_or_create(&cfg.data.dir)
+            .with_context(|| {
+                format!(
+                    "cannot read or create secrets in {}",
+                    cfg.data.dir.display()
+                )
+            })?
+            .jwt_secret;
+    }
+    let blobs = wiring::blobs(cfg, &wiring::blob_signing_key(secret.as_bytes())).await?;
+    Ok(Shared {
+        store: Arc::new(store),
+        backends,
+        blobs: blobs.store,
+    })
+}
+
+pub fn engine_options(cfg: &Config) -> EngineOptions {
+    let d = &cfg.detector;
+    EngineOptions {
+        model: ModelKind::parse(&d.model).unwrap_or(ModelKind::NanoDet),
+        model_path: d.model_path.clone(),
+        library: Some(d.ort_library.clone()).filter(|p| !p.as_os_str().is_empty()),
+        provider: if d.execution_provider == "cuda" {
+            Provider::Cuda {
+                device: d.cuda_device,
+            }
+        } else {
+            Provider::Cpu
+        },
+        threads: d.threads,
+        iou: d.nms_iou,
+    }
+}
+
+/// A role's loop: run `step` until shutdown; pause `idle` after a step that
+/// did nothing, back off after an error (a dependency is down).
+async fn drive<F, Fut>(name: &'static str, idle: Duration, shutdown: CancellationToken, step: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = panoptes_shared::Result<usize>>,
+{
+    while !shutdown.is_cancelled() {
+        let pause = match step().await {
+            Ok(0) => idle,
+            Ok(_) => Duration::ZERO,
+            Err(e) => {
+                tracing::warn!(role = name, error = %e, "step failed; retrying");
+                Duration::from_secs(1)
+            }
+        };
+        if !pause.is_zero() {
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+}
+
+/// Start `roles` (detect, analytics) on this node; they stop when `shutdown`
+/// fires. Returns once every role has stopped.
+pub async fn run(
+    cfg: &Config,
+    roles: &[Role],
+    shared: Shared,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    for r in roles {
+        if !matches!(r, Role::Detect | Role::Analytics) {
+            anyhow::bail!("the {r:?} role is not available yet (detect and analytics are)");
+        }
+    }
+    let node = node_id(&cfg.worker.node_id);
+    let metrics = Arc::new(WorkerMetrics::default());
+    let mut tasks = JoinSet::new();
+    let mut provider = None;
+    if roles.contains(&Role::Detect) {
+        let opts = engine_options(cfg);
+        let engine = tokio::task::spawn_blocking(move || Engine::load(&opts))
+            .await
+            .context("detector loading panicked")?
+            .context("cannot start the detect role")?;
+        provider = Some(match engine.provider() {
+            Provider::Cpu => "cpu",
+            Provider::Cuda { .. } => "cuda",
+        });
+        let worker = Arc::new(DetectWorker::new(
+            Ports {
+                queue: shared.backends.jobs.clone(),
+                scenes: Arc::new(SceneCache::new(
+                    shared.store.clone(),
+                    Duration::from_secs(10),
+                )),
+                blobs: shared.blobs.clone(),
+                log: shared.backends.detections.clone(),
+                leases: shared.backends.leases.clone(),
+            },
+            Arc::new(engine),
+            metrics.clone(),
+            DetectSettings {
+                node: node.clone(),
+                batch_size: cfg.detector.batch_size,
+                batch_wait: Duration::from_millis(cfg.detector.batch_wait_ms.max(1)),
+                snapshot_interval: Duration::from_millis(cfg.detector.snapshot_interval_ms.max(1)),
+            },
+        ));
+        for _ in 0..cfg.detector.concurrency.max(1) {
+            let (worker, stop) = (worker.clone(), shutdown.clone());
+            // The pull itself waits for work: no extra pause when idle.
+            tasks.spawn(drive("detect", Duration::ZERO, stop, move || {
+                let w = worker.clone();
+                async move { w.step().await }
+            }));
+        }
+    }
+    if roles.contains(&Role::Analytics) {
+        let a = &cfg.analytics;
+        let worker = Arc::new(AnalyticsWorker::new(
+            shared.backends.detections.clone(),
+            shared.backends.leases.clone(),
+            shared.backends.bus.clone(),
+            shared.blobs.clone(),
+            metrics.clone(),
+            AnalyticsSettings {
+                node: node.clone(),
+                lease_ttl: Duration::from_millis(a.lease_ttl_ms),
+                reorder_window: Duration::from_millis(a.reorder_window_ms),
+                active_within: Duration::from_millis(a.lease_ttl_ms.max(60_000)),
+                read_max: 256,
+                snapshot_url_ttl: Duration::from_secs(cfg.blobs.presign_ttl_seconds.max(1)),
+            },
+        ));
+        let (w, stop) = (worker.clone(), shutdown.clone());
+        let idle = Duration::from_millis(a.poll_ms.max(1));
+        tasks.spawn(async move {
+            drive("analytics", idle, stop, move || {
+                let w = w.clone();
+                async move { w.step().await }
+            })
+            .await;
+            worker.release_all().await;
+        });
+    }
+    let beat = Heartbeat {
+        nodes: shared.backends.nodes.clone(),
+        queue: shared.backends.jobs.clone(),
+        metrics: metrics.clone(),
+        info: NodeInfo {
+            id: node.clone(),
+            roles: roles
+                .iter()
+                .map(|r| format!("{r:?}").to_lowercase())
+                .collect(),
+            execution_provider: provider.map(str::to_owned),
+            started_at_ms: now_ms(),
+        },
+        every: Duration::from_millis(cfg.worker.heartbeat_ms),
+        ttl: Duration::from_millis(cfg.worker.node_ttl_ms),
+    };
+    tasks.spawn(beat.run(shutdown.clone()));
+    if !cfg.worker.metrics_listen.is_empty() {
+        tasks.spawn(crate::server::serve(
+            cfg.worker.metrics_listen.clone(),
+            metrics,
+            shutdown.clone(),
+        ));
+    }
+    tracing::info!(%node, ?roles, "worker roles running");
+    while let Some(done) = tasks.join_next().await {
+        done.context("a worker role panicked")?;
+    }
+    Ok(())
+}

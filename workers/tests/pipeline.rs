@@ -1,0 +1,535 @@
+//! The detect and analytics roles end to end on real Redis (frame jobs,
+//! detection log, leases, bus) and a real S3 protocol server (snapshots),
+//! driven a step at a time.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use panoptes_infra::blobs::{S3Blobs, S3Options};
+use panoptes_infra::bus::RedisBus;
+use panoptes_infra::coord::{RedisLeases, RedisNodes};
+use panoptes_infra::detections::RedisDetectionLog;
+use panoptes_infra::jobs::RedisJobQueue;
+use panoptes_infra::store::{SqlStore, StoreOptions};
+use panoptes_shared::ids::{DeviceId, SceneId, UserId};
+use panoptes_shared::ports::bus::Offset;
+use panoptes_shared::ports::jobs::{FrameJob, QueuePolicy, now_ms};
+use panoptes_shared::ports::prelude::*;
+use panoptes_shared::ports::{
+    BlobStore, DetectionLog, EventBus, JobQueue, Leases, NodeInfo, Store,
+};
+use panoptes_workers::analytics::{AnalyticsSettings, AnalyticsWorker};
+use panoptes_workers::detect::{DetectSettings, DetectWorker, Ports, SceneCache};
+use panoptes_workers::metrics::WorkerMetrics;
+use panoptes_workers::node::Heartbeat;
+use serde_json::Value;
+use uuid::Uuid;
+
+fn env(key: &str, default: &str) -> String {
+    std::env::var(key).unwrap_or_else(|_| default.to_owned())
+}
+
+/// Everything a test needs, each run in its own Redis prefix and S3 bucket.
+struct World {
+    store: Arc<SqlStore>,
+    queue: Arc<dyn JobQueue>,
+    log: Arc<dyn DetectionLog>,
+    leases: Arc<dyn Leases>,
+    bus: Arc<dyn EventBus>,
+    blobs: Arc<dyn BlobStore>,
+    conn: redis::aio::ConnectionManager,
+    prefix: String,
+    user: UserId,
+    device: DeviceId,
+    scene: SceneId,
+    engine: Arc<panoptes_workers::detector::runtime::Engine>,
+}
+
+async fn world(policy: QueuePolicy) -> World {
+    let client =
+        redis::Client::open(env("PANOPTES_TEST_REDIS_URL", "redis://127.0.0.1:6379")).unwrap();
+    let conn = redis::aio::ConnectionManager::new(client.clone())
+        .await
+        .expect("Redis must be running for these tests");
+    let prefix = format!("panoptes-test:{}", Uuid::new_v4());
+    let s3 = S3Blobs::connect(S3Options {
+        bucket: format!("pw-{}", &Uuid::new_v4().simple().to_string()[..12]),
+        region: "us-east-1".into(),
+        endpoint: Some(env("PANOPTES_TEST_S3_ENDPOINT", "http://127.0.0.1:8014")),
+        path_style: true,
+        access_key: Some(env("PANOPTES_TEST_S3_ACCESS_KEY", "panoptes-test")),
+        secret_key: Some(env("PANOPTES_TEST_S3_SECRET_KEY", "panoptes-test-secret").into()),
+    })
+    .await
+    .unwrap();
+    s3.ensure_bucket()
+        .await
+        .expect("an S3 server must be running for these tests (bash .ci/test.sh starts s3s-fs)");
+    let dir = std::env::temp_dir().join(format!("panoptes-wk-{}", Uuid::new_v4()));
+    let store = SqlStore::connect(&StoreOptions {
+        url: format!("sqlite:{}", dir.join("t.db").display()),
+        max_connections: 2,
+        acquire_timeout: Duration::from_secs(10),
+    })
+    .await
+    .unwrap();
+    store.migrate().await.unwrap();
+    let (user, device, scene) = common::tenant(&store).await;
+    World {
+        queue: Arc::new(
+            RedisJobQueue::connect(&client, conn.clone(), prefix.clone(), policy)
+                .await
+                .unwrap(),
+        ),
+        log: Arc::new(RedisDetectionLog::new(conn.clone(), prefix.clone())),
+        leases: Arc::new(RedisLeases::new(conn.clone(), prefix.clone())),
+        bus: Arc::new(
+            RedisBus::connect(client, conn.clone(), prefix.clone())
+                .await
+                .unwrap(),
+        ),
+        blobs: Arc::new(s3),
+        store: Arc::new(store),
+        conn,
+        prefix,
+        user,
+        device,
+        scene,
+        engine: Arc::new(common::nanodet()),
+    }
+}
+
+fn policy() -> QueuePolicy {
+    QueuePolicy {
+        shards: 2,
+        max_len: 1000,
+        visibility: Duration::from_millis(300),
+        max_attempts: 2,
+        max_age: Duration::from_secs(60),
+    }
+}
+
+fn frame(n: u32) -> Vec<u8> {
+    std::fs::read(common::fixtures().join(format!("frames/vtest-{n}.jpg"))).unwrap()
+}
+
+impl World {
+    fn job(&self, jpeg: Vec<u8>, captured_at_ms: u64, task: Uuid) -> FrameJob {
+        FrameJob {
+            id: Uuid::new_v4(),
+            user: self.user,
+            device: self.device,
+            scene: self.scene.0,
+            task,
+            captured_at_ms,
+            jpeg,
+        }
+    }
+
+    fn detector(&self, node: &str, batch: usize) -> (DetectWorker, Arc<WorkerMetrics>) {
+        let metrics = Arc::new(WorkerMetrics::default());
+        let store: Arc<dyn Store> = self.store.clone();
+        (
+            DetectWorker::new(
+                Ports {
+                    queue: self.queue.clone(),
+                    scenes: Arc::new(SceneCache::new(store, Duration::from_secs(10))),
+                    blobs: self.blobs.clone(),
+                    log: self.log.clone(),
+                    leases: self.leases.clone(),
+                },
+                self.engine.clone(),
+                metrics.clone(),
+                DetectSettings {
+                    node: node.into(),
+                    batch_size: batch,
+                    batch_wait: Duration::from_millis(50),
+                    snapshot_interval: Duration::from_secs(60),
+                },
+            ),
+            metrics,
+        )
+    }
+
+    fn analytics(
+        &self,
+        node: &str,
+        window: Duration,
+        lease: Duration,
+    ) -> (AnalyticsWorker, Arc<WorkerMetrics>) {
+        let metrics = Arc::new(WorkerMetrics::default());
+        (
+            AnalyticsWorker::new(
+                self.log.clone(),
+                self.leases.clone(),
+                self.bus.clone(),
+                self.blobs.clone(),
+                metrics.clone(),
+                AnalyticsSettings {
+                    node: node.into(),
+                    lease_ttl: lease,
+                    reorder_window: window,
+                    active_within: Duration::from_secs(60),
+                    read_max: 100,
+                    snapshot_url_ttl: Duration::from_secs(300),
+                },
+            ),
+            metrics,
+        )
+    }
+
+    async fn results(&self) -> Vec<panoptes_shared::domain::detection::DetectionResult> {
+        self.log
+            .read(self.device, Offset::START, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect()
+    }
+}
+
+/// Run `step` until `done` or 10 s pass; each step waits for work itself.
+async fn until<F, Fut>(mut step: F, mut done: impl FnMut() -> bool)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out");
+        step().await;
+    }
+}
+
+#[tokio::test]
+async fn a_frame_is_detected_once_with_a_snapshot_readable_through_a_presigned_url() {
+    let w = world(policy()).await;
+    let (detector, metrics) = w.detector("node-a", 4);
+    let job = w.job(frame(200), now_ms(), Uuid::new_v4());
+    w.queue.enqueue(&job).await.unwrap();
+    assert_eq!(detector.step().await.unwrap(), 1);
+    let results = w.results().await;
+    assert_eq!(results.len(), 1);
+    let r = &results[0];
+    assert_eq!(
+        (r.job_id, r.node_id.as_str(), r.width, r.height),
+        (job.id, "node-a", 768, 576)
+    );
+    assert!(
+        r.detections.len() >= 5,
+        "the walkers of frame 200: {:?}",
+        r.detections
+    );
+    assert!(r.detections.iter().all(|d| d.confidence >= 0.4));
+    assert!(r.detections.iter().all(|d| {
+        let b = d.bounding_box;
+        b.x >= 0.0 && b.y >= 0.0 && b.x + b.width <= 1.0 && b.y + b.height <= 1.0 && b.width > 0.0
+    }));
+    assert!(r.processing_ms > 0.0);
+    let stats = w.queue.stats().await.unwrap();
+    assert_eq!((stats.waiting, stats.pending), (0, 0), "acknowledged");
+    // The snapshot: in S3 under the tenant's prefix, readable by URL.
+    let key = r
+        .snapshot_key
+        .clone()
+        .expect("first frame of the device stores a snapshot");
+    assert!(
+        key.starts_with(&format!("{}/snapshots/{}/", w.user, w.device)),
+        "{key}"
+    );
+    let url = w
+        .blobs
+        .presign_get(&key, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let got = reqwest::get(&url).await.unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.bytes().await.unwrap().as_ref(), frame(200).as_slice());
+    // The next frame within the interval stores none.
+    w.queue
+        .enqueue(&w.job(frame(350), now_ms(), job.task))
+        .await
+        .unwrap();
+    assert_eq!(detector.step().await.unwrap(), 1);
+    assert!(w.results().await[1].snapshot_key.is_none());
+    assert_eq!(metrics.snapshots.get(), 1);
+    assert_eq!(metrics.frames.get(), 2);
+    assert!(
+        metrics
+            .render()
+            .contains("panoptes_detect_batch_size_count 2")
+    );
+}
+
+#[tokio::test]
+async fn a_dead_consumers_job_is_reclaimed_and_finished_once() {
+    let w = world(policy()).await;
+    let job = w.job(frame(50), now_ms(), Uuid::new_v4());
+    w.queue.enqueue(&job).await.unwrap();
+    // A detector takes the job and dies before acknowledging it.
+    let taken = w
+        .queue
+        .pull("node-dead", 1, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+    // Another detector reclaims it once the claim lapses (its pull waits for that).
+    let (survivor, metrics) = w.detector("node-b", 4);
+    until(
+        || async {
+            survivor.step().await.unwrap();
+        },
+        || metrics.frames.get() == 1,
+    )
+    .await;
+    let results = w.results().await;
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0].node_id, "node-b");
+    // The dead node was only slow: its late result is not recorded twice.
+    let mut late = results[0].clone();
+    late.node_id = "node-dead".into();
+    assert!(!w.log.append(&late).await.unwrap());
+    assert_eq!(w.results().await.len(), 1);
+    assert!(w.queue.ack(&taken[0].receipt).await.is_ok());
+    let stats = w.queue.stats().await.unwrap();
+    assert_eq!(
+        (stats.waiting, stats.pending, stats.dead_letters),
+        (0, 0, 0)
+    );
+}
+
+#[tokio::test]
+async fn a_poison_frame_goes_to_the_dead_letters_and_a_stale_one_is_dropped() {
+    let w = world(policy()).await;
+    let (detector, metrics) = w.detector("node-a", 4);
+    let poison = w.job(
+        b"\xff\xd8 this is not a jpeg".to_vec(),
+        now_ms(),
+        Uuid::new_v4(),
+    );
+    w.queue.enqueue(&poison).await.unwrap();
+    until(
+        || async {
+            detector.step().await.unwrap();
+        },
+        || metrics.frame_failures.get() >= 2,
+    )
+    .await;
+    // The last attempt failed: the next pull moves it to the dead letters.
+    w.queue
+        .pull("node-a", 1, Duration::from_millis(400))
+        .await
+        .unwrap();
+    let dead = w.queue.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].job_id, poison.id);
+    assert!(
+        dead[0].error.contains("not a decodable JPEG"),
+        "{}",
+        dead[0].error
+    );
+    assert!(w.results().await.is_empty());
+    // A frame captured long ago is dropped and counted, not detected.
+    let stale = w.job(frame(50), now_ms() - 120_000, Uuid::new_v4());
+    w.queue.enqueue(&stale).await.unwrap();
+    assert_eq!(detector.step().await.unwrap(), 0);
+    assert_eq!(w.queue.stats().await.unwrap().dropped_stale, 1);
+    assert!(w.results().await.is_empty());
+}
+
+#[tokio::test]
+async fn results_are_published_in_capture_order_when_detectors_finish_out_of_order() {
+    let w = world(policy()).await;
+    let task = Uuid::new_v4();
+    let mut sub = w.bus.subscribe(w.user).await.unwrap();
+    let (a, _) = w.detector("node-a", 1);
+    let (b, _) = w.detector("node-b", 1);
+    let t = now_ms();
+    // Node a finishes the later capture first, node b the earlier one after it.
+    w.queue
+        .enqueue(&w.job(frame(350), t + 200, task))
+        .await
+        .unwrap();
+    assert_eq!(a.step().await.unwrap(), 1);
+    w.queue
+        .enqueue(&w.job(frame(200), t + 100, task))
+        .await
+        .unwrap();
+    assert_eq!(b.step().await.unwrap(), 1);
+    let arrived: Vec<u64> = w.results().await.iter().map(|r| r.captured_at_ms).collect();
+    assert_eq!(
+        arrived,
+        vec![t + 200, t + 100],
+        "the log holds them out of order"
+    );
+    let window = Duration::from_millis(500);
+    let (analytics, metrics) = w.analytics("an-1", window, Duration::from_secs(10));
+    let t0 = tokio::time::Instant::now();
+    assert_eq!(
+        analytics.step_at(t0).await.unwrap(),
+        0,
+        "both wait for the window"
+    );
+    assert_eq!(analytics.step_at(t0 + window).await.unwrap(), 2);
+    let mut published = Vec::new();
+    for _ in 0..2 {
+        let e = tokio::time::timeout(Duration::from_secs(5), sub.next())
+            .await
+            .unwrap()
+            .unwrap();
+        published.push(serde_json::from_str::<Value>(&e.data).unwrap());
+        assert_eq!(e.task, task);
+    }
+    let stamps: Vec<&str> = published
+        .iter()
+        .map(|p| p["timestamp"].as_str().unwrap())
+        .collect();
+    assert!(stamps[0] < stamps[1], "capture order: {stamps:?}");
+    let first = &published[0];
+    assert_eq!(first["deviceId"], w.device.to_string());
+    assert_eq!(first["sceneId"], w.scene.to_string());
+    assert_eq!(first["analysisId"], task.to_string());
+    assert_eq!(first["detections"][0]["type"], "person");
+    assert!(
+        first["detections"][0]["boundingBox"]["width"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    assert!(
+        published[1]["snapshotUrl"].as_str().is_some(),
+        "the first frame processed stored the snapshot"
+    );
+    // A result captured before what was published is late: dropped, counted.
+    w.queue
+        .enqueue(&w.job(frame(50), t + 50, task))
+        .await
+        .unwrap();
+    assert_eq!(a.step().await.unwrap(), 1);
+    assert_eq!(analytics.step_at(t0 + window * 3).await.unwrap(), 0);
+    assert_eq!(metrics.late_dropped.get(), 1);
+    assert_eq!(
+        w.log.checkpoint(w.device).await.unwrap(),
+        w.log.read(w.device, Offset::START, 10).await.unwrap()[2].0
+    );
+}
+
+#[tokio::test]
+async fn one_analytics_node_owns_a_device_and_another_takes_over_when_it_dies() {
+    let w = world(policy()).await;
+    let task = Uuid::new_v4();
+    let mut sub = w.bus.subscribe(w.user).await.unwrap();
+    let (detector, _) = w.detector("node-a", 4);
+    let lease = Duration::from_millis(400);
+    let (first, _) = w.analytics("an-1", Duration::ZERO, lease);
+    let (second, _) = w.analytics("an-2", Duration::ZERO, lease);
+    let t = now_ms();
+    w.queue.enqueue(&w.job(frame(50), t, task)).await.unwrap();
+    assert_eq!(detector.step().await.unwrap(), 1);
+    assert_eq!(first.step().await.unwrap(), 1);
+    assert_eq!(second.step().await.unwrap(), 0, "an-1 owns the device");
+    assert_eq!(first.owned().await, vec![w.device]);
+    assert!(second.owned().await.is_empty());
+    // an-1 dies (stops stepping). New results wait until its lease lapses,
+    // then an-2 continues from an-1's checkpoint: nothing twice, nothing lost.
+    w.queue
+        .enqueue(&w.job(frame(200), t + 100, task))
+        .await
+        .unwrap();
+    assert_eq!(detector.step().await.unwrap(), 1);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut taken_over = 0;
+    while taken_over == 0 {
+        assert!(tokio::time::Instant::now() < deadline);
+        taken_over = second.step().await.unwrap();
+        if taken_over == 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    assert_eq!(taken_over, 1);
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let e = tokio::time::timeout(Duration::from_secs(5), sub.next())
+            .await
+            .unwrap()
+            .unwrap();
+        seen.push(
+            serde_json::from_str::<Value>(&e.data).unwrap()["timestamp"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert!(seen[0] < seen[1]);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), sub.next())
+            .await
+            .is_err(),
+        "no duplicate"
+    );
+}
+
+#[tokio::test]
+async fn nodes_heartbeat_and_export_the_queue_lag() {
+    let w = world(policy()).await;
+    let nodes = Arc::new(RedisNodes::new(w.conn.clone(), w.prefix.clone()));
+    let metrics = Arc::new(WorkerMetrics::default());
+    for n in 0..3 {
+        w.queue
+            .enqueue(&w.job(frame(50), now_ms(), Uuid::new_v4()))
+            .await
+            .unwrap();
+        let _ = n;
+    }
+    let beat = Heartbeat {
+        nodes: nodes.clone(),
+        queue: w.queue.clone(),
+        metrics: metrics.clone(),
+        info: NodeInfo {
+            id: "node-x".into(),
+            roles: vec!["detect".into()],
+            execution_provider: Some("cpu".into()),
+            started_at_ms: now_ms(),
+        },
+        every: Duration::from_millis(100),
+        ttl: Duration::from_millis(300),
+    };
+    assert!(beat.beat().await.unwrap().is_empty());
+    let listed = nodes.list().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].online);
+    let text = metrics.render();
+    assert!(text.contains("panoptes_jobs_waiting 3"), "{text}");
+    assert!(text.contains("panoptes_jobs_lag 3"), "{text}");
+    // Another node that stops beating is reported offline by this one, once.
+    let other = Heartbeat {
+        info: NodeInfo {
+            id: "node-y".into(),
+            ..beat.info.clone()
+        },
+        nodes: nodes.clone(),
+        queue: w.queue.clone(),
+        metrics: Arc::new(WorkerMetrics::default()),
+        every: beat.every,
+        ttl: Duration::from_millis(150),
+    };
+    other.beat().await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    let offline = loop {
+        let gone = beat.beat().await.unwrap();
+        if !gone.is_empty() {
+            break gone;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "node-y never went offline"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(offline.len(), 1);
+    assert_eq!(offline[0].info.id, "node-y");
+    assert!(beat.beat().await.unwrap().is_empty(), "reported once");
+}
