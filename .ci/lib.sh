@@ -25,7 +25,8 @@ apt_install() {
 }
 
 ensure_rust() {
-  apt_install ca-certificates build-essential pkg-config curl
+  # nasm: libjpeg-turbo's SIMD decoder (mozjpeg-sys builds it from source).
+  apt_install ca-certificates build-essential pkg-config curl nasm
   if ! command -v cargo >/dev/null 2>&1; then
     [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
   fi
@@ -111,4 +112,18 @@ ensure_venv() {
 drop_test_databases() {
   psql "$PANOPTES_TEST_POSTGRES_URL" -qAtc "select datname from pg_database where datname like 'panoptes_test_%'" |
     while read -r db; do psql "$PANOPTES_TEST_POSTGRES_URL" -qc "DROP DATABASE IF EXISTS $db" >/dev/null || true; done
+}
+
+# ONNX Runtime for the detector: the onnxruntime 1.31.1 wheel's shared library
+# (ort loads it at run time; nothing is downloaded at build time), plus what the
+# Python reference pipeline and the model scripts use. Exports ORT_DYLIB_PATH.
+ORT_VERSION=1.31.1
+ensure_onnxruntime() {
+  local lib="$TOOLS/venv/lib/python3.11/site-packages/onnxruntime/capi/libonnxruntime.so.$ORT_VERSION"
+  if [ ! -f "$lib" ]; then
+    log "installing onnxruntime $ORT_VERSION (Python wheel) into .tools/venv"
+    ensure_venv "onnxruntime==$ORT_VERSION" "numpy==2.4.6" "pillow==13.0.0" "onnx==1.23.2"
+  fi
+  lib="$(ls "$TOOLS"/venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so."$ORT_VERSION" | head -n 1)"
+  export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$lib}"
 }

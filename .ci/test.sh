@@ -11,6 +11,7 @@ ensure_postgres
 ensure_redis
 ensure_s3
 ensure_venv "openapi-spec-validator==0.7.2" "schemathesis==4.32.5"
+ensure_onnxruntime
 drop_test_databases
 
 log "cargo fmt --check"

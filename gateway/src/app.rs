@@ -8,14 +8,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use panoptes_infra::bus::{MemoryBus, RedisBus};
+use panoptes_infra::bus::MemoryBus;
 use panoptes_infra::crypto::AesGcmCipher;
-use panoptes_infra::rate_limit::{MemoryRateLimiter, RedisRateLimiter};
+use panoptes_infra::rate_limit::MemoryRateLimiter;
 use panoptes_infra::secrets_file;
-use panoptes_infra::slots::{MemorySlots, RedisSlots};
+use panoptes_infra::slots::MemorySlots;
 use panoptes_infra::store::{SqlStore, StoreOptions};
+use panoptes_infra::wiring::{self, Backends};
 use panoptes_shared::config::Config;
-use panoptes_shared::ports::{EventBus, RateLimiter, StreamSlots};
+use panoptes_shared::ports::EventBus;
 use poem::{EndpointExt, Route};
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
@@ -56,36 +57,7 @@ pub async fn connect_store(cfg: &Config) -> anyhow::Result<SqlStore> {
 /// Build the shared state from config: store, limiter, secrets.
 pub async fn build_state(cfg: &Config) -> anyhow::Result<AppState> {
     let store = connect_store(cfg).await?;
-    let prefix = cfg.redis.key_prefix.clone();
-    type Backends = (
-        Arc<dyn RateLimiter>,
-        &'static str,
-        Arc<dyn EventBus>,
-        Arc<dyn StreamSlots>,
-    );
-    let (limiter, limiter_backend, bus, slots): Backends = match cfg.redis_url() {
-        Some(url) => {
-            let client = redis::Client::open(url).context("redis.url is not a valid Redis URL")?;
-            let conn = redis::aio::ConnectionManager::new(client.clone())
-                .await
-                .context("cannot connect to Redis (redis.url)")?;
-            let bus = RedisBus::connect(client, conn.clone(), prefix.clone())
-                .await
-                .context("cannot subscribe to Redis pub/sub")?;
-            (
-                Arc::new(RedisRateLimiter::new(conn.clone(), prefix.clone())),
-                "redis",
-                Arc::new(bus),
-                Arc::new(RedisSlots::new(conn, prefix)),
-            )
-        }
-        None => (
-            Arc::new(MemoryRateLimiter::new()),
-            "memory",
-            Arc::new(MemoryBus::new()),
-            Arc::new(MemorySlots::new()),
-        ),
-    };
+    let backends = Backends::connect(cfg).await?;
     let sse = SseSettings::from(&cfg.sse);
     let (mut jwt, mut key) = (
         cfg.auth.jwt_secret.expose_secret().to_owned(),
@@ -105,12 +77,13 @@ pub async fn build_state(cfg: &Config) -> anyhow::Result<AppState> {
             key = generated.credentials_key;
         }
     }
+    let blobs = wiring::blobs(cfg, &wiring::blob_signing_key(jwt.as_bytes())).await?;
     let cipher = AesGcmCipher::from_base64(&key)
         .map_err(|e| anyhow::anyhow!("auth.credentials_key: {e}"))?;
     Ok(AppState {
         store: Arc::new(store),
-        limiter,
-        limiter_backend,
+        limiter: backends.limiter.clone(),
+        limiter_backend: backends.kind,
         cipher: Arc::new(cipher),
         sessions: Arc::new(SessionTokens::new(jwt.as_bytes())),
         key_usage: Arc::new(KeyUsage::default()),
@@ -118,16 +91,17 @@ pub async fn build_state(cfg: &Config) -> anyhow::Result<AppState> {
         session_ttl: chrono::Duration::seconds(
             i64::try_from(cfg.auth.session_ttl_seconds).unwrap_or(i64::MAX / 1000),
         ),
-        hub: Hub::new(bus.clone(), sse.queue_events),
-        bus,
-        slots,
+        hub: Hub::new(backends.bus.clone(), sse.queue_events),
+        bus: backends.bus.clone(),
+        slots: backends.slots.clone(),
         sse,
+        backends,
+        blobs,
     })
 }
 
 impl Application {
     pub async fn build(cfg: &Config) -> anyhow::Result<Self> {
-        let state = build_state(cfg).await?;
         let addr = cfg.listen_addr()?;
         let listener = TcpListener::bind(addr)
             .await
@@ -135,6 +109,13 @@ impl Application {
         let addr = listener
             .local_addr()
             .context("listener has no socket address")?;
+        // Local snapshot links point at this listener (its real port when
+        // the config asked for port 0), unless a public URL is configured.
+        let mut cfg = cfg.clone();
+        if cfg.blobs.public_base_url.is_empty() {
+            cfg.blobs.public_base_url = format!("http://{addr}");
+        }
+        let state = build_state(&cfg).await?;
         Ok(Self {
             listener,
             addr,
@@ -178,6 +159,7 @@ pub fn routes(state: AppState, body_limit: usize) -> impl poem::Endpoint<Output 
         .nest("/", api)
         .nest("/docs", docs)
         .at("/openapi.json", spec)
+        .at("/blobs/*key", poem::get(crate::http::blobs::get_blob))
         .data(state)
         .with(RequestLayer {
             metrics,
@@ -188,6 +170,11 @@ pub fn routes(state: AppState, body_limit: usize) -> impl poem::Endpoint<Output 
 
 /// A state for rendering the OpenAPI document: nothing is connected or read.
 pub fn spec_state() -> AppState {
+    let local = Arc::new(panoptes_infra::blobs::LocalBlobs::new(
+        std::env::temp_dir(),
+        "http://spec.invalid",
+        b"spec-only",
+    ));
     let bus: Arc<dyn EventBus> = Arc::new(MemoryBus::new());
     let store =
         SqlStore::lazy("sqlite::memory:").expect("a lazy in-memory SQLite pool needs no I/O");
@@ -207,5 +194,10 @@ pub fn spec_state() -> AppState {
         bus,
         slots: Arc::new(MemorySlots::new()),
         sse: SseSettings::default(),
+        backends: Backends::in_process(&Config::default()),
+        blobs: wiring::Blobs {
+            store: local.clone(),
+            local: Some(local),
+        },
     }
 }

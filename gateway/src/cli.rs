@@ -100,7 +100,19 @@ impl Cli {
                 let app = Application::build(&cfg).await?;
                 let shutdown = CancellationToken::new();
                 tokio::spawn(stop_on_signal(shutdown.clone()));
-                app.run_until_stopped(shutdown).await
+                let workers = matches!(self.command, Command::Up(_)).then(|| {
+                    tokio::spawn(run_workers(
+                        cfg.clone(),
+                        app.state().clone(),
+                        shutdown.clone(),
+                    ))
+                });
+                let served = app.run_until_stopped(shutdown.clone()).await;
+                shutdown.cancel();
+                if let Some(w) = workers {
+                    w.await.context("the worker roles panicked")?;
+                }
+                served
             }
             Command::Migrate => {
                 let store = app::connect_store(&cfg).await?;
@@ -182,6 +194,36 @@ async fn publish_demo(
         }
     }
     Ok(())
+}
+
+/// `up`: the detect and analytics roles inside this process, on the same
+/// ports as the gateway. Without a usable detector (no ONNX Runtime library,
+/// say) the platform still runs, without detection, and says why.
+async fn run_workers(cfg: Config, state: crate::state::AppState, shutdown: CancellationToken) {
+    use panoptes_workers::Role;
+    let shared = panoptes_workers::roles::Shared {
+        store: state.store.clone(),
+        backends: state.backends.clone(),
+        blobs: state.blobs.store.clone(),
+    };
+    let both = [Role::Detect, Role::Analytics];
+    if let Err(e) =
+        panoptes_workers::roles::run(&cfg, &both, shared.clone(), shutdown.clone()).await
+    {
+        if shutdown.is_cancelled() {
+            tracing::error!(error = format!("{e:#}"), "worker roles failed");
+            return;
+        }
+        tracing::error!(
+            error = format!("{e:#}"),
+            "detection is disabled: the detect role cannot start"
+        );
+        if let Err(e) =
+            panoptes_workers::roles::run(&cfg, &[Role::Analytics], shared, shutdown).await
+        {
+            tracing::error!(error = format!("{e:#}"), "the analytics role failed");
+        }
+    }
 }
 
 /// Cancel `token` on Ctrl-C or SIGTERM.

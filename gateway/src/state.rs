@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use panoptes_infra::wiring::{Backends, Blobs};
 use panoptes_shared::ports::{EventBus, RateLimiter, SecretCipher, Store, StreamSlots};
 
 use crate::auth::key_usage::KeyUsage;
@@ -26,4 +27,8 @@ pub struct AppState {
     pub slots: Arc<dyn StreamSlots>,
     pub hub: Arc<Hub>,
     pub sse: SseSettings,
+    /// Every shared-state port (the workers of `up` use the same ones).
+    pub backends: Backends,
+    /// Snapshots; `local` is set when the gateway serves presigned `/blobs/` URLs.
+    pub blobs: Blobs,
 }

@@ -2,6 +2,7 @@
 //! table, the JSON body extractor, per-request context and middleware.
 
 pub mod allow;
+pub mod blobs;
 pub mod body;
 pub mod context;
 pub mod direct_stream;

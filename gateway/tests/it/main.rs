@@ -2,6 +2,7 @@
 
 mod api_keys;
 mod auth;
+mod blobs;
 mod cli;
 mod devices;
 mod envelope;
