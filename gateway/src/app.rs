@@ -13,7 +13,7 @@ use panoptes_infra::crypto::AesGcmCipher;
 use panoptes_infra::rate_limit::MemoryRateLimiter;
 use panoptes_infra::secrets_file;
 use panoptes_infra::slots::MemorySlots;
-use panoptes_infra::store::{SqlStore, StoreOptions};
+use panoptes_infra::store::SqlStore;
 use panoptes_infra::wiring::{self, Backends};
 use panoptes_shared::config::Config;
 use panoptes_shared::ports::EventBus;
@@ -38,21 +38,7 @@ pub struct Application {
     grace: Duration,
 }
 
-/// Connect the store (and migrate it) as configured.
-pub async fn connect_store(cfg: &Config) -> anyhow::Result<SqlStore> {
-    let store = SqlStore::connect(&StoreOptions {
-        url: cfg.store_url(),
-        max_connections: cfg.store.max_connections,
-        acquire_timeout: Duration::from_secs(cfg.store.acquire_timeout_seconds),
-    })
-    .await
-    .context("cannot connect to the store (store.url)")?;
-    store
-        .migrate()
-        .await
-        .context("cannot apply store migrations")?;
-    Ok(store)
-}
+pub use panoptes_infra::wiring::connect_store;
 
 /// Build the shared state from config: store, limiter, secrets.
 pub async fn build_state(cfg: &Config) -> anyhow::Result<AppState> {

@@ -21,6 +21,7 @@ use crate::detections::{MemoryDetectionLog, RedisDetectionLog};
 use crate::jobs::{MemoryJobQueue, RedisJobQueue};
 use crate::rate_limit::{MemoryRateLimiter, RedisRateLimiter};
 use crate::slots::{MemorySlots, RedisSlots};
+use crate::store::{SqlStore, StoreOptions};
 
 /// Every shared-state port except the relational store.
 #[derive(Clone)]
@@ -34,6 +35,22 @@ pub struct Backends {
     pub detections: Arc<dyn DetectionLog>,
     pub leases: Arc<dyn Leases>,
     pub nodes: Arc<dyn NodeRegistry>,
+}
+
+/// Connect the store (and migrate it) as configured.
+pub async fn connect_store(cfg: &Config) -> anyhow::Result<SqlStore> {
+    let store = SqlStore::connect(&StoreOptions {
+        url: cfg.store_url(),
+        max_connections: cfg.store.max_connections,
+        acquire_timeout: Duration::from_secs(cfg.store.acquire_timeout_seconds),
+    })
+    .await
+    .context("cannot connect to the store (store.url)")?;
+    store
+        .migrate()
+        .await
+        .context("cannot apply store migrations")?;
+    Ok(store)
 }
 
 pub fn queue_policy(cfg: &Config) -> QueuePolicy {

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use panoptes_infra::secrets_file;
-use panoptes_infra::store::{SqlStore, StoreOptions};
 use panoptes_infra::wiring::{self, Backends};
 use panoptes_shared::config::Config;
 use panoptes_shared::ports::jobs::now_ms;
@@ -33,17 +32,7 @@ pub struct Shared {
 
 /// Connect what a worker process needs, as configured.
 pub async fn connect(cfg: &Config) -> anyhow::Result<Shared> {
-    let store = SqlStore::connect(&StoreOptions {
-        url: cfg.store_url(),
-        max_connections: cfg.store.max_connections,
-        acquire_timeout: Duration::from_secs(cfg.store.acquire_timeout_seconds),
-    })
-    .await
-    .context("cannot connect to the store (store.url)")?;
-    store
-        .migrate()
-        .await
-        .context("cannot apply store migrations")?;
+    let store = wiring::connect_store(cfg).await?;
     let backends = Backends::connect(cfg).await?;
     let mut secret = cfg.auth.jwt_secret.expose_secret().to_owned();
     if secret.is_empty() {

@@ -27,9 +27,7 @@ use panoptes_workers::node::Heartbeat;
 use serde_json::Value;
 use uuid::Uuid;
 
-fn env(key: &str, default: &str) -> String {
-    std::env::var(key).unwrap_or_else(|_| default.to_owned())
-}
+use common::env;
 
 /// Everything a test needs, each run in its own Redis prefix and S3 bucket.
 struct World {

@@ -18,9 +18,7 @@ use panoptes_shared::ports::prelude::*;
 use serde_json::Value;
 use uuid::Uuid;
 
-fn env(key: &str, default: &str) -> String {
-    std::env::var(key).unwrap_or_else(|_| default.to_owned())
-}
+use common::env;
 
 struct Killed(Child);
 

@@ -116,3 +116,8 @@ pub async fn tenant(store: &panoptes_infra::store::SqlStore) -> (UserId, DeviceI
     store.insert_scene(&scene).await.unwrap();
     (user.id, device.id, scene.id)
 }
+
+/// An environment variable, or `default`.
+pub fn env(key: &str, default: &str) -> String {
+    std::env::var(key).unwrap_or_else(|_| default.to_owned())
+}
