@@ -64,6 +64,10 @@ pub fn decode_all(jpegs: &[&[u8]]) -> Vec<Result<Rgb, ImageError>> {
     par_map(jpegs, |j| decode_jpeg(j))
 }
 
+thread_local! {
+    static IN_PAR_MAP: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// `f` over `items` on up to as many threads as cores (4 at most), in order.
 pub fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let threads = std::thread::available_parallelism()
@@ -79,7 +83,10 @@ pub fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec
             .chunks(per)
             .map(|part| {
                 let f = &f;
-                s.spawn(move || part.iter().map(f).collect::<Vec<R>>())
+                s.spawn(move || {
+                    IN_PAR_MAP.set(true);
+                    part.iter().map(f).collect::<Vec<R>>()
+                })
             })
             .collect();
         parts
@@ -199,11 +206,16 @@ fn clip8(acc: i32) -> u8 {
 /// so its cores are free.
 fn par_rows(out: &mut [u8], row_len: usize, fill: impl Fn(usize, &mut [u8]) + Sync) {
     let rows = out.len() / row_len.max(1);
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(4)
-        .min(rows / 64)
-        .max(1);
+    // Inside `par_map` the cores are already shared out by frame.
+    let threads = if IN_PAR_MAP.get() {
+        1
+    } else {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(4)
+            .min(rows / 64)
+            .max(1)
+    };
     if threads == 1 {
         for (r, row) in out.chunks_exact_mut(row_len).enumerate() {
             fill(r, row);
