@@ -421,7 +421,7 @@ async fn one_analytics_node_owns_a_device_and_another_takes_over_when_it_dies() 
     let task = Uuid::new_v4();
     let mut sub = w.bus.subscribe(w.user).await.unwrap();
     let (detector, _) = w.detector("node-a", 4);
-    let lease = Duration::from_millis(400);
+    let lease = Duration::from_millis(1500);
     let (first, _) = w.analytics("an-1", Duration::ZERO, lease);
     let (second, _) = w.analytics("an-2", Duration::ZERO, lease);
     let t = now_ms();
@@ -438,7 +438,7 @@ async fn one_analytics_node_owns_a_device_and_another_takes_over_when_it_dies() 
         .await
         .unwrap();
     assert_eq!(detector.step().await.unwrap(), 1);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     let mut taken_over = 0;
     while taken_over == 0 {
         assert!(tokio::time::Instant::now() < deadline);
@@ -493,7 +493,7 @@ async fn nodes_heartbeat_and_export_the_queue_lag() {
             started_at_ms: now_ms(),
         },
         every: Duration::from_millis(100),
-        ttl: Duration::from_millis(300),
+        ttl: Duration::from_secs(5),
     };
     assert!(beat.beat().await.unwrap().is_empty());
     let listed = nodes.list().await.unwrap();
@@ -515,7 +515,7 @@ async fn nodes_heartbeat_and_export_the_queue_lag() {
         ttl: Duration::from_millis(150),
     };
     other.beat().await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let offline = loop {
         let gone = beat.beat().await.unwrap();
         if !gone.is_empty() {

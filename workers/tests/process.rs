@@ -87,8 +87,8 @@ async fn the_worker_binary_detects_publishes_reports_and_goes_offline_when_kille
             "PANOPTES__WORKER__METRICS_LISTEN",
             format!("127.0.0.1:{metrics_port}"),
         )
-        .env("PANOPTES__WORKER__HEARTBEAT_MS", "200")
-        .env("PANOPTES__WORKER__NODE_TTL_MS", "600")
+        .env("PANOPTES__WORKER__HEARTBEAT_MS", "300")
+        .env("PANOPTES__WORKER__NODE_TTL_MS", "2000")
         .env("PANOPTES__ANALYTICS__REORDER_WINDOW_MS", "100")
         .env("PANOPTES__LOG__LEVEL", "warn")
         .stdout(Stdio::null())
@@ -161,7 +161,7 @@ async fn the_worker_binary_detects_publishes_reports_and_goes_offline_when_kille
     // SIGKILL: no goodbye. Its heartbeat lapses and it is reported offline.
     child.0.kill().unwrap();
     child.0.wait().unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
         let gone = nodes.take_offline().await.unwrap();
         if gone.iter().any(|n| n.info.id == "proc-node") {
