@@ -391,6 +391,8 @@ async fn results_are_published_in_capture_order_when_detectors_finish_out_of_ord
     assert_eq!(first["sceneId"], w.scene.to_string());
     assert_eq!(first["analysisId"], task.to_string());
     assert_eq!(first["detections"][0]["type"], "person");
+    let track = first["detections"][0]["trackId"].as_str().unwrap();
+    assert!(track.starts_with('t'), "a track id: {track}");
     assert!(
         first["detections"][0]["boundingBox"]["width"]
             .as_f64()

@@ -4,9 +4,8 @@
 use panoptes_shared::domain::detection::DetectionResult;
 use serde_json::{Value, json};
 
-/// Per-device analysis of consecutive frames (in capture order). The queue
-/// analytics (tracker, zones, wait times) implements this; until then each
-/// detection goes out untracked.
+/// Per-device analysis of consecutive frames (in capture order). [`Tracked`]
+/// gives track ids; queue analytics (zones, wait times) extends it.
 pub trait FrameAnalysis: Send + Sync {
     /// Per-detection fields (`trackId`, `zone`) and the frame's `metrics`.
     fn analyze(&mut self, result: &DetectionResult) -> Analysis;
@@ -21,13 +20,32 @@ pub struct Analysis {
     pub metrics: Option<Value>,
 }
 
-/// No tracking yet: detections as found.
-#[derive(Debug, Default)]
-pub struct Untracked;
+/// Track ids only: each detection gets the id of the person it follows
+/// (`t<n>`, per device). Zones and queue metrics come with queue analytics.
+pub struct Tracked {
+    tracker: super::tracker::Tracker,
+}
 
-impl FrameAnalysis for Untracked {
-    fn analyze(&mut self, _result: &DetectionResult) -> Analysis {
-        Analysis::default()
+impl Tracked {
+    pub fn new(max_age_ms: u64) -> Self {
+        Self {
+            tracker: super::tracker::Tracker::new(max_age_ms),
+        }
+    }
+}
+
+impl FrameAnalysis for Tracked {
+    fn analyze(&mut self, result: &DetectionResult) -> Analysis {
+        let boxes: Vec<_> = result.detections.iter().map(|d| d.bounding_box).collect();
+        Analysis {
+            per_detection: self
+                .tracker
+                .update(&boxes, result.captured_at_ms)
+                .into_iter()
+                .map(|id| (Some(format!("t{id}")), None))
+                .collect(),
+            metrics: None,
+        }
     }
 }
 

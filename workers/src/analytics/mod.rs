@@ -4,6 +4,7 @@
 
 pub mod event;
 mod order;
+pub mod tracker;
 mod worker;
 
 pub use order::{Released, Reorder};

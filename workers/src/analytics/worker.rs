@@ -19,7 +19,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::Reorder;
-use super::event::{FrameAnalysis, Untracked, analysis_result};
+use super::event::{FrameAnalysis, Tracked, analysis_result};
 use crate::metrics::WorkerMetrics;
 
 #[derive(Debug, Clone)]
@@ -51,6 +51,10 @@ pub struct AnalyticsWorker {
     settings: AnalyticsSettings,
     owned: Mutex<HashMap<DeviceId, Owned>>,
 }
+
+/// How long a track survives unseen: the scene default (`trackingMaxAgeSeconds`
+/// 5); per-scene values arrive with queue analytics.
+const TRACK_MAX_AGE_MS: u64 = 5_000;
 
 fn lease_key(device: DeviceId) -> String {
     format!("analytics:{device}")
@@ -115,7 +119,7 @@ impl AnalyticsWorker {
                     tracing::info!(%device, %committed, "device taken over");
                     e.insert(Owned {
                         order: Reorder::new(self.settings.reorder_window, committed),
-                        analysis: Box::new(Untracked),
+                        analysis: Box::new(Tracked::new(TRACK_MAX_AGE_MS)),
                         last_new: now,
                     })
                 }
