@@ -216,3 +216,50 @@ fn cuda_falls_back_to_cpu_where_there_is_no_gpu() {
     .unwrap();
     assert_eq!(engine.provider(), Provider::Cpu);
 }
+
+#[test]
+fn people_keep_their_track_ids_over_consecutive_frames() {
+    use panoptes_shared::domain::detection::BoundingBox;
+    use panoptes_workers::analytics::tracker::Tracker;
+    // Frames 200..=205 of vtest.avi, 100 ms apart.
+    let engine = common::nanodet();
+    let mut paths = vec![common::fixtures().join("frames/vtest-200.jpg")];
+    paths.extend((201..=205).map(|n| common::fixtures().join(format!("sequence/vtest-{n}.jpg"))));
+    let mut tracker = Tracker::new(5_000);
+    let (mut previous, mut kept, mut later, mut most) = (Vec::new(), 0, 0, 0);
+    let mut all = std::collections::BTreeSet::new();
+    for (i, path) in paths.iter().enumerate() {
+        let frame = decode_jpeg(&std::fs::read(path).unwrap()).unwrap();
+        let found = engine
+            .detect(&[FrameIn {
+                frame: &frame,
+                wanted: PEOPLE,
+            }])
+            .unwrap()
+            .0
+            .remove(0)
+            .unwrap();
+        let boxes: Vec<BoundingBox> = found
+            .iter()
+            .map(|f| BoundingBox::from_corners(f.x1, f.y1, f.x2, f.y2, 768, 576))
+            .collect();
+        let ids = tracker.update(&boxes, i as u64 * 100);
+        if i > 0 {
+            later += ids.len();
+            kept += ids.iter().filter(|id| previous.contains(*id)).count();
+        }
+        most = most.max(ids.len());
+        all.extend(ids.iter().copied());
+        previous = ids;
+    }
+    assert!(later >= 25, "people in frames 201-205: {later}");
+    assert!(
+        kept * 10 >= later * 8,
+        "{kept} of {later} detections kept the previous frame's id"
+    );
+    assert!(
+        all.len() <= most + 3,
+        "{} ids for at most {most} people a frame",
+        all.len()
+    );
+}
