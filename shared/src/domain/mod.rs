@@ -6,6 +6,7 @@ pub mod device;
 pub mod page;
 pub mod plan;
 pub mod polygon;
+pub mod queue_metrics;
 pub mod scene;
 pub mod schedule;
 pub mod user;
