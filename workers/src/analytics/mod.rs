@@ -2,6 +2,7 @@
 //! restoring capture order and publishing `analysis_result` events.
 //! Tracking, zones and queue metrics plug in at [`event::FrameAnalysis`].
 
+pub mod dwell;
 pub mod event;
 mod order;
 pub mod tracker;
