@@ -12,6 +12,7 @@ pub mod detector;
 pub mod metrics;
 pub mod node;
 pub mod roles;
+pub mod scenes;
 pub mod server;
 
 /// The roles a worker process can take.

@@ -159,6 +159,10 @@ pub async fn run(
             shared.backends.leases.clone(),
             shared.backends.bus.clone(),
             shared.blobs.clone(),
+            Arc::new(SceneCache::new(
+                shared.store.clone(),
+                Duration::from_secs(10),
+            )),
             metrics.clone(),
             AnalyticsSettings {
                 node: node.clone(),

@@ -20,7 +20,10 @@ use tokio::time::Instant;
 
 use super::Reorder;
 use super::event::{FrameAnalysis, Tracked, analysis_result};
+use super::queue::QueueAnalysis;
 use crate::metrics::WorkerMetrics;
+use crate::scenes::SceneCache;
+use uuid::Uuid;
 
 #[derive(Debug, Clone)]
 pub struct AnalyticsSettings {
@@ -39,6 +42,8 @@ pub struct AnalyticsSettings {
 struct Owned {
     order: Reorder,
     analysis: Box<dyn FrameAnalysis>,
+    /// The scene `analysis` was built for (a new task may use another).
+    scene: Option<Uuid>,
     last_new: Instant,
 }
 
@@ -47,6 +52,7 @@ pub struct AnalyticsWorker {
     leases: Arc<dyn Leases>,
     bus: Arc<dyn EventBus>,
     blobs: Arc<dyn BlobStore>,
+    scenes: Arc<SceneCache>,
     metrics: Arc<WorkerMetrics>,
     settings: AnalyticsSettings,
     owned: Mutex<HashMap<DeviceId, Owned>>,
@@ -66,6 +72,7 @@ impl AnalyticsWorker {
         leases: Arc<dyn Leases>,
         bus: Arc<dyn EventBus>,
         blobs: Arc<dyn BlobStore>,
+        scenes: Arc<SceneCache>,
         metrics: Arc<WorkerMetrics>,
         settings: AnalyticsSettings,
     ) -> Self {
@@ -74,6 +81,7 @@ impl AnalyticsWorker {
             leases,
             bus,
             blobs,
+            scenes,
             metrics,
             settings,
             owned: Mutex::new(HashMap::new()),
@@ -120,6 +128,7 @@ impl AnalyticsWorker {
                     e.insert(Owned {
                         order: Reorder::new(self.settings.reorder_window, committed),
                         analysis: Box::new(Tracked::new(TRACK_MAX_AGE_MS)),
+                        scene: None,
                         last_new: now,
                     })
                 }
@@ -139,6 +148,10 @@ impl AnalyticsWorker {
                 }
             }
             for result in state.order.release(now) {
+                if state.scene != Some(result.scene_id) {
+                    state.analysis = self.analysis_for(&result).await?;
+                    state.scene = Some(result.scene_id);
+                }
                 self.publish(&result, state.analysis.as_mut()).await?;
                 published += 1;
             }
@@ -155,6 +168,17 @@ impl AnalyticsWorker {
         }
         self.metrics.published.add(published as u64);
         Ok(published)
+    }
+
+    /// Queue analytics for the result's scene; tracks only if it is gone.
+    async fn analysis_for(&self, r: &DetectionResult) -> Result<Box<dyn FrameAnalysis>> {
+        Ok(match self.scenes.get(r.user_id, r.scene_id).await? {
+            Some(scene) => Box::new(QueueAnalysis::new(&scene)),
+            None => {
+                tracing::warn!(device = %r.device_id, scene = %r.scene_id, "results of a deleted scene: tracks only");
+                Box::new(Tracked::new(TRACK_MAX_AGE_MS))
+            }
+        })
     }
 
     async fn publish(&self, r: &DetectionResult, analysis: &mut dyn FrameAnalysis) -> Result<()> {
