@@ -11,3 +11,25 @@ mod worker;
 
 pub use order::{Released, Reorder};
 pub use worker::{AnalyticsSettings, AnalyticsWorker};
+
+/// A result captured at `captured_ms` with `detections`, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_result(
+    captured_ms: u64,
+    detections: Vec<panoptes_shared::domain::detection::Detection>,
+) -> panoptes_shared::domain::detection::DetectionResult {
+    panoptes_shared::domain::detection::DetectionResult {
+        job_id: uuid::Uuid::new_v4(),
+        user_id: panoptes_shared::ids::UserId::new(),
+        device_id: panoptes_shared::ids::DeviceId::new(),
+        scene_id: uuid::Uuid::nil(),
+        task_id: uuid::Uuid::nil(),
+        captured_at_ms: captured_ms,
+        width: 100,
+        height: 100,
+        detections,
+        processing_ms: 1.0,
+        node_id: "n".into(),
+        snapshot_key: None,
+    }
+}

@@ -111,24 +111,9 @@ impl Reorder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use panoptes_shared::ids::{DeviceId, UserId};
-    use uuid::Uuid;
 
     fn result(captured: u64) -> DetectionResult {
-        DetectionResult {
-            job_id: Uuid::new_v4(),
-            user_id: UserId::new(),
-            device_id: DeviceId::new(),
-            scene_id: Uuid::nil(),
-            task_id: Uuid::nil(),
-            captured_at_ms: captured,
-            width: 1,
-            height: 1,
-            detections: vec![],
-            processing_ms: 0.0,
-            node_id: "n".into(),
-            snapshot_key: None,
-        }
+        crate::analytics::test_result(captured, vec![])
     }
 
     fn off(n: u64) -> Offset {

@@ -129,7 +129,6 @@ mod tests {
         AnalysisType, DetectClass, SceneParameters, SceneStatus, Zones,
     };
     use panoptes_shared::ids::{DeviceId, SceneId, UserId};
-    use uuid::Uuid;
 
     fn scene() -> Scene {
         let half = |x0: f64, x1: f64| {
@@ -157,32 +156,20 @@ mod tests {
     }
 
     fn frame(at_ms: u64, xs: &[f32]) -> DetectionResult {
-        DetectionResult {
-            job_id: Uuid::new_v4(),
-            user_id: UserId::new(),
-            device_id: DeviceId::new(),
-            scene_id: Uuid::nil(),
-            task_id: Uuid::nil(),
-            captured_at_ms: at_ms,
-            width: 100,
-            height: 100,
-            detections: xs
-                .iter()
-                .map(|x| Detection {
-                    class: DetectClass::Person,
-                    confidence: 0.9,
-                    bounding_box: BoundingBox {
-                        x: x - 0.03,
-                        y: 0.5,
-                        width: 0.06,
-                        height: 0.3,
-                    },
-                })
-                .collect(),
-            processing_ms: 1.0,
-            node_id: "n".into(),
-            snapshot_key: None,
-        }
+        let people = xs
+            .iter()
+            .map(|x| Detection {
+                class: DetectClass::Person,
+                confidence: 0.9,
+                bounding_box: BoundingBox {
+                    x: x - 0.03,
+                    y: 0.5,
+                    width: 0.06,
+                    height: 0.3,
+                },
+            })
+            .collect();
+        crate::analytics::test_result(at_ms, people)
     }
 
     #[test]
