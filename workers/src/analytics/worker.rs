@@ -45,6 +45,16 @@ struct Owned {
     /// The scene `analysis` was built for (a new task may use another).
     scene: Option<Uuid>,
     last_new: Instant,
+    /// When this node last took or renewed the device's lease.
+    renewed: Instant,
+}
+
+#[derive(Default)]
+struct Devices {
+    owned: HashMap<DeviceId, Owned>,
+    /// Devices another node owns, and when to try their lease again: not on
+    /// every pass, which would cost a Redis call per foreign device per pass.
+    foreign: HashMap<DeviceId, Instant>,
 }
 
 pub struct AnalyticsWorker {
@@ -55,7 +65,7 @@ pub struct AnalyticsWorker {
     scenes: Arc<SceneCache>,
     metrics: Arc<WorkerMetrics>,
     settings: AnalyticsSettings,
-    owned: Mutex<HashMap<DeviceId, Owned>>,
+    devices: Mutex<Devices>,
 }
 
 /// How long a track survives unseen: the scene default (`trackingMaxAgeSeconds`
@@ -84,13 +94,13 @@ impl AnalyticsWorker {
             scenes,
             metrics,
             settings,
-            owned: Mutex::new(HashMap::new()),
+            devices: Mutex::new(Devices::default()),
         }
     }
 
     /// Devices this node owns now.
     pub async fn owned(&self) -> Vec<DeviceId> {
-        self.owned.lock().await.keys().copied().collect()
+        self.devices.lock().await.owned.keys().copied().collect()
     }
 
     /// One pass over every active device; returns the events published.
@@ -100,25 +110,40 @@ impl AnalyticsWorker {
 
     /// [`Self::step`] at a given time (tests move time on).
     pub async fn step_at(&self, now: Instant) -> Result<usize> {
-        let mut owned = self.owned.lock().await;
+        let mut guard = self.devices.lock().await;
+        let Devices { owned, foreign } = &mut *guard;
+        // A lease is renewed a third of its lifetime after it was last taken.
+        let renew_every = self.settings.lease_ttl / 3;
         let mut devices = self.log.active_devices(self.settings.active_within).await?;
-        for d in owned.keys() {
-            if !devices.contains(d) {
-                devices.push(*d);
-            }
-        }
+        let active: std::collections::HashSet<DeviceId> = devices.iter().copied().collect();
+        foreign.retain(|d, _| active.contains(d));
+        devices.extend(owned.keys().filter(|d| !active.contains(d)));
         let mut published = 0;
         for device in devices {
             let key = lease_key(device);
-            if !self
-                .leases
-                .acquire(&key, &self.settings.node, self.settings.lease_ttl)
-                .await?
-            {
-                if owned.remove(&device).is_some() {
-                    tracing::warn!(%device, "device lease lost to another analytics node");
-                }
+            let due = match owned.get(&device) {
+                Some(s) => now.duration_since(s.renewed) >= renew_every,
+                None => foreign.get(&device).is_none_or(|retry| now >= *retry),
+            };
+            if !due && !owned.contains_key(&device) {
                 continue;
+            }
+            if due {
+                if !self
+                    .leases
+                    .acquire(&key, &self.settings.node, self.settings.lease_ttl)
+                    .await?
+                {
+                    if owned.remove(&device).is_some() {
+                        tracing::warn!(%device, "device lease lost to another analytics node");
+                    }
+                    foreign.insert(device, now + renew_every);
+                    continue;
+                }
+                foreign.remove(&device);
+                if let Some(s) = owned.get_mut(&device) {
+                    s.renewed = now;
+                }
             }
             let state = match owned.entry(device) {
                 Entry::Occupied(e) => e.into_mut(),
@@ -130,6 +155,7 @@ impl AnalyticsWorker {
                         analysis: Box::new(Tracked::new(TRACK_MAX_AGE_MS)),
                         scene: None,
                         last_new: now,
+                        renewed: now,
                     })
                 }
             };
@@ -204,7 +230,8 @@ impl AnalyticsWorker {
 
     /// Give every lease up (shutdown): the next owner continues at once.
     pub async fn release_all(&self) {
-        let mut owned = self.owned.lock().await;
+        let mut guard = self.devices.lock().await;
+        let owned = &mut guard.owned;
         for device in owned.keys() {
             if let Err(e) = self
                 .leases

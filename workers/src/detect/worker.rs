@@ -71,7 +71,7 @@ impl DetectWorker {
 
     /// Pull and process one batch; returns how many jobs it handled.
     pub async fn step(&self) -> Result<usize> {
-        let claimed = self
+        let mut claimed = self
             .ports
             .queue
             .pull(
@@ -89,19 +89,25 @@ impl DetectWorker {
         }
         let started = Instant::now();
         let engine = self.engine.clone();
-        let jpegs: Vec<Vec<u8>> = claimed.iter().map(|c| c.job.jpeg.clone()).collect();
-        let (outcomes, inference_ms) =
-            tokio::task::spawn_blocking(move || detect(&engine, &jpegs, &wanted))
-                .await
-                .map_err(Error::internal)?;
+        // The frames go to the blocking thread and come back for the snapshot.
+        let jpegs: Vec<Vec<u8>> = claimed
+            .iter_mut()
+            .map(|c| std::mem::take(&mut c.job.jpeg))
+            .collect();
+        let (outcomes, inference_ms, jpegs) = tokio::task::spawn_blocking(move || {
+            let (outcomes, ms) = detect(&engine, &jpegs, &wanted);
+            (outcomes, ms, jpegs)
+        })
+        .await
+        .map_err(Error::internal)?;
         let frame_ms = started.elapsed().as_secs_f64() * 1000.0 / claimed.len() as f64;
         if let Some(ms) = inference_ms {
             self.metrics.observe_batch(claimed.len(), ms, frame_ms);
         }
-        for (c, outcome) in claimed.iter().zip(outcomes) {
+        for ((c, outcome), jpeg) in claimed.iter().zip(outcomes).zip(jpegs) {
             match outcome {
                 Outcome::Found(found, w, h) => {
-                    match self.record(c, found, w, h, frame_ms as f32).await {
+                    match self.record(c, jpeg, found, w, h, frame_ms as f32).await {
                         Ok(()) => {}
                         Err(e) => self.failed(c, &format!("result not recorded: {e}")).await?,
                     }
@@ -122,7 +128,15 @@ impl DetectWorker {
         self.ports.queue.fail(c, error).await
     }
 
-    async fn record(&self, c: &Claimed, found: Vec<Found>, w: u32, h: u32, ms: f32) -> Result<()> {
+    async fn record(
+        &self,
+        c: &Claimed,
+        jpeg: Vec<u8>,
+        found: Vec<Found>,
+        w: u32,
+        h: u32,
+        ms: f32,
+    ) -> Result<()> {
         let job = &c.job;
         let snapshot = if self
             .ports
@@ -135,10 +149,7 @@ impl DetectWorker {
             .await?
         {
             let key = snapshot_key(job.user, job.device, job.captured_at_ms, job.id);
-            self.ports
-                .blobs
-                .put(&key, job.jpeg.clone(), "image/jpeg")
-                .await?;
+            self.ports.blobs.put(&key, jpeg, "image/jpeg").await?;
             self.metrics.snapshots.add(1);
             Some(key)
         } else {
