@@ -81,9 +81,19 @@ pub async fn build_state(cfg: &Config) -> anyhow::Result<AppState> {
         bus: backends.bus.clone(),
         slots: backends.slots.clone(),
         sse,
+        probe_timeout: Duration::from_millis(cfg.ingest.connect_timeout_ms),
+        edge: cfg.edge.clone(),
+        device_seen: Arc::new(seen_throttle(&cfg.edge)),
         backends,
         blobs,
     })
+}
+
+/// `lastSeenAt` is written at most a few times per offline period.
+fn seen_throttle(
+    edge: &panoptes_shared::config::EdgeConfig,
+) -> crate::auth::key_usage::Throttle<panoptes_shared::ids::DeviceId> {
+    crate::auth::key_usage::Throttle::new(Duration::from_millis((edge.offline_after_ms / 4).max(1)))
 }
 
 impl Application {
@@ -137,6 +147,7 @@ impl Application {
 /// Every route, wrapped in the request middleware.
 pub fn routes(state: AppState, body_limit: usize) -> impl poem::Endpoint<Output = poem::Response> {
     let metrics = state.metrics.clone();
+    let frame_limit = state.edge.max_frame_bytes;
     let api = crate::api::service(state.clone());
     let allow = Arc::new(crate::http::allow::AllowTable::from_spec(&api.spec()));
     let docs = api.swagger_ui();
@@ -150,6 +161,7 @@ pub fn routes(state: AppState, body_limit: usize) -> impl poem::Endpoint<Output 
         .with(RequestLayer {
             metrics,
             body_limit,
+            frame_limit,
             allow,
         })
 }
@@ -180,6 +192,9 @@ pub fn spec_state() -> AppState {
         bus,
         slots: Arc::new(MemorySlots::new()),
         sse: SseSettings::default(),
+        probe_timeout: Duration::from_secs(10),
+        edge: Default::default(),
+        device_seen: Arc::new(seen_throttle(&Default::default())),
         backends: Backends::in_process(&Config::default()),
         blobs: wiring::Blobs {
             store: local.clone(),

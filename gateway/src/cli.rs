@@ -196,7 +196,7 @@ async fn publish_demo(
     Ok(())
 }
 
-/// `up`: the detect and analytics roles inside this process, on the same
+/// `up`: the ingest, detect, analytics and schedule roles inside this process, on the same
 /// ports as the gateway. Without a usable detector (no ONNX Runtime library,
 /// say) the platform still runs, without detection, and says why.
 async fn run_workers(cfg: Config, state: crate::state::AppState, shutdown: CancellationToken) {
@@ -205,10 +205,10 @@ async fn run_workers(cfg: Config, state: crate::state::AppState, shutdown: Cance
         store: state.store.clone(),
         backends: state.backends.clone(),
         blobs: state.blobs.store.clone(),
+        cipher: state.cipher.clone(),
     };
-    let both = [Role::Detect, Role::Analytics];
-    if let Err(e) =
-        panoptes_workers::roles::run(&cfg, &both, shared.clone(), shutdown.clone()).await
+    let all = [Role::Ingest, Role::Detect, Role::Analytics, Role::Schedule];
+    if let Err(e) = panoptes_workers::roles::run(&cfg, &all, shared.clone(), shutdown.clone()).await
     {
         if shutdown.is_cancelled() {
             tracing::error!(error = format!("{e:#}"), "worker roles failed");
@@ -218,10 +218,9 @@ async fn run_workers(cfg: Config, state: crate::state::AppState, shutdown: Cance
             error = format!("{e:#}"),
             "detection is disabled: the detect role cannot start"
         );
-        if let Err(e) =
-            panoptes_workers::roles::run(&cfg, &[Role::Analytics], shared, shutdown).await
-        {
-            tracing::error!(error = format!("{e:#}"), "the analytics role failed");
+        let rest = [Role::Ingest, Role::Analytics, Role::Schedule];
+        if let Err(e) = panoptes_workers::roles::run(&cfg, &rest, shared, shutdown).await {
+            tracing::error!(error = format!("{e:#}"), "the worker roles failed");
         }
     }
 }

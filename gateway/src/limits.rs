@@ -17,6 +17,7 @@ pub enum Bucket {
     KeyRevoke,
     KeyRotate,
     Login,
+    Probe,
 }
 
 impl Bucket {
@@ -28,13 +29,14 @@ impl Bucket {
             Self::KeyRevoke => "api-keys:revoke",
             Self::KeyRotate => "api-keys:rotate",
             Self::Login => "auth:login",
+            Self::Probe => "devices:probe",
         }
     }
 
     /// Requests per minute.
     pub fn per_minute(self) -> u32 {
         match self {
-            Self::KeyCreate | Self::KeyRevoke | Self::Login => 10,
+            Self::KeyCreate | Self::KeyRevoke | Self::Login | Self::Probe => 10,
             Self::KeyRead => 60,
             Self::KeyUpdate => 20,
             Self::KeyRotate => 5,

@@ -27,6 +27,12 @@ pub struct AppState {
     pub slots: Arc<dyn StreamSlots>,
     pub hub: Arc<Hub>,
     pub sse: SseSettings,
+    /// How long a probe may take (connect + first decoded frame).
+    pub probe_timeout: std::time::Duration,
+    /// Edge push limits.
+    pub edge: panoptes_shared::config::EdgeConfig,
+    /// Contact from devices (`lastSeenAt`), written at most every few seconds.
+    pub device_seen: Arc<crate::auth::key_usage::Throttle<panoptes_shared::ids::DeviceId>>,
     /// Every shared-state port (the workers of `up` use the same ones).
     pub backends: Backends,
     /// Snapshots; `local` is set when the gateway serves presigned `/blobs/` URLs.

@@ -43,6 +43,9 @@ pub struct Config {
     pub detector: DetectorConfig,
     pub worker: WorkerConfig,
     pub analytics: AnalyticsConfig,
+    pub ingest: IngestConfig,
+    pub edge: EdgeConfig,
+    pub scheduler: SchedulerConfig,
     /// Unknown keys found while loading (reported once telemetry is up).
     #[serde(skip)]
     pub warnings: Vec<String>,
@@ -277,6 +280,11 @@ pub struct AnalyticsConfig {
     pub lease_ttl_ms: u64,
     /// Pause between passes when nothing was published.
     pub poll_ms: u64,
+    /// A snapshot and the rolling rows of each running scene are stored
+    /// this often (capture time).
+    pub persist_interval_ms: u64,
+    /// Stored snapshots and rolling rows older than this are deleted.
+    pub retention_days: u32,
 }
 
 impl Default for AnalyticsConfig {
@@ -285,7 +293,96 @@ impl Default for AnalyticsConfig {
             reorder_window_ms: 500,
             lease_ttl_ms: 10_000,
             poll_ms: 50,
+            persist_interval_ms: 10_000,
+            retention_days: 30,
         }
+    }
+}
+
+/// The ingest role: RTSP pull for running tasks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct IngestConfig {
+    /// Frames per second sent to the detector per stream.
+    pub sample_fps: f64,
+    /// JPEG quality of the frames enqueued (1-100).
+    pub jpeg_quality: u8,
+    /// Frames wider than this are scaled down before encoding (0 keeps them).
+    pub max_width: u32,
+    /// First reconnect delay; doubles up to `reconnect_max_ms` (with jitter).
+    pub reconnect_min_ms: u64,
+    pub reconnect_max_ms: u64,
+    /// Connect + DESCRIBE + first decoded frame, for a probe or a (re)connect.
+    pub connect_timeout_ms: u64,
+    /// No frame for this long: the stream is considered lost.
+    pub stall_timeout_ms: u64,
+    /// Per-device stream lease, so one node pulls each camera.
+    pub lease_ttl_ms: u64,
+    /// How often running tasks are looked up.
+    pub poll_ms: u64,
+    /// Streams one node pulls at most.
+    pub max_streams: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            sample_fps: 2.0,
+            jpeg_quality: 85,
+            max_width: 1280,
+            reconnect_min_ms: 1_000,
+            reconnect_max_ms: 30_000,
+            connect_timeout_ms: 10_000,
+            stall_timeout_ms: 10_000,
+            lease_ttl_ms: 15_000,
+            poll_ms: 1_000,
+            max_streams: 64,
+        }
+    }
+}
+
+/// Edge push: devices that send frames and heartbeats themselves.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct EdgeConfig {
+    /// Largest frame accepted by `POST /devices/{id}/frames`, in bytes.
+    pub max_frame_bytes: usize,
+    /// Frames per second accepted per device (more are refused with 429).
+    pub max_fps: u32,
+    /// Heartbeats per minute accepted per device.
+    pub heartbeats_per_minute: u32,
+    /// A push device with no frame or heartbeat for this long goes offline.
+    pub offline_after_ms: u64,
+    /// `panoptes up`: register and run a demo camera that replays a bundled clip.
+    pub demo_camera: bool,
+    /// Frames per second the demo camera pushes.
+    pub demo_fps: f64,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        Self {
+            max_frame_bytes: 4 * 1024 * 1024,
+            max_fps: 10,
+            heartbeats_per_minute: 30,
+            offline_after_ms: 30_000,
+            demo_camera: true,
+            demo_fps: 2.0,
+        }
+    }
+}
+
+/// The scheduler role: device schedules, quota enforcement, retention, edge liveness.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct SchedulerConfig {
+    /// Pause between passes.
+    pub poll_ms: u64,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self { poll_ms: 1_000 }
     }
 }
 
@@ -440,6 +537,28 @@ impl Config {
             || self.sse.idle_timeout_ms == 0
         {
             return invalid("sse.max_streams_per_user, sse.queue_events and sse.idle_timeout_ms must be positive".into());
+        }
+        if !(self.ingest.sample_fps > 0.0 && self.ingest.sample_fps <= 30.0) {
+            return invalid("ingest.sample_fps must be in (0, 30]".into());
+        }
+        if !(1..=100).contains(&self.ingest.jpeg_quality) {
+            return invalid("ingest.jpeg_quality must be 1..=100".into());
+        }
+        if self.ingest.reconnect_min_ms == 0
+            || self.ingest.reconnect_max_ms < self.ingest.reconnect_min_ms
+        {
+            return invalid(
+                "ingest.reconnect_min_ms must be positive and at most ingest.reconnect_max_ms"
+                    .into(),
+            );
+        }
+        if self.edge.max_frame_bytes < 1024 || self.edge.max_fps == 0 {
+            return invalid(
+                "edge.max_frame_bytes must be at least 1024 and edge.max_fps positive".into(),
+            );
+        }
+        if self.analytics.persist_interval_ms < 1_000 || self.analytics.retention_days == 0 {
+            return invalid("analytics.persist_interval_ms must be at least 1000 and analytics.retention_days positive".into());
         }
         if self.jobs.shards == 0 || self.jobs.max_len == 0 || self.jobs.max_attempts == 0 {
             return invalid(

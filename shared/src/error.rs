@@ -88,6 +88,17 @@ pub enum Error {
     RateLimited(RateLimitInfo),
     #[error("the user already holds the maximum of {limit} live streams")]
     StreamLimit { limit: u32, retry_after: Duration },
+    #[error("the device is {status}: {hint}")]
+    DeviceOffline {
+        status: &'static str,
+        hint: &'static str,
+    },
+    #[error("the scene is inactive; activate it before starting analysis")]
+    SceneInactive,
+    #[error("{0}")]
+    QuotaExceeded(String),
+    #[error("{0}")]
+    PlanRequired(String),
     #[error("{0} is not implemented yet")]
     NotImplemented(&'static str),
     #[error("{dependency} is unavailable")]

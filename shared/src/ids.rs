@@ -68,3 +68,8 @@ typed_id!(
     /// An analysis scene (zones + parameters) on a device.
     SceneId
 );
+typed_id!(
+    /// An analysis task: one run of a scene's analysis on a device, started
+    /// and stopped by the API or the schedule. The `<taskId>` of SSE event ids.
+    TaskId
+);

@@ -9,10 +9,12 @@
 pub mod analytics;
 pub mod detect;
 pub mod detector;
+pub mod ingest;
 pub mod metrics;
 pub mod node;
 pub mod roles;
 pub mod scenes;
+pub mod scheduler;
 pub mod server;
 
 /// The roles a worker process can take.

@@ -1,4 +1,4 @@
-//! `panoptes-worker --role detect --role analytics`: pipeline roles in their
+//! `panoptes-worker --role ingest --role detect --role analytics --role schedule`: pipeline roles in their
 //! own process, on the shared backends named by config (Redis, PostgreSQL, S3).
 
 use std::path::PathBuf;

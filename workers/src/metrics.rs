@@ -34,6 +34,11 @@ pub struct WorkerMetrics {
     pub scene_missing: Counter,
     pub published: Counter,
     pub late_dropped: Counter,
+    pub persisted: Counter,
+    pub persist_failures: Counter,
+    pub ingest_frames: Counter,
+    pub ingest_decode_failures: Counter,
+    pub ingest_reconnects: Counter,
     batch_sizes: Mutex<Histogram>,
     inference_ms: Mutex<Histogram>,
     frame_ms: Mutex<Histogram>,
@@ -50,6 +55,11 @@ impl Default for WorkerMetrics {
             scene_missing: Counter::default(),
             published: Counter::default(),
             late_dropped: Counter::default(),
+            persisted: Counter::default(),
+            persist_failures: Counter::default(),
+            ingest_frames: Counter::default(),
+            ingest_decode_failures: Counter::default(),
+            ingest_reconnects: Counter::default(),
             batch_sizes: Mutex::new(Histogram::new(BATCH_BOUNDS)),
             inference_ms: Mutex::new(Histogram::new(MS_BOUNDS)),
             frame_ms: Mutex::new(Histogram::new(MS_BOUNDS)),
@@ -126,6 +136,35 @@ impl WorkerMetrics {
             "Results that came after the reorder window, dropped.",
             self.late_dropped.get(),
         );
+        for (name, help, v) in [
+            (
+                "panoptes_analytics_persisted_total",
+                "Snapshot + rolling rows stored.",
+                &self.persisted,
+            ),
+            (
+                "panoptes_analytics_persist_failures_total",
+                "Snapshot + rolling rows that could not be stored.",
+                &self.persist_failures,
+            ),
+            (
+                "panoptes_ingest_frames_total",
+                "Frames sampled from RTSP streams and enqueued.",
+                &self.ingest_frames,
+            ),
+            (
+                "panoptes_ingest_decode_failures_total",
+                "Access units the H.264 decoder refused.",
+                &self.ingest_decode_failures,
+            ),
+            (
+                "panoptes_ingest_reconnects_total",
+                "RTSP sessions lost and retried.",
+                &self.ingest_reconnects,
+            ),
+        ] {
+            counter(&mut out, name, help, v.get());
+        }
         let hist = |out: &mut String, name: &str, help: &str, h: &Mutex<Histogram>| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
             lock(h).render(name, "", out);

@@ -10,7 +10,7 @@ use panoptes_infra::secrets_file;
 use panoptes_infra::wiring::{self, Backends};
 use panoptes_shared::config::Config;
 use panoptes_shared::ports::jobs::now_ms;
-use panoptes_shared::ports::{BlobStore, NodeInfo, Store};
+use panoptes_shared::ports::{BlobStore, NodeInfo, SecretCipher, Store};
 use secrecy::ExposeSecret;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -19,8 +19,10 @@ use crate::Role;
 use crate::analytics::{AnalyticsSettings, AnalyticsWorker};
 use crate::detect::{DetectSettings, DetectWorker, Ports, SceneCache};
 use crate::detector::runtime::{Engine, EngineOptions, ModelKind, Provider};
+use crate::ingest::{IngestSettings, IngestWorker};
 use crate::metrics::WorkerMetrics;
 use crate::node::{Heartbeat, node_id};
+use crate::scheduler::{Scheduler, SchedulerSettings};
 
 /// What the roles share with the rest of the process.
 #[derive(Clone)]
@@ -28,6 +30,8 @@ pub struct Shared {
     pub store: Arc<dyn Store>,
     pub backends: Backends,
     pub blobs: Arc<dyn BlobStore>,
+    /// Opens devices' RTSP credentials (ingest).
+    pub cipher: Arc<dyn SecretCipher>,
 }
 
 /// Connect what a worker process needs, as configured.
@@ -35,21 +39,29 @@ pub async fn connect(cfg: &Config) -> anyhow::Result<Shared> {
     let store = wiring::connect_store(cfg).await?;
     let backends = Backends::connect(cfg).await?;
     let mut secret = cfg.auth.jwt_secret.expose_secret().to_owned();
-    if secret.is_empty() {
-        secret = secrets_file::load_or_create(&cfg.data.dir)
-            .with_context(|| {
-                format!(
-                    "cannot read or create secrets in {}",
-                    cfg.data.dir.display()
-                )
-            })?
-            .jwt_secret;
+    let mut key = cfg.auth.credentials_key.expose_secret().to_owned();
+    if secret.is_empty() || key.is_empty() {
+        let generated = secrets_file::load_or_create(&cfg.data.dir).with_context(|| {
+            format!(
+                "cannot read or create secrets in {}",
+                cfg.data.dir.display()
+            )
+        })?;
+        if secret.is_empty() {
+            secret = generated.jwt_secret;
+        }
+        if key.is_empty() {
+            key = generated.credentials_key;
+        }
     }
     let blobs = wiring::blobs(cfg, &wiring::blob_signing_key(secret.as_bytes())).await?;
+    let cipher = panoptes_infra::crypto::AesGcmCipher::from_base64(&key)
+        .map_err(|e| anyhow::anyhow!("auth.credentials_key: {e}"))?;
     Ok(Shared {
         store: Arc::new(store),
         backends,
         blobs: blobs.store,
+        cipher: Arc::new(cipher),
     })
 }
 
@@ -96,7 +108,7 @@ where
     }
 }
 
-/// Start `roles` (detect, analytics) on this node; they stop when `shutdown`
+/// Start `roles` (ingest, detect, analytics, schedule) on this node; they stop when `shutdown`
 /// fires. Returns once every role has stopped.
 pub async fn run(
     cfg: &Config,
@@ -105,8 +117,10 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     for r in roles {
-        if !matches!(r, Role::Detect | Role::Analytics) {
-            anyhow::bail!("the {r:?} role is not available yet (detect and analytics are)");
+        if matches!(r, Role::Notify) {
+            anyhow::bail!(
+                "the notify role is not available yet (ingest, detect, analytics and schedule are)"
+            );
         }
     }
     let node = node_id(&cfg.worker.node_id);
@@ -155,6 +169,7 @@ pub async fn run(
     if roles.contains(&Role::Analytics) {
         let a = &cfg.analytics;
         let worker = Arc::new(AnalyticsWorker::new(
+            shared.store.clone(),
             shared.backends.detections.clone(),
             shared.backends.leases.clone(),
             shared.backends.bus.clone(),
@@ -171,6 +186,7 @@ pub async fn run(
                 active_within: Duration::from_millis(a.lease_ttl_ms.max(60_000)),
                 read_max: 256,
                 snapshot_url_ttl: Duration::from_secs(cfg.blobs.presign_ttl_seconds.max(1)),
+                persist_every: Duration::from_millis(a.persist_interval_ms),
             },
         ));
         let (w, stop) = (worker.clone(), shutdown.clone());
@@ -183,6 +199,55 @@ pub async fn run(
             .await;
             worker.release_all().await;
         });
+    }
+    if roles.contains(&Role::Ingest) {
+        let i = &cfg.ingest;
+        let worker = Arc::new(IngestWorker::new(
+            shared.store.clone(),
+            shared.backends.jobs.clone(),
+            shared.backends.leases.clone(),
+            shared.cipher.clone(),
+            metrics.clone(),
+            IngestSettings {
+                node: node.clone(),
+                sample_fps: i.sample_fps,
+                jpeg_quality: i.jpeg_quality,
+                max_width: i.max_width,
+                reconnect_min: Duration::from_millis(i.reconnect_min_ms),
+                reconnect_max: Duration::from_millis(i.reconnect_max_ms),
+                connect_timeout: Duration::from_millis(i.connect_timeout_ms),
+                stall_timeout: Duration::from_millis(i.stall_timeout_ms),
+                lease_ttl: Duration::from_millis(i.lease_ttl_ms),
+                max_streams: i.max_streams,
+            },
+        ));
+        let (w, stop) = (worker.clone(), shutdown.clone());
+        let idle = Duration::from_millis(i.poll_ms.max(1));
+        tasks.spawn(async move {
+            // A reconciliation pass is never urgent: pause after every one.
+            drive("ingest", idle, stop, move || {
+                let w = w.clone();
+                async move { w.step().await.map(|_| 0) }
+            })
+            .await;
+            worker.stop_all().await;
+        });
+    }
+    if roles.contains(&Role::Schedule) {
+        let scheduler = Arc::new(Scheduler::new(
+            shared.store.clone(),
+            SchedulerSettings {
+                offline_after: Duration::from_millis(cfg.edge.offline_after_ms),
+                retention: Duration::from_secs(u64::from(cfg.analytics.retention_days) * 86_400),
+                quota_every: Duration::from_secs(30),
+                prune_every: Duration::from_secs(3_600),
+            },
+        ));
+        let idle = Duration::from_millis(cfg.scheduler.poll_ms.max(1));
+        tasks.spawn(drive("schedule", idle, shutdown.clone(), move || {
+            let s = scheduler.clone();
+            async move { s.step().await.map(|_| 0) }
+        }));
     }
     let beat = Heartbeat {
         nodes: shared.backends.nodes.clone(),

@@ -160,6 +160,7 @@ impl World {
         let metrics = Arc::new(WorkerMetrics::default());
         (
             AnalyticsWorker::new(
+                self.store.clone(),
                 self.log.clone(),
                 self.leases.clone(),
                 self.bus.clone(),
@@ -172,6 +173,7 @@ impl World {
                     reorder_window: window,
                     active_within: Duration::from_secs(60),
                     read_max: 100,
+                    persist_every: Duration::from_secs(10),
                     snapshot_url_ttl: Duration::from_secs(300),
                 },
             ),

@@ -39,6 +39,8 @@ pub type Apis = (
     v1::api_keys::ApiKeysApi,
     v1::devices::DevicesApi,
     v1::scenes::ScenesApi,
+    v1::edge::EdgeApi,
+    v1::analytics::AnalyticsApi,
     v1::streams::StreamsApi,
     v1::admin::AdminApi,
     ops::OpsApi,
@@ -58,6 +60,12 @@ pub fn service(state: AppState) -> OpenApiService<Apis, ()> {
                 state: state.clone(),
             },
             v1::scenes::ScenesApi {
+                state: state.clone(),
+            },
+            v1::edge::EdgeApi {
+                state: state.clone(),
+            },
+            v1::analytics::AnalyticsApi {
                 state: state.clone(),
             },
             v1::streams::StreamsApi {

@@ -46,6 +46,9 @@ pub struct Reply<T: ParseFromJSON + ToJSON, const STATUS: u16 = 200>(pub Envelop
 /// 201 Created.
 pub type Created<T> = Reply<T, 201>;
 
+/// 202 Accepted: queued for processing.
+pub type Accepted<T> = Reply<T, 202>;
+
 impl<T: ParseFromJSON + ToJSON, const STATUS: u16> Reply<T, STATUS> {
     pub fn new(message: &str, data: T) -> Self {
         Self(Envelope {
@@ -85,7 +88,11 @@ impl<T: ParseFromJSON + ToJSON, const STATUS: u16> ApiResponse for Reply<T, STAT
     fn meta() -> MetaResponses {
         MetaResponses {
             responses: vec![MetaResponse {
-                description: if STATUS == 201 { "Created" } else { "OK" },
+                description: match STATUS {
+                    201 => "Created",
+                    202 => "Accepted",
+                    _ => "OK",
+                },
                 status: Some(STATUS),
                 status_range: None,
                 content: vec![MetaMediaType {

@@ -41,7 +41,7 @@ pub enum ErrorCode {
     Conflict,
     /// 413: the request body is larger than the configured limit.
     PayloadTooLarge,
-    /// 415: the body must be `application/json`.
+    /// 415: the body's media type is not the one the endpoint takes (`application/json`, or `image/jpeg` for frames).
     UnsupportedMediaType,
     /// 429: too many requests; retry after `Retry-After` seconds.
     RateLimited,
@@ -120,7 +120,9 @@ impl ErrorCode {
             MethodNotAllowed => "the path does not accept this method",
             Conflict => "already exists, or conflicts with the resource's state",
             PayloadTooLarge => "body larger than the configured limit",
-            UnsupportedMediaType => "body must be application/json",
+            UnsupportedMediaType => {
+                "wrong body media type (application/json; image/jpeg for frames)"
+            }
             RateLimited => "too many requests; honour `Retry-After`",
             QuotaExceeded => "monthly quota used up",
             PlanRequired => "the device's plan lacks this capability",
@@ -210,8 +212,10 @@ status_sets! {
     KeyErrors = [400, 401, 403, 404, 409, 413, 415, 429, 500, 503];
     /// SSE streams: authenticated reads that can also hit the stream limit.
     StreamErrors = [400, 401, 403, 404, 429, 500, 503];
-    /// Endpoints whose capability ships later.
-    PendingErrors = [400, 401, 403, 404, 500, 501, 503];
+    /// Starting analysis: also device offline / scene inactive (409), plan (403), quota (429).
+    ControlErrors = [400, 401, 403, 404, 409, 413, 415, 429, 500, 503];
+    /// Edge push: also frame too large (413), wrong media type (415), too fast (429).
+    PushErrors = [400, 401, 403, 404, 409, 413, 415, 429, 500, 503];
 }
 
 /// The content of an error response, independent of the operation.
@@ -365,6 +369,16 @@ impl<S> From<Error> for ApiError<S> {
                 err.reply.retry_after = Some(retry);
                 err
             }
+            Error::DeviceOffline { status, hint } => {
+                Self::new(C::DeviceOffline, format!("the device is {status}: {hint}"))
+                    .with_details(json!({ "deviceStatus": status }))
+            }
+            Error::SceneInactive => Self::new(
+                C::SceneInactive,
+                "the scene is inactive; set its status to `active` first",
+            ),
+            Error::QuotaExceeded(m) => Self::new(C::QuotaExceeded, m),
+            Error::PlanRequired(m) => Self::new(C::PlanRequired, m),
             Error::NotImplemented(what) => {
                 Self::new(C::NotImplemented, format!("{what} is not available yet"))
             }
@@ -409,12 +423,16 @@ fn status_description(status: u16) -> &'static str {
             "Validation error: malformed JSON, wrong type, unknown enum value or out-of-range field (VALIDATION_ERROR)"
         }
         401 => "Missing, invalid, expired or revoked credentials (UNAUTHORIZED)",
-        403 => "Missing scope (FORBIDDEN_SCOPE) or wrong credential kind / role (FORBIDDEN)",
+        403 => {
+            "Missing scope (FORBIDDEN_SCOPE), wrong credential kind / role (FORBIDDEN) or plan (PLAN_REQUIRED)"
+        }
         404 => "Not found for this user (NOT_FOUND)",
-        409 => "Conflict (CONFLICT)",
+        409 => "Conflict with the resource's state (CONFLICT, DEVICE_OFFLINE, SCENE_INACTIVE)",
         413 => "Body too large (PAYLOAD_TOO_LARGE)",
-        415 => "Body must be application/json (UNSUPPORTED_MEDIA_TYPE)",
-        429 => "Rate limited (RATE_LIMITED); see Retry-After and RateLimit headers",
+        415 => "Wrong body media type (UNSUPPORTED_MEDIA_TYPE)",
+        429 => {
+            "Rate limited (RATE_LIMITED; see Retry-After and RateLimit headers) or quota used up (QUOTA_EXCEEDED)"
+        }
         500 => "Internal error (INTERNAL_ERROR)",
         501 => "Not implemented yet (NOT_IMPLEMENTED)",
         503 => "A dependency is unavailable (SERVICE_UNAVAILABLE)",

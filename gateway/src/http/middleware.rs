@@ -18,13 +18,17 @@ use super::allow::AllowTable;
 use super::body::BodyLimit;
 use super::context::{CONTEXT, RequestContext};
 use super::error::{ApiError, ErrorCode, ErrorReply};
+use super::jpeg::FrameLimit;
 use super::metrics::HttpMetrics;
 
 const REQUEST_ID: &str = "x-request-id";
 
 pub struct RequestLayer {
     pub metrics: Arc<HttpMetrics>,
+    /// JSON bodies.
     pub body_limit: usize,
+    /// Frames pushed by edge devices.
+    pub frame_limit: usize,
     pub allow: Arc<AllowTable>,
 }
 
@@ -36,6 +40,7 @@ impl<E: Endpoint> Middleware<E> for RequestLayer {
             inner,
             metrics: self.metrics.clone(),
             body_limit: self.body_limit,
+            frame_limit: self.frame_limit,
             allow: self.allow.clone(),
         }
     }
@@ -45,6 +50,7 @@ pub struct RequestEndpoint<E> {
     inner: E,
     metrics: Arc<HttpMetrics>,
     body_limit: usize,
+    frame_limit: usize,
     allow: Arc<AllowTable>,
 }
 
@@ -72,11 +78,15 @@ impl<E: Endpoint> Endpoint for RequestEndpoint<E> {
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
         req.set_data(BodyLimit(self.body_limit));
+        req.set_data(FrameLimit(self.frame_limit));
+        // Each extractor enforces its own limit; this refuses early what no
+        // endpoint would take.
+        let largest = self.body_limit.max(self.frame_limit);
         let too_large = req
             .headers()
             .get(poem::http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
-            .is_some_and(|len| len > self.body_limit);
+            .is_some_and(|len| len > largest);
         let ctx = RequestContext {
             request_id: id.clone(),
             rate_limit: Mutex::new(None),
@@ -86,7 +96,7 @@ impl<E: Endpoint> Endpoint for RequestEndpoint<E> {
                 let (mut resp, operation, cause) = if too_large {
                     let e = ApiError::<()>::new(
                         ErrorCode::PayloadTooLarge,
-                        format!("request body is larger than {} bytes", self.body_limit),
+                        format!("request body is larger than {largest} bytes"),
                     );
                     (poem::Error::from(e).into_response(), None, None)
                 } else {

@@ -8,6 +8,7 @@ pub mod context;
 pub mod direct_stream;
 pub mod envelope;
 pub mod error;
+pub mod jpeg;
 pub mod metrics;
 pub mod middleware;
 pub mod serve;

@@ -340,17 +340,17 @@ async fn list_pages_newest_first() {
 }
 
 #[tokio::test]
-async fn probe_is_not_implemented_yet_for_own_devices() {
+async fn another_tenants_device_cannot_be_probed() {
     let app = spawn_app().await;
-    let user = app.signup().await;
-    let d = app.create_device(&user.token, json!({})).await;
+    let (owner, stranger) = (app.signup().await, app.signup().await);
+    let d = app.create_device(&owner.token, json!({})).await;
     app.post(
         &format!("/api/v1/devices/{}/probe", d["id"].as_str().unwrap()),
-        &user.token,
+        &stranger.token,
         json!({}),
     )
     .await
-    .expect_error(501, "NOT_IMPLEMENTED");
+    .expect_error(404, "NOT_FOUND");
 }
 
 #[tokio::test]

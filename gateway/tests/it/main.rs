@@ -1,5 +1,6 @@
 //! Gateway end-to-end tests over real HTTP, PostgreSQL and Redis.
 
+mod analysis;
 mod api_keys;
 mod auth;
 mod blobs;
@@ -9,6 +10,7 @@ mod envelope;
 mod helpers;
 mod openapi;
 mod ops;
+mod rtsp;
 mod scenes;
 mod sse;
 mod sse_client;

@@ -20,7 +20,8 @@ use super::{SqlStore, map_err};
 macro_rules! columns {
     () => {
         "id, user_id, name, description, rtsp_url, credentials, location_label, latitude, longitude, \
-                       geo_source, device_type, plan, tags, utc_offset_minutes, schedule, status, quota, created_at, updated_at"
+                       geo_source, device_type, plan, tags, utc_offset_minutes, schedule, status, quota, created_at, updated_at, \
+                       push_enabled"
     };
 }
 
@@ -58,6 +59,8 @@ fn device(row: &AnyRow) -> Result<Device> {
         quota: json(row, "quota")?,
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
+        push_enabled: get::<i64>(row, "push_enabled")? != 0,
+        last_seen_at: super::rows::opt_time(row, "last_seen_at")?,
     })
 }
 
@@ -89,7 +92,8 @@ fn bind_all<'q>(
         .bind(d.status.as_str())
         .bind(to_json(&d.quota)?)
         .bind(ms(d.created_at))
-        .bind(ms(d.updated_at)))
+        .bind(ms(d.updated_at))
+        .bind(i64::from(d.push_enabled)))
 }
 
 #[async_trait]
@@ -98,7 +102,7 @@ impl DeviceRepo for SqlStore {
         let sql = concat!(
             "INSERT INTO devices (",
             columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
         );
         bind_all(sqlx::query(sql), d)?
             .execute(&self.pool)
@@ -111,7 +115,7 @@ impl DeviceRepo for SqlStore {
         let row = sqlx::query(concat!(
             "SELECT ",
             columns!(),
-            " FROM devices WHERE user_id = $1 AND id = $2"
+            ", last_seen_at FROM devices WHERE user_id = $1 AND id = $2"
         ))
         .bind(user.to_string())
         .bind(device_id.to_string())
@@ -130,7 +134,7 @@ impl DeviceRepo for SqlStore {
         let rows = sqlx::query(concat!(
             "SELECT ",
             columns!(),
-            " FROM devices WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
+            ", last_seen_at FROM devices WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
         ))
         .bind(user.to_string())
         .bind(i64::from(page.limit))
@@ -147,10 +151,13 @@ impl DeviceRepo for SqlStore {
 
     async fn update_device(&self, user: UserId, d: &Device) -> Result<bool> {
         // Same bind order as COLUMNS: $1 id, $2 user_id, then the mutable columns.
+        // The status is the connection's, not the editor's: kept as stored
+        // (`COALESCE` of a NOT NULL column), so an edit never undoes a
+        // transition ingest made since the row was read.
         let sql = "UPDATE devices SET name = $3, description = $4, rtsp_url = $5, credentials = $6, location_label = $7, \
                    latitude = $8, longitude = $9, geo_source = $10, device_type = $11, plan = $12, tags = $13, \
-                   utc_offset_minutes = $14, schedule = $15, status = $16, quota = $17, created_at = $18, \
-                   updated_at = $19 WHERE id = $1 AND user_id = $2";
+                   utc_offset_minutes = $14, schedule = $15, status = COALESCE(status, $16), quota = $17, \
+                   created_at = $18, updated_at = $19, push_enabled = $20 WHERE id = $1 AND user_id = $2";
         debug_assert_eq!(user, d.user_id);
         let r = bind_all(sqlx::query(sql), d)?
             .execute(&self.pool)
@@ -176,6 +183,74 @@ impl DeviceRepo for SqlStore {
         .await
         .map_err(map_err)?;
         Ok(r.rows_affected() > 0)
+    }
+
+    async fn transition_device_status(
+        &self,
+        user: UserId,
+        device_id: DeviceId,
+        to: DeviceStatus,
+    ) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE devices SET status = $1, updated_at = $2 WHERE user_id = $3 AND id = $4 AND status <> $1",
+        )
+        .bind(to.as_str())
+        .bind(ms(now()))
+        .bind(user.to_string())
+        .bind(device_id.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn touch_device(
+        &self,
+        user: UserId,
+        device_id: DeviceId,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE devices SET last_seen_at = $1 WHERE user_id = $2 AND id = $3 \
+             AND (last_seen_at IS NULL OR last_seen_at < $1)",
+        )
+        .bind(ms(at))
+        .bind(user.to_string())
+        .bind(device_id.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn silent_push_devices(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<Device>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            ", last_seen_at FROM devices WHERE status = 'online' \
+              AND (push_enabled = 1 OR device_type = 'usb_camera') \
+              AND (last_seen_at IS NULL OR last_seen_at < $1) ORDER BY id"
+        ))
+        .bind(ms(before))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(device).collect()
+    }
+
+    async fn scheduled_devices(&self) -> Result<Vec<Device>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            ", last_seen_at FROM devices WHERE schedule IS NOT NULL ORDER BY id"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(device).collect()
     }
 
     async fn delete_device(&self, user: UserId, device_id: DeviceId) -> Result<bool> {

@@ -5,6 +5,7 @@
 //! `PANOPTES_TEST_REDIS_URL` (default `redis://127.0.0.1:6379`). A missing
 //! server fails the tests; it never skips them.
 
+mod analysis_store_suite;
 mod backends;
 mod blobs_suite;
 mod bus_suite;

@@ -17,7 +17,7 @@ use panoptes_shared::ids::{ApiKeyId, DeviceId, SceneId, SessionId, UserId};
 use panoptes_shared::ports::{ApiKeyRepo, DeviceRepo, SceneRepo, SessionRepo, Store, UserRepo};
 use panoptes_shared::time::now;
 
-async fn user(store: &SqlStore) -> User {
+pub(crate) async fn user(store: &SqlStore) -> User {
     let u = User {
         id: UserId::new(),
         email: Email::parse(&format!("u-{}@example.com", uuid::Uuid::new_v4())).unwrap(),
@@ -29,7 +29,7 @@ async fn user(store: &SqlStore) -> User {
     u
 }
 
-fn device(owner: UserId, name: &str) -> Device {
+pub(crate) fn device(owner: UserId, name: &str) -> Device {
     let mut weekly: [Option<[bool; SLOTS_PER_DAY]>; 7] = Default::default();
     weekly[5] = Some([true; SLOTS_PER_DAY]);
     let t = now();
@@ -59,10 +59,12 @@ fn device(owner: UserId, name: &str) -> Device {
         },
         created_at: t,
         updated_at: t,
+        push_enabled: false,
+        last_seen_at: None,
     }
 }
 
-fn scene(owner: UserId, device: DeviceId, name: &str) -> Scene {
+pub(crate) fn scene(owner: UserId, device: DeviceId, name: &str) -> Scene {
     let square = Polygon::parse(&[
         vec![0.1, 0.1],
         vec![0.5, 0.1],

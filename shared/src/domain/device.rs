@@ -180,9 +180,19 @@ pub struct Device {
     pub quota: QuotaLimits,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Frames arrive by edge push instead of being pulled over RTSP.
+    pub push_enabled: bool,
+    /// Last frame or heartbeat pushed, or last frame pulled (throttled).
+    pub last_seen_at: Option<DateTime<Utc>>,
 }
 
 impl Device {
+    /// Whether the device pushes its frames (`usb_camera`, or push enabled):
+    /// ingest never pulls such a device, and silence makes it offline.
+    pub fn is_push(&self) -> bool {
+        self.push_enabled || self.device_type == DeviceType::UsbCamera
+    }
+
     pub fn next_scheduled_at(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.schedule
             .as_ref()

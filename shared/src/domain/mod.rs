@@ -1,13 +1,16 @@
 //! Domain model: the values the API talks about, each parsed once at the edge.
 
+pub mod analytics;
 pub mod api_key;
 pub mod detection;
 pub mod device;
+pub mod event;
 pub mod page;
 pub mod plan;
 pub mod polygon;
 pub mod queue_metrics;
 pub mod scene;
 pub mod schedule;
+pub mod task;
 pub mod user;
 pub mod validate;

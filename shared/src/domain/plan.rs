@@ -62,6 +62,13 @@ pub fn billing_period(t: DateTime<Utc>) -> (String, DateTime<Utc>) {
     (format!("{:04}-{:02}", t.year(), t.month()), next)
 }
 
+/// When the billing period containing `t` began (the 1st, 00:00 UTC).
+pub fn period_start(t: DateTime<Utc>) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(t.year(), t.month(), 1, 0, 0, 0)
+        .single()
+        .unwrap_or(t)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -108,6 +108,41 @@ impl Schedule {
         day.is_some_and(|d| d[slot])
     }
 
+    /// Whether analysis should run at `now` (device local time from `offset`).
+    pub fn is_on_at(&self, now: DateTime<Utc>, offset: UtcOffset) -> bool {
+        let local = now.with_timezone(&offset.fixed());
+        self.is_on(
+            local.weekday(),
+            ((local.hour() * 60 + local.minute()) / 30) as usize,
+        )
+    }
+
+    /// When the run of "on" slots containing `now` began (UTC): the latest
+    /// off -> on boundary at or before `now`. `None` when `now` is off; a
+    /// schedule that is on all week answers a week ago.
+    pub fn run_started(&self, now: DateTime<Utc>, offset: UtcOffset) -> Option<DateTime<Utc>> {
+        if !self.is_on_at(now, offset) {
+            return None;
+        }
+        let local = now.with_timezone(&offset.fixed());
+        let minute_of_day = i64::from(local.hour() * 60 + local.minute());
+        let mut start = local
+            - Duration::minutes(minute_of_day % 30)
+            - Duration::seconds(i64::from(local.second()))
+            - Duration::nanoseconds(i64::from(local.nanosecond()));
+        for _ in 0..(7 * SLOTS_PER_DAY) {
+            let before = start - Duration::minutes(30);
+            if !self.is_on(
+                before.weekday(),
+                ((before.hour() * 60 + before.minute()) / 30) as usize,
+            ) {
+                break;
+            }
+            start = before;
+        }
+        Some(start.with_timezone(&Utc))
+    }
+
     /// The next slot boundary after `now` at which the schedule switches on, in UTC.
     /// `None` when no slot is on in the whole week.
     pub fn next_start_after(&self, now: DateTime<Utc>, offset: UtcOffset) -> Option<DateTime<Utc>> {
@@ -184,6 +219,33 @@ mod tests {
             s.next_start_after(now, offset),
             Some(Utc.with_ymd_and_hms(2026, 1, 6, 3, 30, 0).unwrap())
         );
+    }
+
+    #[test]
+    fn runs_start_at_the_first_on_slot_in_local_time() {
+        // On 22:00-01:00 local (crossing midnight), device at UTC-3:30.
+        let mut day = [false; SLOTS_PER_DAY];
+        for i in [44, 45, 46, 47, 0, 1] {
+            day[i] = true;
+        }
+        let s = Schedule {
+            daily: Some(day),
+            ..Default::default()
+        };
+        let offset = UtcOffset::parse("UTC-3:30").unwrap();
+        // 2026-01-06 04:10 UTC = 00:40 local on the 6th: on since 22:00 local on the 5th = 01:30 UTC.
+        let now = Utc.with_ymd_and_hms(2026, 1, 6, 4, 10, 0).unwrap();
+        assert!(s.is_on_at(now, offset));
+        assert_eq!(
+            s.run_started(now, offset),
+            Some(Utc.with_ymd_and_hms(2026, 1, 6, 1, 30, 0).unwrap())
+        );
+        // 01:00 local = 04:30 UTC: off.
+        let off = Utc.with_ymd_and_hms(2026, 1, 6, 4, 30, 0).unwrap();
+        assert!(!s.is_on_at(off, offset));
+        assert_eq!(s.run_started(off, offset), None);
+        // One millisecond before the boundary is still on.
+        assert!(s.is_on_at(off - Duration::milliseconds(1), offset));
     }
 
     #[test]

@@ -19,7 +19,10 @@ pub use detections::DetectionLog;
 pub use jobs::{Claimed, FrameJob, JobQueue, QueuePolicy, QueueStats};
 pub use rate_limit::{RateDecision, RateLimiter};
 pub use slots::{SlotGrant, StreamSlots};
-pub use store::{ApiKeyRepo, DeviceRepo, SceneRepo, SessionRepo, Store, UserRepo};
+pub use store::{
+    AnalyticsRepo, ApiKeyRepo, DeviceRepo, EventRepo, SceneRepo, SessionRepo, Store, TaskRepo,
+    UserRepo,
+};
 
 /// Every port trait, for `use panoptes_shared::ports::prelude::*;` where methods are called.
 pub mod prelude {
@@ -32,7 +35,7 @@ pub mod prelude {
     pub use super::rate_limit::RateLimiter as _;
     pub use super::slots::StreamSlots as _;
     pub use super::store::{
-        ApiKeyRepo as _, DeviceRepo as _, SceneRepo as _, SessionRepo as _, Store as _,
-        UserRepo as _,
+        AnalyticsRepo as _, ApiKeyRepo as _, DeviceRepo as _, EventRepo as _, SceneRepo as _,
+        SessionRepo as _, Store as _, TaskRepo as _, UserRepo as _,
     };
 }

@@ -8,13 +8,16 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::domain::analytics::{RollingRow, RollingWindow, SceneSnapshot, TimeRange};
 use crate::domain::api_key::{ApiKey, KeyHash};
 use crate::domain::device::{Device, DeviceStatus};
+use crate::domain::event::PlatformEvent;
 use crate::domain::page::{Page, PageRequest};
 use crate::domain::scene::Scene;
+use crate::domain::task::{AnalysisTask, TaskEnd};
 use crate::domain::user::{Email, Role, Session, User};
 use crate::error::Result;
-use crate::ids::{ApiKeyId, DeviceId, SceneId, SessionId, UserId};
+use crate::ids::{ApiKeyId, DeviceId, SceneId, SessionId, TaskId, UserId};
 
 #[async_trait]
 pub trait UserRepo {
@@ -63,8 +66,83 @@ pub trait DeviceRepo {
         id: DeviceId,
         status: DeviceStatus,
     ) -> Result<bool>;
+    /// Sets the status only if it differs; `true` when this call changed it,
+    /// so exactly one of several racing callers records the transition.
+    async fn transition_device_status(
+        &self,
+        user: UserId,
+        id: DeviceId,
+        to: DeviceStatus,
+    ) -> Result<bool>;
+    /// Records contact from the device (`lastSeenAt`), never moving it back.
+    async fn touch_device(&self, user: UserId, id: DeviceId, at: DateTime<Utc>) -> Result<bool>;
+    /// Every tenant's online push devices not heard from since `before`.
+    async fn silent_push_devices(&self, before: DateTime<Utc>) -> Result<Vec<Device>>;
+    /// Every tenant's devices that have a schedule (for the scheduler role).
+    async fn scheduled_devices(&self) -> Result<Vec<Device>>;
     /// Deletes the device and its scenes.
     async fn delete_device(&self, user: UserId, id: DeviceId) -> Result<bool>;
+}
+
+#[async_trait]
+pub trait TaskRepo {
+    /// Fails with `Conflict` when the device already has a running task.
+    async fn insert_task(&self, task: &AnalysisTask) -> Result<()>;
+    async fn get_task(&self, user: UserId, id: TaskId) -> Result<Option<AnalysisTask>>;
+    /// The device's most recently started task (running or not).
+    async fn latest_task(&self, user: UserId, device: DeviceId) -> Result<Option<AnalysisTask>>;
+    /// Ends the task if it is still running; `true` when this call ended it.
+    async fn end_task(&self, user: UserId, id: TaskId, end: &TaskEnd) -> Result<bool>;
+    /// Every tenant's running tasks, oldest first (ingest, scheduler).
+    async fn running_tasks(&self) -> Result<Vec<AnalysisTask>>;
+    /// The device's tasks that ran at some point at or after `since` (usage metering).
+    async fn device_tasks_since(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<AnalysisTask>>;
+}
+
+#[async_trait]
+pub trait AnalyticsRepo {
+    async fn insert_snapshot(&self, snapshot: &SceneSnapshot) -> Result<()>;
+    async fn insert_rolling(&self, rows: &[RollingRow]) -> Result<()>;
+    /// Newest `windowEnd` first.
+    async fn list_snapshots(
+        &self,
+        user: UserId,
+        scene: SceneId,
+        range: TimeRange,
+        page: PageRequest,
+    ) -> Result<Page<SceneSnapshot>>;
+    async fn latest_snapshot(&self, user: UserId, scene: SceneId) -> Result<Option<SceneSnapshot>>;
+    /// Newest `windowEnd` first; one window or all of them.
+    async fn list_rolling(
+        &self,
+        user: UserId,
+        scene: SceneId,
+        window: Option<RollingWindow>,
+        range: TimeRange,
+        page: PageRequest,
+    ) -> Result<Page<RollingRow>>;
+    /// The latest row of each window that has one.
+    async fn latest_rolling(&self, user: UserId, scene: SceneId) -> Result<Vec<RollingRow>>;
+    /// Deletes snapshots and rolling rows whose window ended before `before`;
+    /// returns how many rows went.
+    async fn prune_analytics(&self, before: DateTime<Utc>) -> Result<u64>;
+}
+
+#[async_trait]
+pub trait EventRepo {
+    async fn record_event(&self, event: &PlatformEvent) -> Result<()>;
+    /// Newest first; one device's events when `device` is given.
+    async fn list_events(
+        &self,
+        user: UserId,
+        device: Option<DeviceId>,
+        page: PageRequest,
+    ) -> Result<Page<PlatformEvent>>;
 }
 
 #[async_trait]
@@ -84,7 +162,17 @@ pub trait SceneRepo {
 
 #[async_trait]
 pub trait Store:
-    UserRepo + SessionRepo + ApiKeyRepo + DeviceRepo + SceneRepo + Send + Sync + 'static
+    UserRepo
+    + SessionRepo
+    + ApiKeyRepo
+    + DeviceRepo
+    + SceneRepo
+    + TaskRepo
+    + AnalyticsRepo
+    + EventRepo
+    + Send
+    + Sync
+    + 'static
 {
     /// Which backend this is (`sqlite`, `postgres`), for logs and `/readyz`.
     fn backend(&self) -> &'static str;

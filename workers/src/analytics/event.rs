@@ -16,8 +16,8 @@ pub trait FrameAnalysis: Send + Sync {
 pub struct Analysis {
     /// One per detection, in order: `(trackId, zone)`.
     pub per_detection: Vec<(Option<String>, Option<String>)>,
-    /// `{inQueue, inService, ...}`; `None` until queue analytics runs.
-    pub metrics: Option<Value>,
+    /// `{inQueue, inService, rolling5Min, ...}`; `None` without queue analytics.
+    pub metrics: Option<super::queue::QueueMetrics>,
 }
 
 /// Track ids only: each detection gets the id of the person it follows
@@ -85,7 +85,7 @@ pub fn analysis_result(
         "processingMs": r.processing_ms,
     });
     if let Some(m) = &analysis.metrics {
-        event["metrics"] = m.clone();
+        event["metrics"] = json!(m);
     }
     if let Some(url) = snapshot_url {
         event["snapshotUrl"] = json!(url);

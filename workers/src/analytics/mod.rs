@@ -5,6 +5,7 @@
 pub mod dwell;
 pub mod event;
 mod order;
+pub mod persist;
 pub mod queue;
 pub mod tracker;
 mod worker;

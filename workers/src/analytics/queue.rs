@@ -5,9 +5,9 @@
 //! `metrics.total`).
 
 use panoptes_shared::domain::detection::DetectionResult;
-use panoptes_shared::domain::queue_metrics::{Occupancy, Window};
+use panoptes_shared::domain::queue_metrics::{Occupancy, Window, WindowMetrics};
 use panoptes_shared::domain::scene::Scene;
-use serde_json::json;
+use serde::Serialize;
 
 use super::dwell::{Dwell, ZoneEvent};
 use super::event::{Analysis, FrameAnalysis};
@@ -16,7 +16,26 @@ use super::tracker::Tracker;
 const FIVE_MINUTES_MS: u64 = 5 * 60 * 1000;
 const THIRTY_MINUTES_MS: u64 = 30 * 60 * 1000;
 
+/// The queue metrics of one frame: `metrics` of its `analysis_result`
+/// event, and what the analytics role stores at its cadence.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueMetrics {
+    pub in_queue: u32,
+    pub in_service: u32,
+    pub rolling5_min: WindowMetrics,
+    pub rolling30_min: WindowMetrics,
+    pub total: WindowMetrics,
+    /// Capture time of the first frame analysed (where `total` starts).
+    #[serde(skip)]
+    pub first_ms: u64,
+}
+
+pub const FIVE_MINUTES: u64 = FIVE_MINUTES_MS;
+pub const THIRTY_MINUTES: u64 = THIRTY_MINUTES_MS;
+
 pub struct QueueAnalysis {
+    first_ms: Option<u64>,
     tracker: Tracker,
     max_age_ms: u64,
     queue: Option<Dwell>,
@@ -44,6 +63,7 @@ impl QueueAnalysis {
         };
         let max_age_ms = ms(p.tracking_max_age_seconds);
         Self {
+            first_ms: None,
             tracker: Tracker::new(max_age_ms),
             max_age_ms,
             queue: dwell(&scene.zones.queue),
@@ -109,13 +129,14 @@ impl FrameAnalysis for QueueAnalysis {
                 .iter()
                 .map(|id| (Some(format!("t{id}")), zone_of(*id)))
                 .collect(),
-            metrics: Some(json!({
-                "inQueue": in_queue,
-                "inService": in_service,
-                "rolling5Min": self.rolling5.metrics(at),
-                "rolling30Min": self.rolling30.metrics(at),
-                "total": self.total.metrics(at),
-            })),
+            metrics: Some(QueueMetrics {
+                in_queue,
+                in_service,
+                rolling5_min: self.rolling5.metrics(at),
+                rolling30_min: self.rolling30.metrics(at),
+                total: self.total.metrics(at),
+                first_ms: *self.first_ms.get_or_insert(at),
+            }),
         }
     }
 }
@@ -183,7 +204,7 @@ mod tests {
             // seen inside (9 s), once the tracker forgets it (5 s later).
             let x = if s < 10 { 0.2 + 0.001 * s as f32 } else { 0.7 };
             last = q.analyze(&frame(s * 1_000, &[x]));
-            let m = last.metrics.as_ref().unwrap();
+            let m = serde_json::to_value(last.metrics.as_ref().unwrap()).unwrap();
             if s == 5 {
                 assert_eq!(
                     m["inQueue"], 1,
@@ -192,7 +213,7 @@ mod tests {
                 assert_eq!(last.per_detection[0].1.as_deref(), Some("queue"));
             }
         }
-        let m = last.metrics.unwrap();
+        let m = serde_json::to_value(last.metrics.unwrap()).unwrap();
         assert_eq!(
             (m["inQueue"].as_u64(), m["inService"].as_u64()),
             (Some(0), Some(1)),

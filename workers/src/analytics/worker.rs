@@ -14,12 +14,13 @@ use std::time::Duration;
 use panoptes_shared::Result;
 use panoptes_shared::domain::detection::DetectionResult;
 use panoptes_shared::ids::DeviceId;
-use panoptes_shared::ports::{BlobStore, DetectionLog, EventBus, Leases, Publication};
+use panoptes_shared::ports::{BlobStore, DetectionLog, EventBus, Leases, Publication, Store};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::Reorder;
 use super::event::{FrameAnalysis, Tracked, analysis_result};
+use super::persist::Persister;
 use super::queue::QueueAnalysis;
 use crate::metrics::WorkerMetrics;
 use crate::scenes::SceneCache;
@@ -37,13 +38,16 @@ pub struct AnalyticsSettings {
     pub read_max: usize,
     /// Lifetime of snapshot URLs in events.
     pub snapshot_url_ttl: Duration,
+    /// A snapshot and rolling rows per device this often (capture time).
+    pub persist_every: Duration,
 }
 
 struct Owned {
     order: Reorder,
     analysis: Box<dyn FrameAnalysis>,
-    /// The scene `analysis` was built for (a new task may use another).
-    scene: Option<Uuid>,
+    /// The task `analysis` was built for (a new task starts afresh).
+    task: Option<Uuid>,
+    persist: Persister,
     last_new: Instant,
     /// When this node last took or renewed the device's lease.
     renewed: Instant,
@@ -58,6 +62,7 @@ struct Devices {
 }
 
 pub struct AnalyticsWorker {
+    store: Arc<dyn Store>,
     log: Arc<dyn DetectionLog>,
     leases: Arc<dyn Leases>,
     bus: Arc<dyn EventBus>,
@@ -77,7 +82,9 @@ fn lease_key(device: DeviceId) -> String {
 }
 
 impl AnalyticsWorker {
+    #[expect(clippy::too_many_arguments, reason = "the role's ports, wired once")]
     pub fn new(
+        store: Arc<dyn Store>,
         log: Arc<dyn DetectionLog>,
         leases: Arc<dyn Leases>,
         bus: Arc<dyn EventBus>,
@@ -87,6 +94,7 @@ impl AnalyticsWorker {
         settings: AnalyticsSettings,
     ) -> Self {
         Self {
+            store,
             log,
             leases,
             bus,
@@ -153,7 +161,8 @@ impl AnalyticsWorker {
                     e.insert(Owned {
                         order: Reorder::new(self.settings.reorder_window, committed),
                         analysis: Box::new(Tracked::new(TRACK_MAX_AGE_MS)),
-                        scene: None,
+                        task: None,
+                        persist: Persister::new(self.persist_every_ms()),
                         last_new: now,
                         renewed: now,
                     })
@@ -174,11 +183,12 @@ impl AnalyticsWorker {
                 }
             }
             for result in state.order.release(now) {
-                if state.scene != Some(result.scene_id) {
+                if state.task != Some(result.task_id) {
                     state.analysis = self.analysis_for(&result).await?;
-                    state.scene = Some(result.scene_id);
+                    state.task = Some(result.task_id);
+                    state.persist = Persister::new(self.persist_every_ms());
                 }
-                self.publish(&result, state.analysis.as_mut()).await?;
+                self.publish(&result, state).await?;
                 published += 1;
             }
             if state.order.committable() != before {
@@ -207,7 +217,11 @@ impl AnalyticsWorker {
         })
     }
 
-    async fn publish(&self, r: &DetectionResult, analysis: &mut dyn FrameAnalysis) -> Result<()> {
+    fn persist_every_ms(&self) -> u64 {
+        u64::try_from(self.settings.persist_every.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    async fn publish(&self, r: &DetectionResult, state: &mut Owned) -> Result<()> {
         let snapshot_url = match &r.snapshot_key {
             Some(key) => Some(
                 self.blobs
@@ -216,7 +230,7 @@ impl AnalyticsWorker {
             ),
             None => None,
         };
-        let a = analysis.analyze(r);
+        let a = state.analysis.analyze(r);
         self.bus
             .publish(&Publication {
                 user: r.user_id,
@@ -225,6 +239,22 @@ impl AnalyticsWorker {
                 data: analysis_result(r, &a, snapshot_url.as_deref()),
             })
             .await?;
+        if let Some(m) = &a.metrics
+            && let Some(rows) = state.persist.observe(r, m, &self.settings.node)
+        {
+            // Stored at most once: a failed write is logged, not retried, so a
+            // store outage never holds back the live events.
+            let stored = async {
+                self.store.insert_snapshot(&rows.snapshot).await?;
+                self.store.insert_rolling(&rows.rolling).await
+            };
+            if let Err(e) = stored.await {
+                self.metrics.persist_failures.add(1);
+                tracing::warn!(device = %r.device_id, error = %e, "analytics rows not stored");
+            } else {
+                self.metrics.persisted.add(1);
+            }
+        }
         Ok(())
     }
 

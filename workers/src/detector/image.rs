@@ -58,6 +58,28 @@ pub fn decode_jpeg(bytes: &[u8]) -> Result<Rgb, ImageError> {
     })
 }
 
+/// Encode RGB pixels as a baseline JPEG (libjpeg-turbo's fast settings; the
+/// ingest role's frames). Encoder errors are contained like decoder ones.
+pub fn encode_jpeg(img: &Rgb, quality: u8) -> Result<Vec<u8>, ImageError> {
+    if img.width == 0 || img.height == 0 || img.pixels.len() != img.width * img.height * 3 {
+        return Err(ImageError::Size(img.width, img.height));
+    }
+    let encoded = std::panic::catch_unwind(|| -> std::io::Result<Vec<u8>> {
+        let mut c = mozjpeg::Compress::new(mozjpeg::ColorSpace::JCS_RGB);
+        c.set_fastest_defaults();
+        c.set_size(img.width, img.height);
+        c.set_quality(f32::from(quality.clamp(1, 100)));
+        let mut started = c.start_compress(Vec::with_capacity(img.pixels.len() / 8))?;
+        started.write_scanlines(&img.pixels)?;
+        started.finish()
+    });
+    match encoded {
+        Ok(Ok(jpeg)) => Ok(jpeg),
+        Ok(Err(e)) => Err(ImageError::Decode(format!("JPEG encoding failed: {e}"))),
+        Err(_) => Err(ImageError::Decode("JPEG encoding failed".into())),
+    }
+}
+
 /// Decode a batch of frames, several at a time (the cores are free while the
 /// previous batch's inference is not running).
 pub fn decode_all(jpegs: &[&[u8]]) -> Vec<Result<Rgb, ImageError>> {

@@ -88,6 +88,8 @@ pub async fn tenant(store: &panoptes_infra::store::SqlStore) -> (UserId, DeviceI
         quota: QuotaLimits::default(),
         created_at: t,
         updated_at: t,
+        push_enabled: false,
+        last_seen_at: None,
     };
     store.insert_device(&device).await.unwrap();
     let zone = Polygon::parse(&[

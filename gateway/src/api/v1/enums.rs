@@ -2,7 +2,7 @@
 //! schema (`Enum`) and for parsing (`Deserialize`, so an unknown value is a
 //! 400 naming the field), and converts to and from its domain twin.
 
-use panoptes_shared::domain::{api_key, device, plan, scene};
+use panoptes_shared::domain::{analytics, api_key, device, plan, scene, task};
 use poem_openapi::Enum;
 use serde::Deserialize;
 
@@ -91,3 +91,33 @@ pub enum ZoneType {
     #[serde(rename = "polygon")]
     Polygon,
 }
+api_enum!(
+    /// Optional capability of an analysis task; both need plan `level_02`.
+    Capability => task::Capability { Vlm = "vlm", Attributes = "attributes" }
+);
+api_enum!(
+    /// State of an analysis task.
+    TaskStatus => task::TaskStatus { Running = "running", Stopped = "stopped", Failed = "failed" }
+);
+api_enum!(
+    /// Who started an analysis task.
+    TaskTrigger => task::TaskTrigger { Api = "api", Schedule = "schedule", Edge = "edge" }
+);
+api_enum!(
+    /// Why an analysis task ended.
+    StopReason => task::StopReason {
+        User = "user",
+        Schedule = "schedule",
+        QuotaExhausted = "quota_exhausted",
+        SourceError = "source_error",
+        SceneUnavailable = "scene_unavailable",
+    }
+);
+api_enum!(
+    /// A stored rolling window, named as its metric path.
+    RollingWindow => analytics::RollingWindow {
+        FiveMinutes = "rolling5Min",
+        ThirtyMinutes = "rolling30Min",
+        Total = "total",
+    }
+);

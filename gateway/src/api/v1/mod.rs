@@ -1,9 +1,11 @@
 //! `/api/v1`: one module per resource.
 
 pub mod admin;
+pub mod analytics;
 pub mod api_keys;
 pub mod auth;
 pub mod devices;
+pub mod edge;
 pub mod enums;
 pub mod scenes;
 pub mod streams;
@@ -22,6 +24,10 @@ pub enum ApiTags {
     Devices,
     /// Queue-analysis scenes: zones and parameters.
     Scenes,
+    /// Frames and heartbeats pushed by edge devices (device keys).
+    Edge,
+    /// Stored queue metrics: snapshots and rolling windows.
+    Analytics,
     /// Live analysis results over Server-Sent Events.
     Streams,
     /// Platform administration (admin session only).

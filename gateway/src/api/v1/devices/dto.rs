@@ -149,6 +149,9 @@ pub struct CreateDeviceRequest {
     #[oai(validator(pattern = r"^\s*(UTC|GMT)?([+-][0-9]{1,2}(:[0-9]{1,2})?)?\s*$"))]
     pub utc_offset: Option<String>,
     pub schedule: Option<ScheduleDto>,
+    /// The device pushes its frames (`POST /devices/{id}/frames`) instead of
+    /// being pulled over RTSP. Always true for `usb_camera`. Default false.
+    pub push_enabled: Option<bool>,
 }
 
 #[derive(Debug, Object, Deserialize)]
@@ -197,6 +200,7 @@ pub struct UpdateDeviceRequest {
     /// `null` removes the schedule.
     #[serde(default)]
     pub schedule: MaybeUndefined<ScheduleDto>,
+    pub push_enabled: Option<bool>,
 }
 
 #[derive(Debug, Object)]
@@ -220,6 +224,10 @@ pub struct DeviceDto {
     pub utc_offset: String,
     pub schedule: Option<ScheduleDto>,
     pub status: DeviceStatus,
+    /// Frames arrive by edge push (true for `usb_camera`).
+    pub push_enabled: bool,
+    /// Last frame or heartbeat received from the device.
+    pub last_seen_at: Option<DateTime<Utc>>,
     /// Next scheduled analysis start, UTC (null without a schedule).
     pub next_scheduled_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -244,6 +252,8 @@ impl From<&domain::Device> for DeviceDto {
             utc_offset: d.utc_offset.to_string(),
             schedule: d.schedule.as_ref().map(ScheduleDto::from_domain),
             status: d.status.into(),
+            push_enabled: d.is_push(),
+            last_seen_at: d.last_seen_at,
             next_scheduled_at: d.next_scheduled_at(now()),
             created_at: d.created_at,
             updated_at: d.updated_at,
@@ -299,10 +309,7 @@ pub fn seal(cipher: &dyn SecretCipher, creds: &RtspCredentials) -> Result<Option
 
 /// Open stored credentials (empty when there are none).
 pub fn open(cipher: &dyn SecretCipher, sealed: Option<&Sealed>) -> Result<RtspCredentials, Error> {
-    match sealed {
-        None => Ok(RtspCredentials::default()),
-        Some(s) => serde_json::from_slice(&cipher.open(s)?).map_err(Error::internal),
-    }
+    panoptes_shared::ports::cipher::open_credentials(cipher, sealed)
 }
 
 impl CreateDeviceRequest {
@@ -344,6 +351,8 @@ impl CreateDeviceRequest {
             quota: domain::QuotaLimits::default(),
             created_at: t,
             updated_at: t,
+            push_enabled: r.push_enabled.unwrap_or(false),
+            last_seen_at: None,
         })
     }
 }
@@ -433,6 +442,9 @@ impl UpdateDeviceRequest {
         }
         if let Some(p) = r.plan {
             d.plan = p.into();
+        }
+        if let Some(p) = r.push_enabled {
+            d.push_enabled = p;
         }
         if let Some(tags) = r.tags {
             d.tags = parse_tags(&tags)?;

@@ -1,7 +1,9 @@
 //! `/api/v1/devices`: cameras and frame sources. RTSP credentials are sealed
 //! with AES-GCM before they reach the store and are never returned or logged.
 
+mod analysis;
 mod dto;
+mod probe;
 mod quota;
 
 use panoptes_shared::Error;
@@ -12,7 +14,9 @@ use poem_openapi::OpenApi;
 use poem_openapi::param::{Path, Query};
 use uuid::Uuid;
 
+pub use analysis::{AnalysisStatusDto, AnalysisTaskDto, StartAnalysisRequest};
 pub use dto::{CreateDeviceRequest, DeviceDto, ScheduleDto, UpdateDeviceRequest, WeeklySlotsDto};
+pub use probe::ProbeDto;
 pub use quota::{DeviceQuotaDto, UpdateQuotaRequest};
 
 use super::ApiTags;
@@ -20,7 +24,7 @@ use super::scenes::SceneDto;
 use crate::auth::schemes::SessionOrKey;
 use crate::http::body::JsonBody;
 use crate::http::envelope::{Created, Empty, Reply};
-use crate::http::error::{ApiResult, PendingErrors, ReadErrors, WriteErrors};
+use crate::http::error::{ApiResult, ControlErrors, KeyErrors, ReadErrors, WriteErrors};
 use crate::state::AppState;
 
 pub struct DevicesApi {
@@ -28,6 +32,17 @@ pub struct DevicesApi {
 }
 
 impl AppState {
+    /// The device's analysis seconds used this month.
+    pub async fn analysis_seconds_used(&self, device: &Device) -> Result<u64, Error> {
+        panoptes_shared::analysis::analysis_seconds_used(
+            self.store.as_ref(),
+            device.user_id,
+            device.id,
+            panoptes_shared::time::now(),
+        )
+        .await
+    }
+
     /// The caller's device, or 404 (also for another tenant's device).
     pub async fn device(&self, user: UserId, id: Uuid) -> Result<Device, Error> {
         self.store
@@ -166,10 +181,11 @@ impl DevicesApi {
         Ok(Reply::page("Scenes", scenes.map(|s| SceneDto::from(&s))))
     }
 
-    /// Try the device's RTSP stream now. Scope `device:write`.
-    ///
-    /// The real check (DESCRIBE and a first decoded frame) ships with RTSP
-    /// ingest; until then this answers 501 NOT_IMPLEMENTED for your devices.
+    /// Try the device's RTSP stream now: DESCRIBE, SETUP, PLAY and a first
+    /// decoded frame within `ingest.connect_timeout_ms`. Reports the codec and
+    /// resolution or what failed, and sets the device's status from the
+    /// outcome (`online`, `offline`: no answer, `error`: answers but cannot be
+    /// analysed). At most 10 probes a minute per user. Scope `device:write`.
     #[oai(
         path = "/devices/:id/probe",
         method = "post",
@@ -179,11 +195,15 @@ impl DevicesApi {
         &self,
         auth: SessionOrKey,
         id: Path<Uuid>,
-    ) -> ApiResult<Reply<Empty>, PendingErrors> {
+    ) -> ApiResult<Reply<ProbeDto>, KeyErrors> {
         let caller = auth.caller();
         caller.require(Scope::DeviceWrite)?;
-        self.state.device(caller.user_id, id.0).await?;
-        Err(Error::NotImplemented("probing the RTSP stream").into())
+        let device = self.state.device(caller.user_id, id.0).await?;
+        self.state
+            .rate_limit(&caller.user_id.to_string(), crate::limits::Bucket::Probe)
+            .await?;
+        let report = probe::run(&self.state, &device).await?;
+        Ok(Reply::new("Probe finished", report))
     }
 
     /// This month's quota of the device. Scope `device:read` or `billing:read`.
@@ -200,7 +220,10 @@ impl DevicesApi {
         let caller = auth.caller();
         caller.require_any(&[Scope::DeviceRead, Scope::BillingRead])?;
         let device = self.state.device(caller.user_id, id.0).await?;
-        Ok(Reply::new("Device quota", DeviceQuotaDto::of(&device)))
+        Ok(Reply::new(
+            "Device quota",
+            DeviceQuotaDto::of(&device, self.state.analysis_seconds_used(&device).await?),
+        ))
     }
 
     /// Cap the device below its plan's allowance, or disable it. Scope `device:write`.
@@ -229,7 +252,92 @@ impl DevicesApi {
         }
         Ok(Reply::new(
             "Device quota updated",
-            DeviceQuotaDto::of(&device),
+            DeviceQuotaDto::of(&device, self.state.analysis_seconds_used(&device).await?),
         ))
+    }
+
+    /// Start analysing a scene on the device. Scope `task:write`.
+    ///
+    /// Checks, in order: the scene is this device's (400) and active
+    /// (409 SCENE_INACTIVE), the device is online (409 DEVICE_OFFLINE), the plan
+    /// allows the capabilities (403 PLAN_REQUIRED), analysis seconds are left
+    /// this month (429 QUOTA_EXCEEDED), no task runs yet (409 CONFLICT).
+    #[oai(
+        path = "/devices/:id/analysis/start",
+        method = "post",
+        operation_id = "startAnalysis"
+    )]
+    async fn start_analysis(
+        &self,
+        auth: SessionOrKey,
+        id: Path<Uuid>,
+        body: JsonBody<StartAnalysisRequest>,
+    ) -> ApiResult<Created<AnalysisTaskDto>, ControlErrors> {
+        let caller = auth.caller();
+        caller.require(Scope::TaskWrite)?;
+        let req = body.parse()?.into_request();
+        let device = self.state.device(caller.user_id, id.0).await?;
+        let task = panoptes_shared::analysis::start(
+            self.state.store.as_ref(),
+            caller.user_id,
+            device.id,
+            req,
+            panoptes_shared::time::now(),
+        )
+        .await?;
+        Ok(Created::new("Analysis started", (&task).into()))
+    }
+
+    /// Stop the device's running analysis. Scope `task:write`.
+    #[oai(
+        path = "/devices/:id/analysis/stop",
+        method = "post",
+        operation_id = "stopAnalysis"
+    )]
+    async fn stop_analysis(
+        &self,
+        auth: SessionOrKey,
+        id: Path<Uuid>,
+    ) -> ApiResult<Reply<AnalysisTaskDto>, WriteErrors> {
+        use panoptes_shared::domain::task::{StopReason, TaskEnd};
+        let caller = auth.caller();
+        caller.require(Scope::TaskWrite)?;
+        let device = self.state.device(caller.user_id, id.0).await?;
+        let store = self.state.store.as_ref();
+        let task = panoptes_shared::analysis::running_task(store, caller.user_id, device.id)
+            .await?
+            .ok_or_else(|| Error::Conflict("no analysis is running on this device".into()))?;
+        let ended = panoptes_shared::analysis::end(
+            store,
+            &task,
+            TaskEnd::stopped(StopReason::User, panoptes_shared::time::now()),
+        )
+        .await?
+        .ok_or_else(|| Error::Conflict("the analysis stopped meanwhile".into()))?;
+        Ok(Reply::new("Analysis stopped", (&ended).into()))
+    }
+
+    /// The device's analysis: running or not, the current or last task,
+    /// usage this month and the next scheduled start. Scope `task:read`.
+    #[oai(
+        path = "/devices/:id/analysis/status",
+        method = "get",
+        operation_id = "getAnalysisStatus"
+    )]
+    async fn analysis_status(
+        &self,
+        auth: SessionOrKey,
+        id: Path<Uuid>,
+    ) -> ApiResult<Reply<AnalysisStatusDto>, ReadErrors> {
+        let caller = auth.caller();
+        caller.require(Scope::TaskRead)?;
+        let device = self.state.device(caller.user_id, id.0).await?;
+        let status = AnalysisStatusDto::of(
+            self.state.store.as_ref(),
+            &device,
+            panoptes_shared::time::now(),
+        )
+        .await?;
+        Ok(Reply::new("Analysis status", status))
     }
 }

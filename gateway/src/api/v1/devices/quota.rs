@@ -1,6 +1,7 @@
 //! Device quota: the plan's monthly allowance, optionally capped lower per
-//! device by the customer. Usage metering arrives with analysis; until then
-//! every `used` figure is 0.
+//! device by the customer. Analysis seconds are metered as the running time
+//! of the device's tasks this period; alerts, attributes and VLM tokens are
+//! metered by the features that spend them (0 until those exist).
 
 use chrono::{DateTime, Utc};
 use panoptes_shared::Error;
@@ -39,14 +40,13 @@ pub struct DeviceQuotaDto {
 }
 
 impl DeviceQuotaDto {
-    pub fn of(d: &Device) -> Self {
+    pub fn of(d: &Device, used_seconds: u64) -> Self {
         let plan = d.plan.limits();
         let q = &d.quota;
         let (period, resets_at) = billing_period(now());
         // A cap set under a bigger plan never exceeds the current plan.
         let capped = |cap: Option<u64>, plan: u64| cap.map_or(plan, |c| c.min(plan));
         let quota_seconds = capped(q.analysis_seconds, plan.analysis_seconds);
-        let used_seconds = 0;
         Self {
             device_id: d.id.0,
             plan: d.plan.into(),

@@ -4,7 +4,8 @@ mod dto;
 
 use panoptes_shared::Error;
 use panoptes_shared::domain::api_key::Scope;
-use panoptes_shared::domain::scene::Scene;
+use panoptes_shared::domain::scene::{Scene, SceneStatus};
+use panoptes_shared::domain::task::{StopReason, TaskEnd};
 use panoptes_shared::ids::{DeviceId, SceneId, UserId};
 use poem_openapi::OpenApi;
 use poem_openapi::param::{Path, Query};
@@ -27,6 +28,23 @@ pub struct ScenesApi {
 }
 
 impl ScenesApi {
+    /// A scene that is deleted or deactivated stops being analysed.
+    async fn stop_analysis_of(&self, scene: &Scene) -> Result<(), Error> {
+        let store = self.state.store.as_ref();
+        if let Some(task) =
+            panoptes_shared::analysis::running_task(store, scene.user_id, scene.device_id).await?
+            && task.scene_id == scene.id
+        {
+            panoptes_shared::analysis::end(
+                store,
+                &task,
+                TaskEnd::stopped(StopReason::SceneUnavailable, panoptes_shared::time::now()),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
     async fn find(&self, user: UserId, id: Uuid) -> Result<Scene, Error> {
         self.state
             .store
@@ -111,6 +129,9 @@ impl ScenesApi {
         {
             return Err(Error::NotFound("scene").into());
         }
+        if scene.status != SceneStatus::Active {
+            self.stop_analysis_of(&scene).await?;
+        }
         Ok(Reply::new("Scene updated", (&scene).into()))
     }
 
@@ -123,6 +144,8 @@ impl ScenesApi {
     ) -> ApiResult<Reply<Empty>, ReadErrors> {
         let caller = auth.caller();
         caller.require(Scope::SceneWrite)?;
+        let scene = self.find(caller.user_id, id.0).await?;
+        self.stop_analysis_of(&scene).await?;
         if !self
             .state
             .store

@@ -1,0 +1,155 @@
+//! Analysis tasks. A partial unique index keeps one running task per device,
+//! so two concurrent starts (API and schedule, or two replicas) cannot both win.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use panoptes_shared::Result;
+use panoptes_shared::domain::task::{
+    AnalysisTask, Capability, StopReason, TaskEnd, TaskStatus, TaskTrigger,
+};
+use panoptes_shared::ids::{DeviceId, TaskId, UserId};
+use panoptes_shared::ports::TaskRepo;
+use sqlx::any::AnyRow;
+
+use super::rows::{corrupt, enum_col, get, id, ms, opt_ms, opt_time, time, to_json};
+use super::{SqlStore, map_err};
+
+macro_rules! columns {
+    () => {
+        "id, user_id, device_id, scene_id, status, trigger_kind, capabilities, started_at, stopped_at, stop_reason, error"
+    };
+}
+
+fn task(row: &AnyRow) -> Result<AnalysisTask> {
+    let caps: Vec<String> = super::rows::json(row, "capabilities")?;
+    let capabilities = caps
+        .iter()
+        .map(|c| Capability::parse(c).ok_or_else(|| corrupt("capabilities", c)))
+        .collect::<Result<_>>()?;
+    let stop_reason: Option<String> = get(row, "stop_reason")?;
+    Ok(AnalysisTask {
+        id: id(row, "id")?,
+        user_id: id(row, "user_id")?,
+        device_id: id(row, "device_id")?,
+        scene_id: id(row, "scene_id")?,
+        status: enum_col(row, "status", TaskStatus::parse)?,
+        trigger: enum_col(row, "trigger_kind", TaskTrigger::parse)?,
+        capabilities,
+        started_at: time(row, "started_at")?,
+        stopped_at: opt_time(row, "stopped_at")?,
+        stop_reason: stop_reason
+            .map(|r| StopReason::parse(&r).ok_or_else(|| corrupt("stop_reason", r)))
+            .transpose()?,
+        error: get(row, "error")?,
+    })
+}
+
+#[async_trait]
+impl TaskRepo for SqlStore {
+    async fn insert_task(&self, t: &AnalysisTask) -> Result<()> {
+        let caps: Vec<&str> = t.capabilities.iter().map(|c| c.as_str()).collect();
+        sqlx::query(concat!(
+            "INSERT INTO analysis_tasks (",
+            columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        ))
+        .bind(t.id.to_string())
+        .bind(t.user_id.to_string())
+        .bind(t.device_id.to_string())
+        .bind(t.scene_id.to_string())
+        .bind(t.status.as_str())
+        .bind(t.trigger.as_str())
+        .bind(to_json(&caps)?)
+        .bind(ms(t.started_at))
+        .bind(opt_ms(t.stopped_at))
+        .bind(t.stop_reason.map(|r| r.as_str()))
+        .bind(t.error.clone())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| match map_err(e) {
+            panoptes_shared::Error::Conflict(_) => panoptes_shared::Error::Conflict(
+                "analysis is already running on this device; stop it first".into(),
+            ),
+            other => other,
+        })?;
+        Ok(())
+    }
+
+    async fn get_task(&self, user: UserId, task_id: TaskId) -> Result<Option<AnalysisTask>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM analysis_tasks WHERE user_id = $1 AND id = $2"
+        ))
+        .bind(user.to_string())
+        .bind(task_id.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        row.as_ref().map(task).transpose()
+    }
+
+    async fn latest_task(&self, user: UserId, device: DeviceId) -> Result<Option<AnalysisTask>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM analysis_tasks WHERE device_id = $1 AND user_id = $2 ORDER BY started_at DESC, id DESC LIMIT 1"
+        ))
+        .bind(device.to_string())
+        .bind(user.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        row.as_ref().map(task).transpose()
+    }
+
+    async fn end_task(&self, user: UserId, task_id: TaskId, end: &TaskEnd) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE analysis_tasks SET status = $1, stopped_at = $2, stop_reason = $3, error = $4 \
+             WHERE user_id = $5 AND id = $6 AND status = 'running'",
+        )
+        .bind(end.status.as_str())
+        .bind(ms(end.at))
+        .bind(end.reason.as_str())
+        .bind(end.error.clone())
+        .bind(user.to_string())
+        .bind(task_id.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn running_tasks(&self) -> Result<Vec<AnalysisTask>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM analysis_tasks WHERE status = 'running' ORDER BY started_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(task).collect()
+    }
+
+    async fn device_tasks_since(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<AnalysisTask>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM analysis_tasks WHERE device_id = $1 AND user_id = $2 \
+              AND (stopped_at IS NULL OR stopped_at >= $3) ORDER BY started_at, id"
+        ))
+        .bind(device.to_string())
+        .bind(user.to_string())
+        .bind(ms(since))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(task).collect()
+    }
+}
