@@ -127,3 +127,13 @@ ensure_onnxruntime() {
   lib="$(ls "$TOOLS"/venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so."$ORT_VERSION" | head -n 1)"
   export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$lib}"
 }
+
+# A real RTSP server for the ingest tests (GStreamer's RTSP server through
+# Debian's python3-gi) and the H.264 test clip it serves (vtest.avi from
+# opencv-doc, re-encoded by ffmpeg). `--bench` also makes 720p and 1080p clips.
+ensure_rtsp() {
+  apt_install python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
+    gstreamer1.0-plugins-good gstreamer1.0-plugins-bad ffmpeg opencv-doc
+  bash "$ROOT/tests/rtsp/clips.sh" "$@"
+  export PANOPTES_TEST_CLIP="${PANOPTES_TEST_CLIP:-$TOOLS/media/vtest.mp4}"
+}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The full test suite on a fresh Debian machine: installs and starts what the
-# tests need (PostgreSQL, Redis, an S3 protocol server, the Rust build tools,
-# the OpenAPI validator), then runs format and lint checks, every test, and
+# tests need (PostgreSQL, Redis, an S3 protocol server, an RTSP server and its
+# test clip, the Rust build tools, the OpenAPI validator), then runs format and lint checks, every test, and
 # validates the spec.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
@@ -12,6 +12,7 @@ ensure_redis
 ensure_s3
 ensure_venv "openapi-spec-validator==0.7.2" "schemathesis==4.32.5"
 ensure_onnxruntime
+ensure_rtsp
 drop_test_databases
 
 log "cargo fmt --check"

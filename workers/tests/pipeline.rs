@@ -28,6 +28,14 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use common::env;
+use common::rtsp::RtspServer;
+use panoptes_shared::analysis::{StartRequest, end, start};
+use panoptes_shared::domain::analytics::TimeRange;
+use panoptes_shared::domain::device::{DeviceStatus, RtspUrl};
+use panoptes_shared::domain::event::EventKind;
+use panoptes_shared::domain::page::PageRequest;
+use panoptes_shared::domain::task::{StopReason, TaskEnd, TaskTrigger};
+use panoptes_workers::ingest::{IngestSettings, IngestWorker};
 
 /// Everything a test needs, each run in its own Redis prefix and S3 bucket.
 struct World {
@@ -540,4 +548,210 @@ async fn nodes_heartbeat_and_export_the_queue_lag() {
     assert_eq!(offline.len(), 1);
     assert_eq!(offline[0].info.id, "node-y");
     assert!(beat.beat().await.unwrap().is_empty(), "reported once");
+}
+
+/// Poll `check` every 50 ms until it holds or `within` passes.
+async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+impl World {
+    fn ingest(&self, node: &str) -> Arc<IngestWorker> {
+        let cipher = panoptes_infra::crypto::AesGcmCipher::from_base64(
+            &panoptes_infra::crypto::AesGcmCipher::generate_key(),
+        )
+        .unwrap();
+        Arc::new(IngestWorker::new(
+            self.store.clone(),
+            self.queue.clone(),
+            self.leases.clone(),
+            Arc::new(cipher),
+            Arc::new(WorkerMetrics::default()),
+            IngestSettings {
+                node: node.into(),
+                sample_fps: 4.0,
+                jpeg_quality: 85,
+                max_width: 1280,
+                reconnect_min: Duration::from_millis(200),
+                reconnect_max: Duration::from_millis(800),
+                connect_timeout: Duration::from_secs(5),
+                stall_timeout: Duration::from_secs(3),
+                lease_ttl: Duration::from_secs(5),
+                max_streams: 8,
+            },
+        ))
+    }
+
+    async fn status(&self) -> DeviceStatus {
+        self.store
+            .get_device(self.user, self.device)
+            .await
+            .unwrap()
+            .unwrap()
+            .status
+    }
+}
+
+#[tokio::test]
+async fn a_camera_is_pulled_by_one_node_detected_tracked_measured_and_stored() {
+    let server = RtspServer::start().await;
+    let port = server.port;
+    let w = world(policy()).await;
+    // The tenant's camera is the RTSP server; it starts offline.
+    let mut d = w.store.get_device(w.user, w.device).await.unwrap().unwrap();
+    d.rtsp_url = RtspUrl::parse(&server.url("vtest")).unwrap().0;
+    w.store.update_device(w.user, &d).await.unwrap();
+    w.store
+        .transition_device_status(w.user, w.device, DeviceStatus::Offline)
+        .await
+        .unwrap();
+    let task = start(
+        w.store.as_ref(),
+        w.user,
+        w.device,
+        StartRequest {
+            scene: w.scene,
+            capabilities: vec![],
+            trigger: TaskTrigger::Schedule,
+            require_online: false,
+        },
+        panoptes_shared::time::now(),
+    )
+    .await
+    .unwrap();
+    let mut events = w.bus.subscribe(w.user).await.unwrap();
+
+    // Two ingest nodes: exactly one pulls the camera.
+    let (a, b) = (w.ingest("ingest-a"), w.ingest("ingest-b"));
+    assert_eq!(a.step().await.unwrap() + b.step().await.unwrap(), 1);
+    assert_eq!(a.streaming().await.len() + b.streaming().await.len(), 1);
+
+    // Frames flow: detect and analytics a step at a time, until analytics
+    // has stored a snapshot (persisted every second of capture time).
+    let (detector, _) = w.detector("detect-a", 4);
+    let metrics = Arc::new(WorkerMetrics::default());
+    let analytics = AnalyticsWorker::new(
+        w.store.clone(),
+        w.log.clone(),
+        w.leases.clone(),
+        w.bus.clone(),
+        w.blobs.clone(),
+        Arc::new(SceneCache::new(w.store.clone(), Duration::from_secs(10))),
+        metrics.clone(),
+        AnalyticsSettings {
+            node: "analytics-a".into(),
+            lease_ttl: Duration::from_secs(5),
+            reorder_window: Duration::from_millis(100),
+            active_within: Duration::from_secs(60),
+            read_max: 100,
+            persist_every: Duration::from_secs(1),
+            snapshot_url_ttl: Duration::from_secs(300),
+        },
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while metrics.persisted.get() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no stored snapshot in 30 s"
+        );
+        detector.step().await.unwrap();
+        analytics.step().await.unwrap();
+    }
+    assert_eq!(w.status().await, DeviceStatus::Online);
+    // The live event carries detections with tracks and the queue metrics.
+    let e = tokio::time::timeout(Duration::from_secs(5), events.next())
+        .await
+        .unwrap()
+        .unwrap();
+    let v: Value = serde_json::from_str(&e.data).unwrap();
+    assert_eq!(v["analysisId"], task.id.to_string());
+    assert_eq!(e.task, task.id.0);
+    assert!(v["metrics"]["inQueue"].is_u64(), "{v}");
+    assert!(v["metrics"]["rolling5Min"]["avgInQueue"].is_number(), "{v}");
+    let people = v["detections"].as_array().unwrap();
+    assert!(
+        !people.is_empty(),
+        "vtest.avi has walkers in every frame: {v}"
+    );
+    assert!(people.iter().all(|p| p["trackId"].is_string()));
+    // Stored rows, readable through the data query port.
+    let snaps = w
+        .store
+        .list_snapshots(
+            w.user,
+            w.scene,
+            TimeRange::default(),
+            PageRequest::default(),
+        )
+        .await
+        .unwrap();
+    assert!(snaps.total >= 2);
+    let s = &snaps.items[0];
+    assert_eq!(
+        (s.task_id, s.compute_node_id.as_str()),
+        (task.id, "analytics-a")
+    );
+    assert!(s.window_end > s.window_start);
+    assert_eq!(
+        w.store.latest_rolling(w.user, w.scene).await.unwrap().len(),
+        3
+    );
+
+    // The camera goes away: offline (once); it comes back: online again.
+    server.stop().await;
+    eventually(
+        Duration::from_secs(15),
+        "the device to go offline",
+        || async { w.status().await == DeviceStatus::Offline },
+    )
+    .await;
+    let _server = RtspServer::start_on(port).await;
+    eventually(
+        Duration::from_secs(15),
+        "the device to come back online",
+        || async { w.status().await == DeviceStatus::Online },
+    )
+    .await;
+    let kinds: Vec<EventKind> = w
+        .store
+        .list_events(w.user, Some(w.device), PageRequest::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .rev()
+        .map(|e| e.kind)
+        .filter(|k| k.as_str().starts_with("device_"))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            EventKind::DeviceOnline,
+            EventKind::DeviceOffline,
+            EventKind::DeviceOnline
+        ]
+    );
+
+    // The task ends: the stream stops and its lease is given back.
+    end(
+        w.store.as_ref(),
+        &task,
+        TaskEnd::stopped(StopReason::User, panoptes_shared::time::now()),
+    )
+    .await
+    .unwrap();
+    a.step().await.unwrap();
+    b.step().await.unwrap();
+    assert!(a.streaming().await.is_empty() && b.streaming().await.is_empty());
 }

@@ -10,6 +10,7 @@ mod envelope;
 mod helpers;
 mod openapi;
 mod ops;
+#[path = "../../../workers/tests/common/rtsp.rs"]
 mod rtsp;
 mod scenes;
 mod sse;

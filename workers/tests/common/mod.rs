@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod rtsp;
+
 use std::path::PathBuf;
 
 use panoptes_shared::domain::device::{Device, DeviceStatus, DeviceType, QuotaLimits, RtspUrl};

@@ -1,0 +1,252 @@
+//! The scheduler role on a real store, with a hand-moved clock: schedules
+//! start and stop analysis at slot boundaries in device local time (including
+//! half-hour offsets), exactly once across replicas; quotas stop analysis;
+//! silent push devices go offline.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use panoptes_infra::store::{SqlStore, StoreOptions};
+use panoptes_shared::analysis::{StartRequest, start};
+use panoptes_shared::domain::device::{DeviceStatus, DeviceType};
+use panoptes_shared::domain::event::EventKind;
+use panoptes_shared::domain::page::PageRequest;
+use panoptes_shared::domain::schedule::{SLOTS_PER_DAY, Schedule, UtcOffset};
+use panoptes_shared::domain::task::{StopReason, TaskEnd, TaskStatus, TaskTrigger};
+use panoptes_shared::ids::{DeviceId, UserId};
+use panoptes_shared::ports::{DeviceRepo, EventRepo, SceneRepo, Store, TaskRepo};
+use panoptes_workers::scheduler::{Scheduler, SchedulerSettings};
+use uuid::Uuid;
+
+async fn store() -> Arc<SqlStore> {
+    let dir = std::env::temp_dir().join(format!("panoptes-sched-{}", Uuid::new_v4()));
+    let store = SqlStore::connect(&StoreOptions {
+        url: format!("sqlite:{}", dir.join("t.db").display()),
+        max_connections: 4,
+        acquire_timeout: Duration::from_secs(10),
+    })
+    .await
+    .unwrap();
+    store.migrate().await.unwrap();
+    Arc::new(store)
+}
+
+fn scheduler(store: &Arc<SqlStore>) -> Scheduler {
+    Scheduler::new(
+        store.clone() as Arc<dyn Store>,
+        SchedulerSettings {
+            offline_after: Duration::from_secs(30),
+            retention: Duration::from_secs(30 * 86_400),
+            quota_every: Duration::from_secs(30),
+            prune_every: Duration::from_secs(3_600),
+        },
+    )
+}
+
+fn utc(d: u32, h: u32, m: u32, s: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, d, h, m, s).unwrap()
+}
+
+/// 09:00-10:00 local every day on a UTC+5:30 device.
+async fn scheduled_device(store: &SqlStore) -> (UserId, DeviceId) {
+    let (user, device, _) = common::tenant(store).await;
+    let mut d = store.get_device(user, device).await.unwrap().unwrap();
+    let mut day = [false; SLOTS_PER_DAY];
+    day[18] = true;
+    day[19] = true;
+    d.schedule = Some(Schedule {
+        daily: Some(day),
+        ..Default::default()
+    });
+    d.utc_offset = UtcOffset::parse("UTC+5:30").unwrap();
+    d.status = DeviceStatus::Offline;
+    assert!(store.update_device(user, &d).await.unwrap());
+    (user, device)
+}
+
+async fn events(store: &SqlStore, user: UserId, device: DeviceId) -> Vec<EventKind> {
+    let mut kinds: Vec<_> = store
+        .list_events(
+            user,
+            Some(device),
+            PageRequest {
+                page: 1,
+                limit: 100,
+            },
+        )
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|e| e.kind)
+        .collect();
+    kinds.reverse();
+    kinds
+}
+
+#[tokio::test]
+async fn a_schedule_starts_and_stops_analysis_at_local_slot_boundaries_once() {
+    let store = store().await;
+    let (user, device) = scheduled_device(&store).await;
+    // Two replicas of the role, sharing the store.
+    let (a, b) = (scheduler(&store), scheduler(&store));
+    // 09:00 local at UTC+5:30 is 03:30 UTC.
+    let before = a.step_at(utc(2, 3, 29, 59)).await.unwrap();
+    assert!(before.started.is_empty(), "one second early");
+    let (pa, pb) = tokio::join!(a.step_at(utc(2, 3, 30, 0)), b.step_at(utc(2, 3, 30, 0)));
+    let started = pa.unwrap().started.len() + pb.unwrap().started.len();
+    assert_eq!(started, 1, "exactly one replica starts it");
+    let task = store.latest_task(user, device).await.unwrap().unwrap();
+    assert_eq!(
+        (task.status, task.trigger),
+        (TaskStatus::Running, TaskTrigger::Schedule)
+    );
+    assert_eq!(task.started_at, utc(2, 3, 30, 0));
+    // Later passes in the same run change nothing.
+    for s in [
+        a.step_at(utc(2, 3, 45, 0)).await,
+        b.step_at(utc(2, 4, 0, 0)).await,
+    ] {
+        assert_eq!(s.unwrap().changes(), 0);
+    }
+    // The run ends at 10:00 local = 04:30 UTC: stopped once, by the schedule.
+    assert!(
+        a.step_at(utc(2, 4, 29, 59))
+            .await
+            .unwrap()
+            .stopped
+            .is_empty()
+    );
+    let (pa, pb) = tokio::join!(a.step_at(utc(2, 4, 30, 0)), b.step_at(utc(2, 4, 30, 0)));
+    assert_eq!(pa.unwrap().stopped.len() + pb.unwrap().stopped.len(), 1);
+    let ended = store.get_task(user, task.id).await.unwrap().unwrap();
+    assert_eq!(ended.stop_reason, Some(StopReason::Schedule));
+    assert_eq!(ended.stopped_at, Some(utc(2, 4, 30, 0)));
+    // The next day it starts again; a user who stops it mid-run is not overridden.
+    assert_eq!(a.step_at(utc(3, 3, 31, 0)).await.unwrap().started, [device]);
+    let t2 = store.latest_task(user, device).await.unwrap().unwrap();
+    assert_ne!(t2.id, task.id);
+    assert!(
+        store
+            .end_task(
+                user,
+                t2.id,
+                &TaskEnd::stopped(StopReason::User, utc(3, 3, 40, 0))
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        a.step_at(utc(3, 3, 50, 0))
+            .await
+            .unwrap()
+            .started
+            .is_empty()
+    );
+    assert_eq!(
+        events(&store, user, device).await,
+        [
+            EventKind::AnalysisStarted,
+            EventKind::AnalysisStopped,
+            EventKind::AnalysisStarted
+        ],
+        "the user's stop is recorded by whoever stopped it (here: directly in the store)"
+    );
+}
+
+#[tokio::test]
+async fn a_task_a_user_started_outlives_the_schedule_and_quota_stops_analysis() {
+    let store = store().await;
+    let (user, device) = scheduled_device(&store).await;
+    let s = scheduler(&store);
+    let scene = store
+        .list_scenes(user, Some(device), PageRequest::default())
+        .await
+        .unwrap()
+        .items[0]
+        .id;
+    // Started by hand at 08:00 local, outside the schedule: it runs on.
+    let t0 = utc(2, 2, 30, 0);
+    let task = start(
+        store.as_ref(),
+        user,
+        device,
+        StartRequest {
+            scene,
+            capabilities: vec![],
+            trigger: TaskTrigger::Api,
+            require_online: false,
+        },
+        t0,
+    )
+    .await
+    .unwrap();
+    let pass = s.step_at(utc(2, 4, 30, 0)).await.unwrap();
+    assert!(pass.stopped.is_empty() && pass.started.is_empty());
+    // A cap of one hour: by 03:30:30 UTC the task has used 3,630 s.
+    let mut d = store.get_device(user, device).await.unwrap().unwrap();
+    d.quota.analysis_seconds = Some(3_600);
+    store.update_device(user, &d).await.unwrap();
+    let pass = scheduler(&store)
+        .step_at(t0 + chrono::Duration::seconds(3_599))
+        .await
+        .unwrap();
+    assert!(pass.quota_stopped.is_empty(), "one second left");
+    let pass = scheduler(&store)
+        .step_at(t0 + chrono::Duration::seconds(3_600))
+        .await
+        .unwrap();
+    assert_eq!(pass.quota_stopped, [device]);
+    let ended = store.get_task(user, task.id).await.unwrap().unwrap();
+    assert_eq!(ended.stop_reason, Some(StopReason::QuotaExhausted));
+    // And the schedule cannot start it again this month.
+    let pass = scheduler(&store).step_at(utc(3, 3, 30, 0)).await.unwrap();
+    assert!(pass.started.is_empty());
+}
+
+#[tokio::test]
+async fn a_silent_push_device_goes_offline_once() {
+    let store = store().await;
+    let (user, device, _) = common::tenant(store.as_ref()).await;
+    let mut d = store.get_device(user, device).await.unwrap().unwrap();
+    d.device_type = DeviceType::UsbCamera;
+    store.update_device(user, &d).await.unwrap();
+    let seen = utc(2, 12, 0, 0);
+    store.touch_device(user, device, seen).await.unwrap();
+    let s = scheduler(&store);
+    assert!(
+        s.step_at(seen + chrono::Duration::seconds(29))
+            .await
+            .unwrap()
+            .went_offline
+            .is_empty()
+    );
+    let pass = s
+        .step_at(seen + chrono::Duration::seconds(31))
+        .await
+        .unwrap();
+    assert_eq!(pass.went_offline, [device]);
+    assert!(
+        s.step_at(seen + chrono::Duration::seconds(40))
+            .await
+            .unwrap()
+            .went_offline
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .get_device(user, device)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        DeviceStatus::Offline
+    );
+    assert_eq!(
+        events(&store, user, device).await,
+        [EventKind::DeviceOffline]
+    );
+}
