@@ -100,13 +100,22 @@ impl Cli {
                 let app = Application::build(&cfg).await?;
                 let shutdown = CancellationToken::new();
                 tokio::spawn(stop_on_signal(shutdown.clone()));
-                let workers = matches!(self.command, Command::Up(_)).then(|| {
+                let up = matches!(self.command, Command::Up(_));
+                let workers = up.then(|| {
                     tokio::spawn(run_workers(
                         cfg.clone(),
                         app.state().clone(),
                         shutdown.clone(),
                     ))
                 });
+                if up && cfg.edge.demo_camera {
+                    let (store, addr, dir) =
+                        (app.state().store.clone(), app.addr(), cfg.data.dir.clone());
+                    let (edge, stop) = (cfg.edge.clone(), shutdown.clone());
+                    tokio::spawn(async move {
+                        crate::demo_camera::run(store, addr, &dir, edge, stop).await
+                    });
+                }
                 let served = app.run_until_stopped(shutdown.clone()).await;
                 shutdown.cancel();
                 if let Some(w) = workers {

@@ -8,6 +8,7 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod demo_camera;
 pub mod http;
 pub mod limits;
 pub mod openapi_doc;

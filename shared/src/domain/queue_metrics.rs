@@ -142,7 +142,10 @@ impl Window {
         waits.sort_unstable();
         let seconds = |ms: u64| ms as f64 / 1000.0;
         let departures = waits.len() as u64;
-        let span_s = seconds(now_ms.saturating_sub(from));
+        // The service rate is over the time actually observed: a 30-minute
+        // window one minute into a task has seen one minute of departures.
+        let observed_from = self.started_ms.map_or(from, |s| s.max(from));
+        let span_s = seconds(now_ms.saturating_sub(observed_from));
         let in_queue_now = self.occupancy.back().map_or(0, |o| o.in_queue);
         WindowMetrics {
             avg_in_queue: avg(queue_area),
@@ -242,5 +245,24 @@ mod tests {
         assert_eq!((m.departures, m.wait_samples), (0, 0));
         let json = serde_json::to_value(&m).unwrap();
         assert!(json.get("avgInQueue").is_some() && json.get("p90WaitSeconds").is_some());
+    }
+
+    #[test]
+    fn a_window_not_yet_full_rates_departures_over_the_time_observed() {
+        // A 30-minute window, one minute into the task: 6 departures in 60 s
+        // is 0.1 per second, so 2 people queueing wait about 20 s (not 200 s).
+        let mut w = Window::sliding(30 * 60 * 1000);
+        w.observe(Occupancy {
+            at_ms: 100_000,
+            in_queue: 2,
+            in_service: 0,
+        });
+        for i in 0..6 {
+            w.departure(100_000, 110_000 + i * 10_000);
+        }
+        let m = w.metrics(160_000);
+        assert_eq!(m.departures, 6);
+        let est = m.estimated_wait_seconds.unwrap();
+        assert!((est - 20.0).abs() < 1e-9, "{est}");
     }
 }
