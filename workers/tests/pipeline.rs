@@ -743,6 +743,32 @@ async fn a_camera_is_pulled_by_one_node_detected_tracked_measured_and_stored() {
         ]
     );
 
+    // The node streaming it hangs (stops renewing): once its lease lapses the
+    // other node takes the camera over, and the hung one, when it wakes,
+    // finds the lease lost and stops its stream.
+    let (owner, other) = if a.streaming().await.is_empty() {
+        (&b, &a)
+    } else {
+        (&a, &b)
+    };
+    owner.step().await.unwrap(); // renews its lease
+    other.step().await.unwrap();
+    assert!(other.streaming().await.is_empty(), "the lease is held");
+    eventually(
+        Duration::from_secs(15),
+        "the other node to take over",
+        || async {
+            other.step().await.unwrap();
+            !other.streaming().await.is_empty()
+        },
+    )
+    .await;
+    owner.step().await.unwrap();
+    assert!(
+        owner.streaming().await.is_empty(),
+        "the hung node gave it up"
+    );
+
     // The task ends: the stream stops and its lease is given back.
     end(
         w.store.as_ref(),
