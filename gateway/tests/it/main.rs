@@ -1,6 +1,7 @@
 //! Gateway end-to-end tests over real HTTP, PostgreSQL and Redis.
 
 mod analysis;
+mod analytics;
 mod api_keys;
 mod auth;
 mod blobs;
