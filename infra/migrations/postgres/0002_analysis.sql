@@ -19,7 +19,8 @@ CREATE INDEX analysis_tasks_device_started ON analysis_tasks (device_id, started
 CREATE INDEX analysis_tasks_running ON analysis_tasks (started_at) WHERE status = 'running';
 
 -- One row per scene per cadence (10 s by default): 30 days is ~260k rows per
--- scene, read newest first within a scene and a time range.
+-- scene, read newest first within a scene and a time range. The tenant is in
+-- the index so that counts for pagination are index-only scans.
 CREATE TABLE scene_analytics_snapshots (
     id              TEXT PRIMARY KEY NOT NULL,
     user_id         TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
@@ -37,7 +38,7 @@ CREATE TABLE scene_analytics_snapshots (
     compute_node_id TEXT NOT NULL,
     created_at      BIGINT NOT NULL
 );
-CREATE INDEX snapshots_scene_end ON scene_analytics_snapshots (scene_id, window_end DESC, id DESC);
+CREATE INDEX snapshots_scene_end ON scene_analytics_snapshots (scene_id, user_id, window_end DESC, id DESC);
 CREATE INDEX snapshots_end ON scene_analytics_snapshots (window_end);
 
 CREATE TABLE scene_analytics_rolling (
@@ -53,8 +54,8 @@ CREATE TABLE scene_analytics_rolling (
     compute_node_id TEXT NOT NULL,
     created_at      BIGINT NOT NULL
 );
-CREATE INDEX rolling_scene_window_end ON scene_analytics_rolling (scene_id, window_name, window_end DESC, id DESC);
-CREATE INDEX rolling_scene_end ON scene_analytics_rolling (scene_id, window_end DESC, id DESC);
+CREATE INDEX rolling_scene_window_end ON scene_analytics_rolling (scene_id, user_id, window_name, window_end DESC, id DESC);
+CREATE INDEX rolling_scene_end ON scene_analytics_rolling (scene_id, user_id, window_end DESC, id DESC);
 CREATE INDEX rolling_end ON scene_analytics_rolling (window_end);
 
 CREATE TABLE platform_events (
