@@ -322,6 +322,11 @@ pub struct IngestConfig {
     pub poll_ms: u64,
     /// Streams one node pulls at most.
     pub max_streams: usize,
+    /// Cameras without a running task are probed this often (one node per
+    /// camera per interval) so their status stays true; 0 disables.
+    pub health_check_interval_ms: u64,
+    /// Probes in flight per node.
+    pub health_checks_in_flight: usize,
 }
 
 impl Default for IngestConfig {
@@ -337,6 +342,8 @@ impl Default for IngestConfig {
             lease_ttl_ms: 15_000,
             poll_ms: 1_000,
             max_streams: 64,
+            health_check_interval_ms: 300_000,
+            health_checks_in_flight: 4,
         }
     }
 }

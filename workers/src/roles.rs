@@ -219,6 +219,9 @@ pub async fn run(
                 stall_timeout: Duration::from_millis(i.stall_timeout_ms),
                 lease_ttl: Duration::from_millis(i.lease_ttl_ms),
                 max_streams: i.max_streams,
+                health_every: (i.health_check_interval_ms > 0)
+                    .then(|| Duration::from_millis(i.health_check_interval_ms)),
+                health_in_flight: i.health_checks_in_flight,
             },
         ));
         let (w, stop) = (worker.clone(), shutdown.clone());

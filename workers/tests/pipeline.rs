@@ -589,6 +589,8 @@ impl World {
                 stall_timeout: Duration::from_secs(3),
                 lease_ttl: Duration::from_secs(5),
                 max_streams: 8,
+                health_every: Some(Duration::from_millis(500)),
+                health_in_flight: 2,
             },
         ))
     }
@@ -780,4 +782,61 @@ async fn a_camera_is_pulled_by_one_node_detected_tracked_measured_and_stored() {
     a.step().await.unwrap();
     b.step().await.unwrap();
     assert!(a.streaming().await.is_empty() && b.streaming().await.is_empty());
+}
+
+#[tokio::test]
+async fn cameras_without_a_task_are_checked_periodically_and_their_status_follows() {
+    let server = RtspServer::start().await;
+    let w = world(policy()).await;
+    let mut d = w.store.get_device(w.user, w.device).await.unwrap().unwrap();
+    d.rtsp_url = RtspUrl::parse(&server.url("vtest")).unwrap().0;
+    w.store.update_device(w.user, &d).await.unwrap();
+    w.store
+        .transition_device_status(w.user, w.device, DeviceStatus::Offline)
+        .await
+        .unwrap();
+    // Two nodes check it; it is probed, not streamed (no task).
+    let (a, b) = (w.ingest("ingest-a"), w.ingest("ingest-b"));
+    eventually(
+        Duration::from_secs(15),
+        "the camera to be found online",
+        || async {
+            a.step().await.unwrap();
+            b.step().await.unwrap();
+            w.status().await == DeviceStatus::Online
+        },
+    )
+    .await;
+    assert!(a.streaming().await.is_empty() && b.streaming().await.is_empty());
+    assert!(
+        w.store
+            .get_device(w.user, w.device)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_seen_at
+            .is_some()
+    );
+    server.stop().await;
+    eventually(
+        Duration::from_secs(15),
+        "the camera to be found offline",
+        || async {
+            a.step().await.unwrap();
+            b.step().await.unwrap();
+            w.status().await == DeviceStatus::Offline
+        },
+    )
+    .await;
+    let kinds: Vec<EventKind> = w
+        .store
+        .list_events(w.user, Some(w.device), PageRequest::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .rev()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, [EventKind::DeviceOnline, EventKind::DeviceOffline]);
 }

@@ -241,6 +241,21 @@ impl DeviceRepo for SqlStore {
         rows.iter().map(device).collect()
     }
 
+    async fn idle_pull_devices(&self, limit: u32) -> Result<Vec<Device>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            ", last_seen_at FROM devices d WHERE push_enabled = 0 AND device_type <> 'usb_camera' \
+              AND NOT EXISTS (SELECT 1 FROM analysis_tasks t WHERE t.device_id = d.id AND t.status = 'running') \
+              ORDER BY COALESCE(last_seen_at, 0), id LIMIT $1"
+        ))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(device).collect()
+    }
+
     async fn scheduled_devices(&self) -> Result<Vec<Device>> {
         let rows = sqlx::query(concat!(
             "SELECT ",

@@ -380,6 +380,19 @@ pub async fn status_transitions_and_events_are_recorded_once(store: SqlStore) {
     let listed = store.scheduled_devices().await.unwrap();
     assert!(listed.iter().any(|x| x.id == scheduled.id));
     assert!(!listed.iter().any(|x| x.id == d.id), "no schedule");
+    // Idle pulled cameras (health checks): not push devices, not while a task runs.
+    let idle = |store: SqlStore| async move { store.idle_pull_devices(100).await.unwrap() };
+    let ids: Vec<_> = idle(store.clone()).await.iter().map(|x| x.id).collect();
+    assert!(ids.contains(&scheduled.id) && !ids.contains(&d.id));
+    let s = scene(b.id, scheduled.id, "line");
+    store.insert_scene(&s).await.unwrap();
+    let task = AnalysisTask::start(b.id, scheduled.id, s.id, TaskTrigger::Api, vec![], t);
+    store.insert_task(&task).await.unwrap();
+    let ids: Vec<_> = idle(store.clone()).await.iter().map(|x| x.id).collect();
+    assert!(
+        !ids.contains(&scheduled.id),
+        "a running task streams it instead"
+    );
 
     // Events: newest first, by device, per tenant.
     for (i, kind) in [

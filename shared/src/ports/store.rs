@@ -78,6 +78,9 @@ pub trait DeviceRepo {
     async fn touch_device(&self, user: UserId, id: DeviceId, at: DateTime<Utc>) -> Result<bool>;
     /// Every tenant's online push devices not heard from since `before`.
     async fn silent_push_devices(&self, before: DateTime<Utc>) -> Result<Vec<Device>>;
+    /// Every tenant's pulled (RTSP) devices without a running task, least
+    /// recently heard from first, at most `limit` (ingest checks their health).
+    async fn idle_pull_devices(&self, limit: u32) -> Result<Vec<Device>>;
     /// Every tenant's devices that have a schedule (for the scheduler role).
     async fn scheduled_devices(&self) -> Result<Vec<Device>>;
     /// Deletes the device and its scenes.

@@ -42,6 +42,10 @@ pub struct IngestSettings {
     pub stall_timeout: Duration,
     pub lease_ttl: Duration,
     pub max_streams: usize,
+    /// Probe cameras without a running task this often (`None`: never).
+    pub health_every: Option<Duration>,
+    /// Probes in flight per node.
+    pub health_in_flight: usize,
 }
 
 struct Running {
@@ -58,6 +62,7 @@ pub struct IngestWorker {
     metrics: Arc<WorkerMetrics>,
     settings: IngestSettings,
     streams: Mutex<HashMap<DeviceId, Running>>,
+    probes: Arc<tokio::sync::Semaphore>,
 }
 
 fn lease_key(device: DeviceId) -> String {
@@ -79,6 +84,9 @@ impl IngestWorker {
             leases,
             cipher,
             metrics,
+            probes: Arc::new(tokio::sync::Semaphore::new(
+                settings.health_in_flight.max(1),
+            )),
             settings,
             streams: Mutex::new(HashMap::new()),
         }
@@ -175,7 +183,69 @@ impl IngestWorker {
             tokio::spawn(async move { me.pump(device, task, stop).await });
             changed += 1;
         }
+        drop(streams);
+        self.check_idle().await?;
         Ok(changed)
+    }
+
+    /// The product checks cameras periodically: each camera without a
+    /// running task is probed once per `health_every` by one node (a lease
+    /// taken under a one-off owner, left to lapse), and its status follows.
+    async fn check_idle(self: &Arc<Self>) -> Result<()> {
+        let Some(every) = self.settings.health_every else {
+            return Ok(());
+        };
+        for device in self.store.idle_pull_devices(200).await? {
+            let Ok(permit) = self.probes.clone().try_acquire_owned() else {
+                break; // enough in flight; the rest wait for the next pass
+            };
+            let owner = format!("{}:{}", self.settings.node, Uuid::new_v4());
+            if !self
+                .leases
+                .acquire(&format!("health:{}", device.id), &owner, every)
+                .await?
+            {
+                continue; // checked within the interval (by this node or another)
+            }
+            let me = self.clone();
+            tokio::spawn(async move {
+                me.check(&device).await;
+                drop(permit);
+            });
+        }
+        Ok(())
+    }
+
+    async fn check(&self, device: &Device) {
+        let Ok(url) = url::Url::parse(device.rtsp_url.as_str()) else {
+            return;
+        };
+        let creds = match panoptes_shared::ports::cipher::open_credentials(
+            self.cipher.as_ref(),
+            device.credentials.as_ref(),
+        ) {
+            Ok(c) => source::credentials(
+                c.username.as_deref(),
+                c.password.as_ref().map(|p| p.expose_secret()),
+            ),
+            Err(_) => return,
+        };
+        let report = super::probe(&url, creds, self.settings.connect_timeout).await;
+        let detail = match (&report.error, &report.info) {
+            (Some(e), _) => format!("health check: {e}"),
+            (None, Some(i)) => format!("health check: {} {}x{}", i.codec, i.width, i.height),
+            (None, None) => "health check".to_owned(),
+        };
+        let now = panoptes_shared::time::now();
+        if report.error.is_none()
+            && let Err(e) = self
+                .store
+                .touch_device(device.user_id, device.id, now)
+                .await
+        {
+            tracing::warn!(device = %device.id, error = %e, "lastSeenAt not recorded");
+        }
+        self.set_status(device, report.status, Some(&detail)).await;
     }
 
     /// Stop every stream and give the leases up (shutdown).
