@@ -389,7 +389,8 @@ pub struct SchedulerConfig {
 
 impl Default for SchedulerConfig {
     fn default() -> Self {
-        Self { poll_ms: 1_000 }
+        // Slots are half-hour long: a start a few seconds after the boundary is fine.
+        Self { poll_ms: 5_000 }
     }
 }
 

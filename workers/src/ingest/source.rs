@@ -86,6 +86,20 @@ pub fn credentials(username: Option<&str>, password: Option<&str>) -> Option<Cre
     })
 }
 
+/// The device's stored RTSP credentials, opened (Basic/Digest; retina has no
+/// Bearer tokens, so `rtspToken` is not sent).
+pub fn device_credentials(
+    cipher: &dyn panoptes_shared::ports::SecretCipher,
+    device: &panoptes_shared::domain::device::Device,
+) -> panoptes_shared::Result<Option<Credentials>> {
+    use secrecy::ExposeSecret;
+    let c = panoptes_shared::ports::cipher::open_credentials(cipher, device.credentials.as_ref())?;
+    Ok(credentials(
+        c.username.as_deref(),
+        c.password.as_ref().map(|p| p.expose_secret()),
+    ))
+}
+
 /// DESCRIBE, SETUP (TCP) and PLAY the first H.264 video stream, within `timeout`.
 pub async fn open(
     url: &Url,

@@ -20,7 +20,6 @@ use panoptes_shared::domain::device::{Device, DeviceStatus};
 use panoptes_shared::domain::task::AnalysisTask;
 use panoptes_shared::ids::{DeviceId, TaskId};
 use panoptes_shared::ports::{FrameJob, JobQueue, Leases, SecretCipher, Store};
-use secrecy::ExposeSecret;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -220,15 +219,8 @@ impl IngestWorker {
         let Ok(url) = url::Url::parse(device.rtsp_url.as_str()) else {
             return;
         };
-        let creds = match panoptes_shared::ports::cipher::open_credentials(
-            self.cipher.as_ref(),
-            device.credentials.as_ref(),
-        ) {
-            Ok(c) => source::credentials(
-                c.username.as_deref(),
-                c.password.as_ref().map(|p| p.expose_secret()),
-            ),
-            Err(_) => return,
+        let Ok(creds) = source::device_credentials(self.cipher.as_ref(), device) else {
+            return;
         };
         let report = super::probe(&url, creds, self.settings.connect_timeout).await;
         let detail = match (&report.error, &report.info) {
@@ -292,14 +284,8 @@ impl IngestWorker {
                 return;
             }
         };
-        let creds = match panoptes_shared::ports::cipher::open_credentials(
-            self.cipher.as_ref(),
-            device.credentials.as_ref(),
-        ) {
-            Ok(c) => source::credentials(
-                c.username.as_deref(),
-                c.password.as_ref().map(|p| p.expose_secret()),
-            ),
+        let creds = match source::device_credentials(self.cipher.as_ref(), &device) {
+            Ok(c) => c,
             Err(e) => {
                 tracing::error!(device = %device.id, error = %e, "RTSP credentials cannot be opened");
                 self.set_status(

@@ -5,9 +5,7 @@ use chrono::{DateTime, Utc};
 use panoptes_shared::Error;
 use panoptes_shared::analysis::set_device_status;
 use panoptes_shared::domain::device::Device;
-use panoptes_shared::ports::cipher::open_credentials;
 use poem_openapi::Object;
-use secrecy::ExposeSecret;
 use uuid::Uuid;
 
 use crate::api::v1::enums::DeviceStatus;
@@ -36,11 +34,8 @@ pub struct ProbeDto {
 pub async fn run(state: &AppState, device: &Device) -> Result<ProbeDto, Error> {
     let url = url::Url::parse(device.rtsp_url.as_str())
         .map_err(|e| Error::validation("rtspUrl", format!("is not a valid URL ({e})")))?;
-    let creds = open_credentials(state.cipher.as_ref(), device.credentials.as_ref())?;
-    let creds = panoptes_workers::ingest::source::credentials(
-        creds.username.as_deref(),
-        creds.password.as_ref().map(|p| p.expose_secret()),
-    );
+    let creds =
+        panoptes_workers::ingest::source::device_credentials(state.cipher.as_ref(), device)?;
     let report = panoptes_workers::ingest::probe(&url, creds, state.probe_timeout).await;
     let at = panoptes_shared::time::now();
     let error = report.error.as_ref().map(ToString::to_string);
