@@ -595,6 +595,22 @@ impl World {
         ))
     }
 
+    /// The tenant's camera becomes the RTSP server's clip; it starts offline.
+    async fn point_at(&self, server: &RtspServer) {
+        let mut d = self
+            .store
+            .get_device(self.user, self.device)
+            .await
+            .unwrap()
+            .unwrap();
+        d.rtsp_url = RtspUrl::parse(&server.url("vtest")).unwrap().0;
+        self.store.update_device(self.user, &d).await.unwrap();
+        self.store
+            .transition_device_status(self.user, self.device, DeviceStatus::Offline)
+            .await
+            .unwrap();
+    }
+
     async fn status(&self) -> DeviceStatus {
         self.store
             .get_device(self.user, self.device)
@@ -610,14 +626,7 @@ async fn a_camera_is_pulled_by_one_node_detected_tracked_measured_and_stored() {
     let server = RtspServer::start().await;
     let port = server.port;
     let w = world(policy()).await;
-    // The tenant's camera is the RTSP server; it starts offline.
-    let mut d = w.store.get_device(w.user, w.device).await.unwrap().unwrap();
-    d.rtsp_url = RtspUrl::parse(&server.url("vtest")).unwrap().0;
-    w.store.update_device(w.user, &d).await.unwrap();
-    w.store
-        .transition_device_status(w.user, w.device, DeviceStatus::Offline)
-        .await
-        .unwrap();
+    w.point_at(&server).await;
     let task = start(
         w.store.as_ref(),
         w.user,
@@ -788,13 +797,7 @@ async fn a_camera_is_pulled_by_one_node_detected_tracked_measured_and_stored() {
 async fn cameras_without_a_task_are_checked_periodically_and_their_status_follows() {
     let server = RtspServer::start().await;
     let w = world(policy()).await;
-    let mut d = w.store.get_device(w.user, w.device).await.unwrap().unwrap();
-    d.rtsp_url = RtspUrl::parse(&server.url("vtest")).unwrap().0;
-    w.store.update_device(w.user, &d).await.unwrap();
-    w.store
-        .transition_device_status(w.user, w.device, DeviceStatus::Offline)
-        .await
-        .unwrap();
+    w.point_at(&server).await;
     // Two nodes check it; it is probed, not streamed (no task).
     let (a, b) = (w.ingest("ingest-a"), w.ingest("ingest-b"));
     eventually(
