@@ -1,7 +1,8 @@
 //! Starting and stopping analysis, and device status transitions: the checks
 //! and the records, in one place for every caller (the API, the scheduler,
 //! ingest, edge push). Each change that happens is recorded once as a
-//! platform event, by the caller whose write made it.
+//! platform event, in the same transaction as the change (the outbox webhooks
+//! deliver from), by the caller whose write made it.
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -112,22 +113,20 @@ pub async fn start(
         req.capabilities,
         now,
     );
-    store.insert_task(&task).await?;
-    store
-        .record_event(&PlatformEvent::new(
-            user,
-            EventKind::AnalysisStarted,
-            Some(device.id),
-            Some(task.id),
-            json!({
-                "taskId": task.id,
-                "sceneId": scene.id,
-                "trigger": task.trigger.as_str(),
-                "enabledCapabilities": task.capabilities.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
-            }),
-            now,
-        ))
-        .await?;
+    let event = PlatformEvent::new(
+        user,
+        EventKind::AnalysisStarted,
+        Some(device.id),
+        Some(task.id),
+        json!({
+            "taskId": task.id,
+            "sceneId": scene.id,
+            "trigger": task.trigger.as_str(),
+            "enabledCapabilities": task.capabilities.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+        }),
+        now,
+    );
+    store.insert_task(&task, &event).await?;
     tracing::info!(%user, device = %device.id, task = %task.id, trigger = task.trigger.as_str(), "analysis started");
     Ok(task)
 }
@@ -139,9 +138,6 @@ pub async fn end(
     task: &AnalysisTask,
     end: TaskEnd,
 ) -> Result<Option<AnalysisTask>> {
-    if !store.end_task(task.user_id, task.id, &end).await? {
-        return Ok(None);
-    }
     let kind = if end.status == TaskStatus::Failed {
         EventKind::AnalysisError
     } else {
@@ -156,16 +152,17 @@ pub async fn end(
     if let Some(e) = &end.error {
         data["error"] = json!(e);
     }
-    store
-        .record_event(&PlatformEvent::new(
-            task.user_id,
-            kind,
-            Some(task.device_id),
-            Some(task.id),
-            data,
-            end.at,
-        ))
-        .await?;
+    let event = PlatformEvent::new(
+        task.user_id,
+        kind,
+        Some(task.device_id),
+        Some(task.id),
+        data,
+        end.at,
+    );
+    if !store.end_task(task.user_id, task.id, &end, &event).await? {
+        return Ok(None);
+    }
     tracing::info!(user = %task.user_id, device = %task.device_id, task = %task.id, reason = end.reason.as_str(), "analysis ended");
     Ok(Some(AnalysisTask {
         status: end.status,
@@ -199,9 +196,6 @@ pub async fn set_device_status(
     detail: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<bool> {
-    if !store.transition_device_status(user, device, to).await? {
-        return Ok(false);
-    }
     let kind = match to {
         DeviceStatus::Online => EventKind::DeviceOnline,
         DeviceStatus::Offline => EventKind::DeviceOffline,
@@ -211,16 +205,13 @@ pub async fn set_device_status(
         Some(d) => json!({ "status": to.as_str(), "detail": d }),
         None => json!({ "status": to.as_str() }),
     };
-    store
-        .record_event(&PlatformEvent::new(
-            user,
-            kind,
-            Some(device),
-            None,
-            data,
-            now,
-        ))
-        .await?;
+    let event = PlatformEvent::new(user, kind, Some(device), None, data, now);
+    if !store
+        .transition_device_status(user, device, to, &event)
+        .await?
+    {
+        return Ok(false);
+    }
     tracing::info!(%user, %device, status = to.as_str(), detail, "device status changed");
     Ok(true)
 }

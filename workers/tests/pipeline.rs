@@ -605,10 +605,16 @@ impl World {
             .unwrap();
         d.rtsp_url = RtspUrl::parse(&server.url("vtest")).unwrap().0;
         self.store.update_device(self.user, &d).await.unwrap();
-        self.store
-            .transition_device_status(self.user, self.device, DeviceStatus::Offline)
-            .await
-            .unwrap();
+        panoptes_shared::analysis::set_device_status(
+            self.store.as_ref(),
+            self.user,
+            self.device,
+            DeviceStatus::Offline,
+            None,
+            panoptes_shared::time::now(),
+        )
+        .await
+        .unwrap();
     }
 
     async fn status(&self) -> DeviceStatus {
@@ -748,6 +754,7 @@ async fn a_camera_is_pulled_by_one_node_detected_tracked_measured_and_stored() {
     assert_eq!(
         kinds,
         [
+            EventKind::DeviceOffline, // set up by the test
             EventKind::DeviceOnline,
             EventKind::DeviceOffline,
             EventKind::DeviceOnline
@@ -841,5 +848,12 @@ async fn cameras_without_a_task_are_checked_periodically_and_their_status_follow
         .rev()
         .map(|e| e.kind)
         .collect();
-    assert_eq!(kinds, [EventKind::DeviceOnline, EventKind::DeviceOffline]);
+    assert_eq!(
+        kinds,
+        [
+            EventKind::DeviceOffline, // set up by the test
+            EventKind::DeviceOnline,
+            EventKind::DeviceOffline
+        ]
+    );
 }

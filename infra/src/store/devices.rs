@@ -190,7 +190,9 @@ impl DeviceRepo for SqlStore {
         user: UserId,
         device_id: DeviceId,
         to: DeviceStatus,
+        event: &panoptes_shared::domain::event::PlatformEvent,
     ) -> Result<bool> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
         let r = sqlx::query(
             "UPDATE devices SET status = $1, updated_at = $2 WHERE user_id = $3 AND id = $4 AND status <> $1",
         )
@@ -198,10 +200,15 @@ impl DeviceRepo for SqlStore {
         .bind(ms(now()))
         .bind(user.to_string())
         .bind(device_id.to_string())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(map_err)?;
-        Ok(r.rows_affected() > 0)
+        if r.rows_affected() == 0 {
+            return Ok(false);
+        }
+        super::events::insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
     }
 
     async fn touch_device(

@@ -34,25 +34,32 @@ fn event(row: &AnyRow) -> Result<PlatformEvent> {
     })
 }
 
+/// Insert `e` on `conn` (a pooled connection or an open transaction), so a
+/// state change and its event commit together.
+pub(super) async fn insert_event(conn: &mut sqlx::AnyConnection, e: &PlatformEvent) -> Result<()> {
+    sqlx::query(concat!(
+        "INSERT INTO platform_events (",
+        columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+    ))
+    .bind(e.id.to_string())
+    .bind(e.user_id.to_string())
+    .bind(e.kind.as_str())
+    .bind(e.device_id.map(|d| d.to_string()))
+    .bind(e.task_id.map(|t| t.to_string()))
+    .bind(to_json(&e.data)?)
+    .bind(ms(e.created_at))
+    .execute(conn)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
 #[async_trait]
 impl EventRepo for SqlStore {
     async fn record_event(&self, e: &PlatformEvent) -> Result<()> {
-        sqlx::query(concat!(
-            "INSERT INTO platform_events (",
-            columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
-        ))
-        .bind(e.id.to_string())
-        .bind(e.user_id.to_string())
-        .bind(e.kind.as_str())
-        .bind(e.device_id.map(|d| d.to_string()))
-        .bind(e.task_id.map(|t| t.to_string()))
-        .bind(to_json(&e.data)?)
-        .bind(ms(e.created_at))
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
-        Ok(())
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        insert_event(&mut conn, e).await
     }
 
     async fn list_events(

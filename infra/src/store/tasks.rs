@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use panoptes_shared::Result;
+use panoptes_shared::domain::event::PlatformEvent;
 use panoptes_shared::domain::task::{
     AnalysisTask, Capability, StopReason, TaskEnd, TaskStatus, TaskTrigger,
 };
@@ -46,8 +47,9 @@ fn task(row: &AnyRow) -> Result<AnalysisTask> {
 
 #[async_trait]
 impl TaskRepo for SqlStore {
-    async fn insert_task(&self, t: &AnalysisTask) -> Result<()> {
+    async fn insert_task(&self, t: &AnalysisTask, event: &PlatformEvent) -> Result<()> {
         let caps: Vec<&str> = t.capabilities.iter().map(|c| c.as_str()).collect();
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
         sqlx::query(concat!(
             "INSERT INTO analysis_tasks (",
             columns!(),
@@ -64,7 +66,7 @@ impl TaskRepo for SqlStore {
         .bind(opt_ms(t.stopped_at))
         .bind(t.stop_reason.map(|r| r.as_str()))
         .bind(t.error.clone())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| match map_err(e) {
             panoptes_shared::Error::Conflict(_) => panoptes_shared::Error::Conflict(
@@ -72,6 +74,8 @@ impl TaskRepo for SqlStore {
             ),
             other => other,
         })?;
+        super::events::insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(map_err)?;
         Ok(())
     }
 
@@ -103,7 +107,14 @@ impl TaskRepo for SqlStore {
         row.as_ref().map(task).transpose()
     }
 
-    async fn end_task(&self, user: UserId, task_id: TaskId, end: &TaskEnd) -> Result<bool> {
+    async fn end_task(
+        &self,
+        user: UserId,
+        task_id: TaskId,
+        end: &TaskEnd,
+        event: &PlatformEvent,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
         let r = sqlx::query(
             "UPDATE analysis_tasks SET status = $1, stopped_at = $2, stop_reason = $3, error = $4 \
              WHERE user_id = $5 AND id = $6 AND status = 'running'",
@@ -114,10 +125,15 @@ impl TaskRepo for SqlStore {
         .bind(end.error.clone())
         .bind(user.to_string())
         .bind(task_id.to_string())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(map_err)?;
-        Ok(r.rows_affected() > 0)
+        if r.rows_affected() == 0 {
+            return Ok(false); // already ended: nothing to record (rolled back)
+        }
+        super::events::insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
     }
 
     async fn running_tasks(&self) -> Result<Vec<AnalysisTask>> {

@@ -22,6 +22,11 @@ use uuid::Uuid;
 
 use crate::store_suite::{device, scene, user};
 
+/// An event of `user` (the store records it only with the write it goes with).
+fn ev(user: UserId, kind: EventKind) -> PlatformEvent {
+    PlatformEvent::new(user, kind, None, None, serde_json::json!({}), now())
+}
+
 fn page(page: u32, limit: u32) -> PageRequest {
     PageRequest { page, limit }
 }
@@ -41,7 +46,10 @@ pub async fn one_task_runs_per_device_and_ends_once(store: SqlStore) {
         vec![Capability::Vlm],
         t0,
     );
-    store.insert_task(&first).await.unwrap();
+    store
+        .insert_task(&first, &ev(first.user_id, EventKind::AnalysisStarted))
+        .await
+        .unwrap();
     assert_eq!(
         store.get_task(a.id, first.id).await.unwrap(),
         Some(first.clone())
@@ -53,7 +61,9 @@ pub async fn one_task_runs_per_device_and_ends_once(store: SqlStore) {
     // A second running task on the same device is refused, whoever starts it.
     let second = AnalysisTask::start(a.id, d.id, s.id, TaskTrigger::Schedule, vec![], t0);
     assert!(matches!(
-        store.insert_task(&second).await,
+        store
+            .insert_task(&second, &ev(second.user_id, EventKind::AnalysisStarted))
+            .await,
         Err(Error::Conflict(_))
     ));
     assert_eq!(
@@ -68,10 +78,23 @@ pub async fn one_task_runs_per_device_and_ends_once(store: SqlStore) {
     );
     // Ending succeeds once; the other tenant cannot end it.
     let end = TaskEnd::stopped(StopReason::User, t0 + Duration::minutes(30));
-    assert!(!store.end_task(b.id, first.id, &end).await.unwrap());
-    assert!(store.end_task(a.id, first.id, &end).await.unwrap());
     assert!(
-        !store.end_task(a.id, first.id, &end).await.unwrap(),
+        !store
+            .end_task(b.id, first.id, &end, &ev(b.id, EventKind::AnalysisStopped))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .end_task(a.id, first.id, &end, &ev(a.id, EventKind::AnalysisStopped))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .end_task(a.id, first.id, &end, &ev(a.id, EventKind::AnalysisStopped))
+            .await
+            .unwrap(),
         "already ended"
     );
     let ended = store.get_task(a.id, first.id).await.unwrap().unwrap();
@@ -95,7 +118,10 @@ pub async fn one_task_runs_per_device_and_ends_once(store: SqlStore) {
         vec![],
         t0 + Duration::hours(1),
     );
-    store.insert_task(&third).await.unwrap();
+    store
+        .insert_task(&third, &ev(third.user_id, EventKind::AnalysisStarted))
+        .await
+        .unwrap();
     assert_eq!(
         store.latest_task(a.id, d.id).await.unwrap().unwrap().id,
         third.id
@@ -105,7 +131,12 @@ pub async fn one_task_runs_per_device_and_ends_once(store: SqlStore) {
         "the camera refused the credentials",
         t0 + Duration::minutes(90),
     );
-    assert!(store.end_task(a.id, third.id, &fail).await.unwrap());
+    assert!(
+        store
+            .end_task(a.id, third.id, &fail, &ev(a.id, EventKind::AnalysisStopped))
+            .await
+            .unwrap()
+    );
     let failed = store.get_task(a.id, third.id).await.unwrap().unwrap();
     assert_eq!(failed.status, TaskStatus::Failed);
     assert_eq!(
@@ -125,6 +156,17 @@ pub async fn one_task_runs_per_device_and_ends_once(store: SqlStore) {
             .unwrap()
             .is_empty()
     );
+    // Events went in with the writes that happened, and only those: two
+    // starts and two ends (not the refused start nor the repeated ends).
+    let kinds: Vec<_> = store
+        .list_events(a.id, None, page(1, 100))
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds.len(), 4, "{kinds:?}");
     // Deleting the device deletes its tasks.
     assert!(store.delete_device(a.id, d.id).await.unwrap());
     assert!(store.get_task(a.id, first.id).await.unwrap().is_none());
@@ -313,19 +355,34 @@ pub async fn status_transitions_and_events_are_recorded_once(store: SqlStore) {
     // Only the call that changes the status reports it.
     assert!(
         store
-            .transition_device_status(a.id, d.id, DeviceStatus::Online)
+            .transition_device_status(
+                a.id,
+                d.id,
+                DeviceStatus::Online,
+                &ev(a.id, EventKind::DeviceOnline)
+            )
             .await
             .unwrap()
     );
     assert!(
         !store
-            .transition_device_status(a.id, d.id, DeviceStatus::Online)
+            .transition_device_status(
+                a.id,
+                d.id,
+                DeviceStatus::Online,
+                &ev(a.id, EventKind::DeviceOnline)
+            )
             .await
             .unwrap()
     );
     assert!(
         !store
-            .transition_device_status(b.id, d.id, DeviceStatus::Offline)
+            .transition_device_status(
+                b.id,
+                d.id,
+                DeviceStatus::Offline,
+                &ev(b.id, EventKind::DeviceOffline)
+            )
             .await
             .unwrap()
     );
@@ -387,7 +444,10 @@ pub async fn status_transitions_and_events_are_recorded_once(store: SqlStore) {
     let s = scene(b.id, scheduled.id, "line");
     store.insert_scene(&s).await.unwrap();
     let task = AnalysisTask::start(b.id, scheduled.id, s.id, TaskTrigger::Api, vec![], t);
-    store.insert_task(&task).await.unwrap();
+    store
+        .insert_task(&task, &ev(task.user_id, EventKind::AnalysisStarted))
+        .await
+        .unwrap();
     let ids: Vec<_> = idle(store.clone()).await.iter().map(|x| x.id).collect();
     assert!(
         !ids.contains(&scheduled.id),
@@ -443,7 +503,8 @@ pub async fn status_transitions_and_events_are_recorded_once(store: SqlStore) {
             .await
             .unwrap()
             .total,
-        4
+        5,
+        "the four above and the one transition that happened"
     );
     assert_eq!(
         store
@@ -451,7 +512,8 @@ pub async fn status_transitions_and_events_are_recorded_once(store: SqlStore) {
             .await
             .unwrap()
             .total,
-        0
+        1,
+        "the task b started; not the refused transition"
     );
 }
 

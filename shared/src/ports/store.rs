@@ -66,13 +66,15 @@ pub trait DeviceRepo {
         id: DeviceId,
         status: DeviceStatus,
     ) -> Result<bool>;
-    /// Sets the status only if it differs; `true` when this call changed it,
-    /// so exactly one of several racing callers records the transition.
+    /// Sets the status only if it differs and, in the same transaction,
+    /// records `event`; `true` when this call changed it, so exactly one of
+    /// several racing callers records the transition.
     async fn transition_device_status(
         &self,
         user: UserId,
         id: DeviceId,
         to: DeviceStatus,
+        event: &PlatformEvent,
     ) -> Result<bool>;
     /// Records contact from the device (`lastSeenAt`), never moving it back.
     async fn touch_device(&self, user: UserId, id: DeviceId, at: DateTime<Utc>) -> Result<bool>;
@@ -89,13 +91,21 @@ pub trait DeviceRepo {
 
 #[async_trait]
 pub trait TaskRepo {
-    /// Fails with `Conflict` when the device already has a running task.
-    async fn insert_task(&self, task: &AnalysisTask) -> Result<()>;
+    /// Inserts the task and records `event` in one transaction. Fails with
+    /// `Conflict` (and records nothing) when the device already has a running task.
+    async fn insert_task(&self, task: &AnalysisTask, event: &PlatformEvent) -> Result<()>;
     async fn get_task(&self, user: UserId, id: TaskId) -> Result<Option<AnalysisTask>>;
     /// The device's most recently started task (running or not).
     async fn latest_task(&self, user: UserId, device: DeviceId) -> Result<Option<AnalysisTask>>;
-    /// Ends the task if it is still running; `true` when this call ended it.
-    async fn end_task(&self, user: UserId, id: TaskId, end: &TaskEnd) -> Result<bool>;
+    /// Ends the task if it is still running and, in the same transaction,
+    /// records `event`; `true` when this call ended it.
+    async fn end_task(
+        &self,
+        user: UserId,
+        id: TaskId,
+        end: &TaskEnd,
+        event: &PlatformEvent,
+    ) -> Result<bool>;
     /// Every tenant's running tasks, oldest first (ingest, scheduler).
     async fn running_tasks(&self) -> Result<Vec<AnalysisTask>>;
     /// The device's tasks that ran at some point at or after `since` (usage metering).
