@@ -133,7 +133,7 @@ ensure_onnxruntime() {
 # opencv-doc, re-encoded by ffmpeg). `--bench` also makes 720p and 1080p clips.
 ensure_rtsp() {
   apt_install python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
-    gstreamer1.0-plugins-good gstreamer1.0-plugins-bad ffmpeg opencv-doc
+    gstreamer1.0-plugins-good gstreamer1.0-plugins-bad glib-networking ffmpeg opencv-doc openssl
   bash "$ROOT/tests/rtsp/clips.sh" "$@"
   export PANOPTES_TEST_CLIP="${PANOPTES_TEST_CLIP:-$TOOLS/media/vtest.mp4}"
 }

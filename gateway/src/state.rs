@@ -27,6 +27,8 @@ pub struct AppState {
     pub slots: Arc<dyn StreamSlots>,
     pub hub: Arc<Hub>,
     pub sse: SseSettings,
+    /// TLS for probing `rtsps://` cameras.
+    pub rtsp_tls: panoptes_workers::ingest::tls::Tls,
     /// How long a probe may take (connect + first decoded frame).
     pub probe_timeout: std::time::Duration,
     /// Edge push limits.

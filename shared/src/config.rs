@@ -327,6 +327,9 @@ pub struct IngestConfig {
     pub health_check_interval_ms: u64,
     /// Probes in flight per node.
     pub health_checks_in_flight: usize,
+    /// PEM certificates trusted for `rtsps://` cameras besides the system's
+    /// roots (a private CA); empty: system roots only.
+    pub tls_ca_file: std::path::PathBuf,
 }
 
 impl Default for IngestConfig {
@@ -344,6 +347,7 @@ impl Default for IngestConfig {
             max_streams: 64,
             health_check_interval_ms: 300_000,
             health_checks_in_flight: 4,
+            tls_ca_file: std::path::PathBuf::new(),
         }
     }
 }

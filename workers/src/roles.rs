@@ -65,6 +65,13 @@ pub async fn connect(cfg: &Config) -> anyhow::Result<Shared> {
     })
 }
 
+/// TLS for `rtsps://` cameras: the system roots plus `ingest.tls_ca_file`.
+pub fn ingest_tls(cfg: &Config) -> anyhow::Result<crate::ingest::tls::Tls> {
+    let ca = &cfg.ingest.tls_ca_file;
+    crate::ingest::tls::Tls::new((!ca.as_os_str().is_empty()).then_some(ca.as_path()))
+        .map_err(|e| anyhow::anyhow!(e))
+}
+
 pub fn engine_options(cfg: &Config) -> EngineOptions {
     let d = &cfg.detector;
     EngineOptions {
@@ -222,6 +229,7 @@ pub async fn run(
                 health_every: (i.health_check_interval_ms > 0)
                     .then(|| Duration::from_millis(i.health_check_interval_ms)),
                 health_in_flight: i.health_checks_in_flight,
+                tls: ingest_tls(cfg)?,
             },
         ));
         let (w, stop) = (worker.clone(), shutdown.clone());

@@ -591,6 +591,7 @@ impl World {
                 max_streams: 8,
                 health_every: Some(Duration::from_millis(500)),
                 health_in_flight: 2,
+                tls: panoptes_workers::ingest::tls::Tls::system(),
             },
         ))
     }

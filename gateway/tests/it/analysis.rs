@@ -435,3 +435,50 @@ async fn a_probe_decodes_a_frame_and_sets_the_device_status() {
     // Credentials never come back, even in errors.
     assert!(!r.body.to_string().contains("secret-pass"));
 }
+
+#[tokio::test]
+async fn an_rtsps_camera_is_probed_over_tls_verified_against_the_configured_ca() {
+    let server = RtspServer::start_tls().await;
+    let ca = server.ca.clone().unwrap();
+    let trusting = crate::helpers::spawn_with_env(
+        crate::helpers::Backend::Distributed,
+        &format!("panoptes-test:{}", uuid::Uuid::new_v4()),
+        &[("PANOPTES__INGEST__TLS_CA_FILE", ca.to_str().unwrap())],
+    )
+    .await;
+    let user = trusting.signup().await;
+    let t = &user.token;
+    let url = server.url("vtest");
+    assert!(url.starts_with("rtsps://"));
+    let d = id(&trusting.create_device(t, json!({"rtspUrl": url})).await);
+    let r = trusting
+        .post(&format!("/api/v1/devices/{d}/probe"), t, json!({}))
+        .await
+        .expect(200);
+    assert_eq!(r.data()["reachable"], true, "{}", r.body);
+    assert_eq!(r.data()["status"], "online");
+    assert_eq!(r.data()["width"], 768);
+
+    // A platform that does not trust that CA refuses the camera's
+    // certificate: the device is in `error`, and says why.
+    let strict = spawn_app().await;
+    let user = strict.signup().await;
+    let d = id(&strict
+        .create_device(&user.token, json!({"rtspUrl": server.url("vtest")}))
+        .await);
+    let r = strict
+        .post(
+            &format!("/api/v1/devices/{d}/probe"),
+            &user.token,
+            json!({}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(r.data()["reachable"], false);
+    assert_eq!(r.data()["status"], "error");
+    assert!(
+        r.data()["error"].as_str().unwrap().contains("TLS"),
+        "{}",
+        r.body
+    );
+}

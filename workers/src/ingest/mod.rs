@@ -4,6 +4,7 @@
 
 pub mod probe;
 pub mod source;
+pub mod tls;
 mod worker;
 
 pub use probe::{ProbeReport, probe};

@@ -24,6 +24,7 @@ pub async fn probe(
     url: &Url,
     creds: Option<retina::client::Credentials>,
     timeout: Duration,
+    tls: &super::tls::Tls,
 ) -> ProbeReport {
     let started = Instant::now();
     let failed = |e: SourceError| ProbeReport {
@@ -32,7 +33,7 @@ pub async fn probe(
         first_frame_ms: None,
         error: Some(e),
     };
-    let mut stream = match source::open(url, creds, timeout).await {
+    let mut stream = match source::open(url, creds, timeout, tls).await {
         Ok(s) => s,
         Err(e) => return failed(e),
     };

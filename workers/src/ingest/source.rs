@@ -34,6 +34,8 @@ pub enum SourceError {
     Ended,
     #[error("the H.264 stream could not be decoded: {0}")]
     Decode(String),
+    #[error("the TLS session with the camera failed: {0}")]
+    Tls(String),
 }
 
 impl SourceError {
@@ -42,7 +44,9 @@ impl SourceError {
     pub fn status(&self) -> DeviceStatus {
         match self {
             Self::Unreachable(_) | Self::Stalled(_) | Self::Ended => DeviceStatus::Offline,
-            Self::Unauthorized | Self::Unsupported(_) | Self::Decode(_) => DeviceStatus::Error,
+            Self::Unauthorized | Self::Unsupported(_) | Self::Decode(_) | Self::Tls(_) => {
+                DeviceStatus::Error
+            }
         }
     }
 }
@@ -100,17 +104,25 @@ pub fn device_credentials(
     ))
 }
 
-/// DESCRIBE, SETUP (TCP) and PLAY the first H.264 video stream, within `timeout`.
+/// DESCRIBE, SETUP (TCP) and PLAY the first H.264 video stream, within
+/// `timeout`; `rtsps://` goes through a TLS session (see [`super::tls`]).
 pub async fn open(
     url: &Url,
     creds: Option<Credentials>,
     timeout: Duration,
+    tls: &super::tls::Tls,
 ) -> Result<RtspStream, SourceError> {
-    tokio::time::timeout(timeout, open_inner(url, creds))
-        .await
-        .map_err(|_| {
-            SourceError::Unreachable(format!("no answer within {} ms", timeout.as_millis()))
-        })?
+    let connect = async {
+        if url.scheme().eq_ignore_ascii_case("rtsps") {
+            let plain = tls.tunnel(url).await?;
+            open_inner(&plain, creds).await
+        } else {
+            open_inner(url, creds).await
+        }
+    };
+    tokio::time::timeout(timeout, connect).await.map_err(|_| {
+        SourceError::Unreachable(format!("no answer within {} ms", timeout.as_millis()))
+    })?
 }
 
 async fn open_inner(url: &Url, creds: Option<Credentials>) -> Result<RtspStream, SourceError> {

@@ -45,6 +45,8 @@ pub struct IngestSettings {
     pub health_every: Option<Duration>,
     /// Probes in flight per node.
     pub health_in_flight: usize,
+    /// TLS for `rtsps://` cameras.
+    pub tls: super::tls::Tls,
 }
 
 struct Running {
@@ -222,7 +224,13 @@ impl IngestWorker {
         let Ok(creds) = source::device_credentials(self.cipher.as_ref(), device) else {
             return;
         };
-        let report = super::probe(&url, creds, self.settings.connect_timeout).await;
+        let report = super::probe(
+            &url,
+            creds,
+            self.settings.connect_timeout,
+            &self.settings.tls,
+        )
+        .await;
         let detail = match (&report.error, &report.info) {
             (Some(e), _) => format!("health check: {e}"),
             (None, Some(i)) => format!("health check: {} {}x{}", i.codec, i.width, i.height),
@@ -332,7 +340,7 @@ impl IngestWorker {
         creds: Option<retina::client::Credentials>,
     ) -> std::result::Result<(), (SourceError, bool)> {
         let s = &self.settings;
-        let mut stream = source::open(url, creds, s.connect_timeout)
+        let mut stream = source::open(url, creds, s.connect_timeout, &s.tls)
             .await
             .map_err(|e| (e, false))?;
         let period_ms = (1000.0 / s.sample_fps).max(1.0) as u64;

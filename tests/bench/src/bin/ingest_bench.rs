@@ -85,8 +85,9 @@ async fn pull(
     let mut tasks = Vec::new();
     // Connect every stream first, then measure a steady window.
     let mut opened = Vec::new();
+    let tls = panoptes_workers::ingest::tls::Tls::system();
     for _ in 0..streams {
-        opened.push(source::open(&url, None, Duration::from_secs(10)).await?);
+        opened.push(source::open(&url, None, Duration::from_secs(10), &tls).await?);
     }
     let (cpu0, started) = (cpu_seconds(), Instant::now());
     let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);

@@ -36,7 +36,8 @@ pub async fn run(state: &AppState, device: &Device) -> Result<ProbeDto, Error> {
         .map_err(|e| Error::validation("rtspUrl", format!("is not a valid URL ({e})")))?;
     let creds =
         panoptes_workers::ingest::source::device_credentials(state.cipher.as_ref(), device)?;
-    let report = panoptes_workers::ingest::probe(&url, creds, state.probe_timeout).await;
+    let report =
+        panoptes_workers::ingest::probe(&url, creds, state.probe_timeout, &state.rtsp_tls).await;
     let at = panoptes_shared::time::now();
     let error = report.error.as_ref().map(ToString::to_string);
     let detail = match (&report.info, &error) {
