@@ -46,16 +46,18 @@ impl Bucket {
 
 impl AppState {
     /// Count a request of `subject` (a user id, an email) against `bucket`.
-    ///
-    /// When the limiter's backend is down this fails open (logged): refusing
-    /// every key-management call because Redis blinked would be worse.
     pub async fn rate_limit(&self, subject: &str, bucket: Bucket) -> Result<()> {
         let key = format!("{subject}:{}", bucket.name());
-        match self
-            .limiter
-            .hit(&key, bucket.per_minute(), Duration::from_secs(60))
+        self.limit(&key, bucket.per_minute(), Duration::from_secs(60))
             .await
-        {
+    }
+
+    /// Count one request against `key`: at most `limit` per `window`.
+    ///
+    /// When the limiter's backend is down this fails open (logged): refusing
+    /// every call because Redis blinked would be worse.
+    pub async fn limit(&self, key: &str, limit: u32, window: Duration) -> Result<()> {
+        match self.limiter.hit(key, limit, window).await {
             Ok(d) => {
                 context::set_rate_limit(d.info);
                 if d.allowed {
@@ -65,7 +67,7 @@ impl AppState {
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, bucket = bucket.name(), "rate limiter unavailable; allowing request");
+                tracing::warn!(error = %e, key, "rate limiter unavailable; allowing request");
                 Ok(())
             }
         }

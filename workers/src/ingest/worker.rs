@@ -28,6 +28,7 @@ use uuid::Uuid;
 use super::source::{self, SourceError};
 use crate::detector::image::{encode_jpeg, resize};
 use crate::metrics::WorkerMetrics;
+use retina::client::Credentials;
 
 #[derive(Debug, Clone)]
 pub struct IngestSettings {
@@ -217,11 +218,32 @@ impl IngestWorker {
         Ok(())
     }
 
-    async fn check(&self, device: &Device) {
-        let Ok(url) = url::Url::parse(device.rtsp_url.as_str()) else {
-            return;
+    /// The device's URL and opened credentials; on failure the device is set
+    /// to `error` (its configuration cannot work) and `None` returned.
+    async fn target(&self, device: &Device) -> Option<(url::Url, Option<Credentials>)> {
+        let url = match url::Url::parse(device.rtsp_url.as_str()) {
+            Ok(u) => u,
+            Err(e) => {
+                let why = format!("invalid RTSP URL: {e}");
+                self.set_status(device, DeviceStatus::Error, Some(&why))
+                    .await;
+                return None;
+            }
         };
-        let Ok(creds) = source::device_credentials(self.cipher.as_ref(), device) else {
+        match source::device_credentials(self.cipher.as_ref(), device) {
+            Ok(creds) => Some((url, creds)),
+            Err(e) => {
+                tracing::error!(device = %device.id, error = %e, "RTSP credentials cannot be opened");
+                let why = "stored credentials unreadable";
+                self.set_status(device, DeviceStatus::Error, Some(why))
+                    .await;
+                None
+            }
+        }
+    }
+
+    async fn check(&self, device: &Device) {
+        let Some((url, creds)) = self.target(device).await else {
             return;
         };
         let report = super::probe(
@@ -280,30 +302,8 @@ impl IngestWorker {
 
     /// Pull one device's stream until `stop`: connect, sample, reconnect.
     async fn pump(self: Arc<Self>, device: Device, task: AnalysisTask, stop: CancellationToken) {
-        let url = match url::Url::parse(device.rtsp_url.as_str()) {
-            Ok(u) => u,
-            Err(e) => {
-                self.set_status(
-                    &device,
-                    DeviceStatus::Error,
-                    Some(&format!("invalid RTSP URL: {e}")),
-                )
-                .await;
-                return;
-            }
-        };
-        let creds = match source::device_credentials(self.cipher.as_ref(), &device) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(device = %device.id, error = %e, "RTSP credentials cannot be opened");
-                self.set_status(
-                    &device,
-                    DeviceStatus::Error,
-                    Some("stored credentials unreadable"),
-                )
-                .await;
-                return;
-            }
+        let Some((url, creds)) = self.target(&device).await else {
+            return;
         };
         let mut delay = self.settings.reconnect_min;
         while !stop.is_cancelled() {

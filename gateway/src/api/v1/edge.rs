@@ -20,7 +20,6 @@ use uuid::Uuid;
 
 use super::ApiTags;
 use crate::auth::schemes::SessionOrKey;
-use crate::http::context;
 use crate::http::envelope::{Accepted, Reply};
 use crate::http::error::{ApiResult, PushErrors};
 use crate::http::jpeg::JpegBody;
@@ -84,31 +83,6 @@ fn captured_at(raw: Option<&str>, now: DateTime<Utc>) -> Result<DateTime<Utc>, E
 }
 
 impl EdgeApi {
-    /// Count one request of `device` against a per-device limit.
-    async fn limit(
-        &self,
-        what: &str,
-        device: &Device,
-        limit: u32,
-        window: Duration,
-    ) -> Result<(), Error> {
-        let key = format!("edge:{what}:{}", device.id);
-        match self.state.limiter.hit(&key, limit, window).await {
-            Ok(d) => {
-                context::set_rate_limit(d.info);
-                if d.allowed {
-                    Ok(())
-                } else {
-                    Err(Error::RateLimited(d.info))
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "rate limiter unavailable; allowing edge request");
-                Ok(())
-            }
-        }
-    }
-
     /// The device was heard from: `lastSeenAt` (throttled) and, for push
     /// devices, online.
     async fn contact(&self, device: &Device, at: DateTime<Utc>) -> Result<(), Error> {
@@ -166,7 +140,12 @@ impl EdgeApi {
         let now = now();
         let at = captured_at(captured.0.as_deref(), now)?;
         let edge = &self.state.edge;
-        self.limit("frames", &device, edge.max_fps, Duration::from_secs(1))
+        self.state
+            .limit(
+                &format!("edge:frames:{}", device.id),
+                edge.max_fps,
+                Duration::from_secs(1),
+            )
             .await?;
         self.contact(&device, now).await?;
         let task = running_task(self.state.store.as_ref(), device.user_id, device.id)
@@ -216,13 +195,13 @@ impl EdgeApi {
         caller.require(Scope::DeviceHeartbeat)?;
         let device = self.state.device(caller.user_id, id.0).await?;
         let edge = &self.state.edge;
-        self.limit(
-            "heartbeats",
-            &device,
-            edge.heartbeats_per_minute,
-            Duration::from_secs(60),
-        )
-        .await?;
+        self.state
+            .limit(
+                &format!("edge:heartbeats:{}", device.id),
+                edge.heartbeats_per_minute,
+                Duration::from_secs(60),
+            )
+            .await?;
         let now = now();
         self.contact(&device, now).await?;
         let status = if device.is_push() {

@@ -3,9 +3,7 @@
 //! `<taskId>` of SSE event ids); one task runs per device at a time.
 
 use chrono::{DateTime, Utc};
-use panoptes_shared::analysis::{
-    StartRequest, analysis_seconds_quota, analysis_seconds_used, running_task,
-};
+use panoptes_shared::analysis::{StartRequest, analysis_seconds_quota, analysis_seconds_used};
 use panoptes_shared::domain::device::Device;
 use panoptes_shared::domain::task::{AnalysisTask, Capability as DomainCapability};
 use panoptes_shared::ids::SceneId;
@@ -103,13 +101,12 @@ impl AnalysisStatusDto {
         now: DateTime<Utc>,
     ) -> panoptes_shared::Result<Self> {
         let latest = store.latest_task(device.user_id, device.id).await?;
-        let running = running_task(store, device.user_id, device.id)
-            .await?
-            .is_some();
         Ok(Self {
             device_id: device.id.0,
             device_status: device.status.into(),
-            running,
+            running: latest
+                .as_ref()
+                .is_some_and(|t| t.status == panoptes_shared::domain::task::TaskStatus::Running),
             task: latest.as_ref().map(Into::into),
             used_seconds: analysis_seconds_used(store, device.user_id, device.id, now).await?,
             quota_seconds: analysis_seconds_quota(device),
