@@ -46,6 +46,8 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub edge: EdgeConfig,
     pub scheduler: SchedulerConfig,
+    pub outbound: OutboundConfig,
+    pub limits: LimitsConfig,
     /// Unknown keys found while loading (reported once telemetry is up).
     #[serde(skip)]
     pub warnings: Vec<String>,
@@ -61,6 +63,22 @@ pub struct ServerConfig {
     pub body_limit_bytes: usize,
     /// Seconds to let in-flight requests finish on shutdown.
     pub shutdown_grace_seconds: u64,
+    /// Open client connections a gateway serves at once (event streams
+    /// included); further connections wait in the kernel's backlog. Also
+    /// capped by the process's file-descriptor limit.
+    pub max_connections: usize,
+    /// Open connections one client address may hold at once.
+    pub max_connections_per_client: usize,
+    /// Connections kept aside, beyond `max_connections`, for `/healthz`,
+    /// `/readyz` and `/metrics`, so probes are answered while the gateway is full.
+    pub reserved_health_connections: usize,
+    /// A connection that has not sent a complete request head this long
+    /// after it opened (or after its previous response) is closed.
+    pub idle_connection_timeout_ms: u64,
+    /// Proxies (IP addresses or CIDR blocks, e.g. `10.0.0.0/8`) whose
+    /// `X-Forwarded-For` is believed when finding a request's client address;
+    /// empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<String>,
 }
 
 /// Where embedded state lives (SQLite file, generated secrets).
@@ -88,6 +106,11 @@ pub struct RedisConfig {
     pub url: SecretString,
     /// Prefix of every key this deployment writes (lets environments share a server).
     pub key_prefix: String,
+    /// Deadline of one Redis command on the request path; a stalled Redis
+    /// fails the request with 503 after this long.
+    pub command_timeout_ms: u64,
+    /// Deadline for (re)connecting to Redis.
+    pub connect_timeout_ms: u64,
 }
 
 /// Session tokens and secrets at rest.
@@ -102,6 +125,24 @@ pub struct AuthConfig {
     /// Base64 of 32 bytes: AES-256-GCM key for RTSP credentials. Empty:
     /// generated once and kept in `<data.dir>/secrets.toml`.
     pub credentials_key: SecretString,
+    /// Password hashes (argon2id, 19 MiB each) computed at once; 0 = one per core.
+    pub password_hash_threads: usize,
+    /// A sign-up or log-in waits at most this long for a hashing thread, then
+    /// gets 503 with `Retry-After`.
+    pub password_hash_queue_ms: u64,
+    /// Password hashes one client address may have queued or running at once
+    /// (more get 429), so one client cannot fill the queue.
+    pub password_hashes_per_client: usize,
+    /// Sign-ups per client address per hour.
+    pub signups_per_client_per_hour: u32,
+    /// Log-in attempts per client address per minute, across all emails
+    /// (password spraying).
+    pub logins_per_client_per_minute: u32,
+    /// Failed log-ins per email from one client address per minute.
+    pub login_failures_per_email_per_client: u32,
+    /// Failed log-ins per email per minute from all addresses together
+    /// (a distributed guess); the owner's successful log-ins are never counted.
+    pub login_failures_per_email: u32,
 }
 
 /// Server-Sent Events streams.
@@ -383,6 +424,32 @@ impl Default for EdgeConfig {
     }
 }
 
+/// Outbound connections made for customers (cameras; later webhooks and
+/// VLM providers) go only to public addresses unless this says otherwise.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct OutboundConfig {
+    /// Allow loopback, private, link-local, CGNAT and other non-public
+    /// targets: for on-premise installs whose cameras are on the LAN, and tests.
+    pub allow_private: bool,
+}
+
+/// Per-tenant resource caps.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct LimitsConfig {
+    /// Devices one user may register (0 = no cap).
+    pub max_devices_per_user: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_devices_per_user: 1_000,
+        }
+    }
+}
+
 /// The scheduler role: device schedules, quota enforcement, retention, edge liveness.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
@@ -413,6 +480,11 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:8080".into(),
             body_limit_bytes: 1024 * 1024,
             shutdown_grace_seconds: 10,
+            max_connections: 50_000,
+            max_connections_per_client: 1_024,
+            reserved_health_connections: 32,
+            idle_connection_timeout_ms: 30_000,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -440,6 +512,8 @@ impl Default for RedisConfig {
         Self {
             url: SecretString::from(""),
             key_prefix: "panoptes:v1".into(),
+            command_timeout_ms: 1_000,
+            connect_timeout_ms: 1_000,
         }
     }
 }
@@ -450,6 +524,13 @@ impl Default for AuthConfig {
             jwt_secret: SecretString::from(""),
             session_ttl_seconds: 24 * 3600,
             credentials_key: SecretString::from(""),
+            password_hash_threads: 0,
+            password_hash_queue_ms: 1_500,
+            password_hashes_per_client: 2,
+            signups_per_client_per_hour: 20,
+            logins_per_client_per_minute: 30,
+            login_failures_per_email_per_client: 10,
+            login_failures_per_email: 100,
         }
     }
 }
@@ -614,6 +695,26 @@ impl Config {
         }
         if self.analytics.lease_ttl_ms < 100 {
             return invalid("analytics.lease_ttl_ms must be at least 100".into());
+        }
+        if self.server.max_connections == 0 || self.server.max_connections_per_client == 0 {
+            return invalid(
+                "server.max_connections and server.max_connections_per_client must be positive"
+                    .into(),
+            );
+        }
+        if self.server.idle_connection_timeout_ms < 100 {
+            return invalid("server.idle_connection_timeout_ms must be at least 100".into());
+        }
+        if self.redis.command_timeout_ms < 10 || self.redis.connect_timeout_ms < 10 {
+            return invalid(
+                "redis.command_timeout_ms and redis.connect_timeout_ms must be at least 10".into(),
+            );
+        }
+        if self.auth.password_hash_queue_ms == 0 || self.auth.password_hashes_per_client == 0 {
+            return invalid(
+                "auth.password_hash_queue_ms and auth.password_hashes_per_client must be positive"
+                    .into(),
+            );
         }
         if !matches!(self.log.format.as_str(), "pretty" | "json") {
             return invalid(format!(
