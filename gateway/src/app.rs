@@ -24,11 +24,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::key_usage::KeyUsage;
 use crate::auth::session::SessionTokens;
+use crate::http::client_ip::TrustedProxies;
 use crate::http::metrics::HttpMetrics;
 use crate::http::middleware::RequestLayer;
+use crate::limits::{AuthLimits, ClientGate};
 use crate::sse::SseSettings;
 use crate::sse::hub::Hub;
 use crate::state::AppState;
+use panoptes_infra::crypto::PasswordHasher;
 
 pub struct Application {
     listener: TcpListener,
@@ -87,6 +90,19 @@ pub async fn build_state(cfg: &Config) -> anyhow::Result<AppState> {
         device_seen: Arc::new(seen_throttle(&cfg.edge)),
         backends,
         blobs,
+        passwords: Arc::new(
+            PasswordHasher::new(
+                cfg.auth.password_hash_threads,
+                Duration::from_millis(cfg.auth.password_hash_queue_ms),
+            )
+            .map_err(|e| anyhow::anyhow!("cannot start the password hashing threads: {e}"))?,
+        ),
+        hash_gate: ClientGate::new(cfg.auth.password_hashes_per_client),
+        auth_limits: AuthLimits::from(&cfg.auth),
+        proxies: Arc::new(
+            TrustedProxies::parse(&cfg.server.trusted_proxies).map_err(anyhow::Error::msg)?,
+        ),
+        max_devices_per_user: cfg.limits.max_devices_per_user,
     })
 }
 
@@ -148,6 +164,7 @@ impl Application {
 /// Every route, wrapped in the request middleware.
 pub fn routes(state: AppState, body_limit: usize) -> impl poem::Endpoint<Output = poem::Response> {
     let metrics = state.metrics.clone();
+    let proxies = state.proxies.clone();
     let frame_limit = state.edge.max_frame_bytes;
     let api = crate::api::service(state.clone());
     let allow = Arc::new(crate::http::allow::AllowTable::from_spec(&api.spec()));
@@ -164,6 +181,7 @@ pub fn routes(state: AppState, body_limit: usize) -> impl poem::Endpoint<Output 
             body_limit,
             frame_limit,
             allow,
+            proxies,
         })
 }
 
@@ -202,5 +220,12 @@ pub fn spec_state() -> AppState {
             store: local.clone(),
             local: Some(local),
         },
+        passwords: Arc::new(
+            PasswordHasher::new(1, Duration::from_secs(1)).expect("one hashing thread starts"),
+        ),
+        hash_gate: ClientGate::new(1),
+        auth_limits: AuthLimits::from(&Config::default().auth),
+        proxies: Arc::new(TrustedProxies::default()),
+        max_devices_per_user: 0,
     }
 }

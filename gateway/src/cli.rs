@@ -187,8 +187,9 @@ async fn publish_demo(
         .await?
         .context("no user with this email")?;
     let device = state
-        .device(user.id, device)
-        .await
+        .store
+        .get_device(user.id, panoptes_shared::ids::DeviceId(device))
+        .await?
         .context("no such device for this user")?;
     let task = uuid::Uuid::new_v4();
     for n in 0..count {

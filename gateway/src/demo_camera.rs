@@ -137,6 +137,7 @@ async fn prepare(store: &dyn Store, data_dir: &Path) -> anyhow::Result<Demo> {
                 rotated_at: None,
                 created_at: t,
                 updated_at: t,
+                device_id: Some(device),
             },
             &generated.hash,
         )

@@ -39,4 +39,14 @@ pub struct AppState {
     pub backends: Backends,
     /// Snapshots; `local` is set when the gateway serves presigned `/blobs/` URLs.
     pub blobs: Blobs,
+    /// Password hashing on a fixed set of threads (bounded memory and queue).
+    pub passwords: Arc<panoptes_infra::crypto::PasswordHasher>,
+    /// Password hashes in flight per client address.
+    pub hash_gate: Arc<crate::limits::ClientGate>,
+    /// Sign-up and log-in limits.
+    pub auth_limits: crate::limits::AuthLimits,
+    /// Whose `X-Forwarded-For` is believed.
+    pub proxies: Arc<crate::http::client_ip::TrustedProxies>,
+    /// Devices per user (0 = no cap).
+    pub max_devices_per_user: u32,
 }

@@ -17,6 +17,7 @@ pub mod crypto;
 pub mod detections;
 pub mod jobs;
 pub mod rate_limit;
+pub mod redis_conn;
 pub mod redis_keys;
 pub mod secrets_file;
 pub mod slots;

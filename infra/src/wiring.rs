@@ -20,6 +20,7 @@ use crate::coord::{MemoryLeases, MemoryNodes, RedisLeases, RedisNodes};
 use crate::detections::{MemoryDetectionLog, RedisDetectionLog};
 use crate::jobs::{MemoryJobQueue, RedisJobQueue};
 use crate::rate_limit::{MemoryRateLimiter, RedisRateLimiter};
+use crate::redis_conn::{RedisConn, RedisTimeouts};
 use crate::slots::{MemorySlots, RedisSlots};
 use crate::store::{SqlStore, StoreOptions};
 
@@ -71,7 +72,11 @@ impl Backends {
             Some(url) => {
                 let client =
                     redis::Client::open(url).context("redis.url is not a valid Redis URL")?;
-                let conn = redis::aio::ConnectionManager::new(client.clone())
+                let timeouts = RedisTimeouts {
+                    command: Duration::from_millis(cfg.redis.command_timeout_ms),
+                    connect: Duration::from_millis(cfg.redis.connect_timeout_ms),
+                };
+                let conn = RedisConn::connect(client.clone(), timeouts)
                     .await
                     .context("cannot connect to Redis (redis.url)")?;
                 let bus = RedisBus::connect(client.clone(), conn.clone(), prefix.clone())

@@ -101,6 +101,15 @@ pub enum Error {
     PlanRequired(String),
     #[error("{0} is not implemented yet")]
     NotImplemented(&'static str),
+    /// This node is saturated with `what`: 503 with `Retry-After`. Load, not an outage.
+    #[error("the server is busy with {what}; retry in {} s", .retry_after.as_secs().max(1))]
+    Busy {
+        what: &'static str,
+        retry_after: Duration,
+    },
+    /// A per-account cap on a resource is reached.
+    #[error("at most {limit} {what} per account")]
+    LimitReached { what: &'static str, limit: u32 },
     #[error("{dependency} is unavailable")]
     Unavailable {
         dependency: &'static str,

@@ -45,7 +45,7 @@ struct World {
     leases: Arc<dyn Leases>,
     bus: Arc<dyn EventBus>,
     blobs: Arc<dyn BlobStore>,
-    conn: redis::aio::ConnectionManager,
+    conn: panoptes_infra::redis_conn::RedisConn,
     prefix: String,
     user: UserId,
     device: DeviceId,
@@ -56,7 +56,7 @@ struct World {
 async fn world(policy: QueuePolicy) -> World {
     let client =
         redis::Client::open(env("PANOPTES_TEST_REDIS_URL", "redis://127.0.0.1:6379")).unwrap();
-    let conn = redis::aio::ConnectionManager::new(client.clone())
+    let conn = panoptes_infra::redis_conn::RedisConn::connect(client.clone(), Default::default())
         .await
         .expect("Redis must be running for these tests");
     let prefix = format!("panoptes-test:{}", Uuid::new_v4());

@@ -96,7 +96,7 @@ async fn the_worker_binary_detects_publishes_reports_and_goes_offline_when_kille
         .expect("the worker binary starts");
     let mut child = Killed(child);
     let client = redis::Client::open(redis_url).unwrap();
-    let conn = redis::aio::ConnectionManager::new(client.clone())
+    let conn = panoptes_infra::redis_conn::RedisConn::connect(client.clone(), Default::default())
         .await
         .unwrap();
     let bus = RedisBus::connect(client.clone(), conn.clone(), prefix.clone())

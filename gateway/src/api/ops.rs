@@ -37,6 +37,22 @@ pub enum ReadyResponse {
     NotReady(poem_openapi::payload::Json<crate::http::envelope::Envelope<Readiness>>),
 }
 
+/// How long `/readyz` waits for one dependency.
+const READY_DEADLINE: std::time::Duration = std::time::Duration::from_millis(900);
+
+async fn within_deadline(
+    ping: impl std::future::Future<Output = panoptes_shared::Result<()>>,
+) -> panoptes_shared::Result<()> {
+    tokio::time::timeout(READY_DEADLINE, ping)
+        .await
+        .unwrap_or_else(|_| {
+            Err(panoptes_shared::Error::unavailable(
+                "dependency",
+                "no answer within 900 ms",
+            ))
+        })
+}
+
 #[OpenApi(tag = "ApiTags::Ops")]
 impl OpsApi {
     /// Liveness: the process is up.
@@ -51,12 +67,16 @@ impl OpsApi {
         )
     }
 
-    /// Readiness: the store and the rate-limit backend answer.
+    /// Readiness: the store, the rate-limit backend and the event bus answer.
+    /// Checked together, each within 900 ms, so the answer comes within a
+    /// second even when a dependency hangs.
     #[oai(path = "/readyz", method = "get", operation_id = "readyz")]
     async fn readyz(&self) -> ReadyResponse {
-        let store = self.state.store.ping().await;
-        let limiter = self.state.limiter.ping().await;
-        let bus = self.state.bus.ping().await;
+        let (store, limiter, bus) = tokio::join!(
+            within_deadline(self.state.store.ping()),
+            within_deadline(self.state.limiter.ping()),
+            within_deadline(self.state.bus.ping()),
+        );
         let dep = |name: &str, backend: &str, ok: bool| DependencyStatus {
             name: name.into(),
             status: if ok { "ok" } else { "unavailable" }.into(),

@@ -13,10 +13,11 @@ pub mod session;
 use panoptes_shared::domain::api_key::{KeyHash, KeyStatus, Scope, Scopes, is_api_key};
 use panoptes_shared::domain::user::Role;
 use panoptes_shared::error::AuthFailure;
-use panoptes_shared::ids::{ApiKeyId, SessionId, UserId};
+use panoptes_shared::ids::{ApiKeyId, DeviceId, SessionId, UserId};
 use panoptes_shared::time::now;
 use panoptes_shared::{Error, Result};
 
+use crate::http::context::{self, KeyCheck};
 use crate::state::AppState;
 
 /// Who is calling, and with what.
@@ -33,6 +34,8 @@ pub enum Credential {
     ApiKey {
         id: ApiKeyId,
         scopes: Scopes,
+        /// A device key works for this device only.
+        device: Option<DeviceId>,
     },
     /// A short-lived SSE ticket, limited to the scopes it was minted with.
     Ticket {
@@ -63,6 +66,19 @@ impl Caller {
         } else {
             self.require(scopes[0])
         }
+    }
+
+    /// The one device this credential is bound to (a device key), if any.
+    pub fn device_binding(&self) -> Option<DeviceId> {
+        match &self.credential {
+            Credential::ApiKey { device, .. } => *device,
+            Credential::Session(_) | Credential::Ticket { .. } => None,
+        }
+    }
+
+    /// Whether this credential may reach `device` at all (tenancy aside).
+    pub fn may_reach(&self, device: DeviceId) -> bool {
+        self.device_binding().is_none_or(|d| d == device)
     }
 
     pub fn session_id(&self) -> Option<SessionId> {
@@ -132,12 +148,36 @@ impl AppState {
 
     async fn authenticate_key(&self, token: &str) -> Result<Caller> {
         let presented = KeyHash::of(token);
+        if let Some(found) = context::key_check(&presented.0) {
+            return match found {
+                KeyCheck::Valid(caller) => Ok(caller),
+                KeyCheck::Refused(why) => Err(Error::Unauthorized(why)),
+                KeyCheck::StoreUnavailable => Err(Error::unavailable(
+                    "store",
+                    "the store did not answer earlier in this request",
+                )),
+            };
+        }
+        let outcome = self.check_key(&presented).await;
+        let memo = match &outcome {
+            Ok(caller) => Some(KeyCheck::Valid(caller.clone())),
+            Err(Error::Unauthorized(why)) => Some(KeyCheck::Refused(*why)),
+            Err(Error::Unavailable { .. }) => Some(KeyCheck::StoreUnavailable),
+            Err(_) => None,
+        };
+        if let Some(memo) = memo {
+            context::set_key_check(&presented.0, memo);
+        }
+        outcome
+    }
+
+    async fn check_key(&self, presented: &KeyHash) -> Result<Caller> {
         let (key, stored) = self
             .store
-            .find_api_key_by_hash(&presented)
+            .find_api_key_by_hash(presented)
             .await?
             .ok_or(Error::Unauthorized(AuthFailure::Invalid))?;
-        if !stored.matches(&presented) {
+        if !stored.matches(presented) {
             return Err(Error::Unauthorized(AuthFailure::Invalid));
         }
         let at = now();
@@ -152,7 +192,15 @@ impl AppState {
             role: Role::User,
             credential: Credential::ApiKey {
                 id: key.id,
-                scopes: key.scopes,
+                // Never more than the type permits, whatever was stored before
+                // that rule existed.
+                scopes: Scopes::new(
+                    key.scopes
+                        .iter()
+                        .filter(|s| key.key_type.permitted_scopes().contains(*s))
+                        .collect(),
+                ),
+                device: key.device_id,
             },
         })
     }

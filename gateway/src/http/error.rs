@@ -55,6 +55,8 @@ pub enum ErrorCode {
     SceneInactive,
     /// 429: the user already holds the maximum number of SSE streams.
     SseConnectionLimit,
+    /// 409: a per-account cap is reached (`error.details.limit`), e.g. devices per user.
+    ResourceLimit,
     /// 500: an unexpected error; the request id identifies it in the logs.
     InternalError,
     /// 501: the endpoint exists but its capability is not available yet.
@@ -72,7 +74,7 @@ impl ErrorCode {
             Forbidden | ForbiddenScope | PlanRequired => StatusCode::FORBIDDEN,
             NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Conflict | DeviceOffline | SceneInactive => StatusCode::CONFLICT,
+            Conflict | DeviceOffline | SceneInactive | ResourceLimit => StatusCode::CONFLICT,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             RateLimited | QuotaExceeded | SseConnectionLimit => StatusCode::TOO_MANY_REQUESTS,
@@ -100,6 +102,7 @@ impl ErrorCode {
             DeviceOffline => "DEVICE_OFFLINE",
             SceneInactive => "SCENE_INACTIVE",
             SseConnectionLimit => "SSE_CONNECTION_LIMIT",
+            ResourceLimit => "RESOURCE_LIMIT",
             InternalError => "INTERNAL_ERROR",
             NotImplemented => "NOT_IMPLEMENTED",
             ServiceUnavailable => "SERVICE_UNAVAILABLE",
@@ -129,6 +132,7 @@ impl ErrorCode {
             DeviceOffline => "the device is offline",
             SceneInactive => "the scene is inactive",
             SseConnectionLimit => "too many open SSE streams for this user",
+            ResourceLimit => "a per-account cap is reached (`error.details.limit`)",
             InternalError => "unexpected error; quote `meta.requestId`",
             NotImplemented => "capability not available yet",
             ServiceUnavailable => "a dependency is down; retry later",
@@ -154,6 +158,7 @@ impl ErrorCode {
             DeviceOffline,
             SceneInactive,
             SseConnectionLimit,
+            ResourceLimit,
             InternalError,
             NotImplemented,
             ServiceUnavailable,
@@ -201,7 +206,7 @@ macro_rules! status_sets {
 
 status_sets! {
     /// Sign-up.
-    SignupErrors = [400, 409, 413, 415, 500, 503];
+    SignupErrors = [400, 409, 413, 415, 429, 500, 503];
     /// Log-in.
     LoginErrors = [400, 401, 413, 415, 429, 500, 503];
     /// Authenticated reads.
@@ -382,6 +387,21 @@ impl<S> From<Error> for ApiError<S> {
             Error::NotImplemented(what) => {
                 Self::new(C::NotImplemented, format!("{what} is not available yet"))
             }
+            Error::Busy { what, retry_after } => {
+                let retry = retry_after.as_secs().max(1);
+                let mut err = Self::new(
+                    C::ServiceUnavailable,
+                    format!("the server is busy with {what}; retry in {retry} s"),
+                )
+                .with_details(json!({ "retryAfterSeconds": retry }));
+                err.reply.retry_after = Some(retry);
+                err
+            }
+            Error::LimitReached { what, limit } => Self::new(
+                C::ResourceLimit,
+                format!("at most {limit} {what} per account; delete one first"),
+            )
+            .with_details(json!({ "limit": limit, "resource": what })),
             e @ Error::Unavailable { .. } => {
                 let mut err = Self::new(C::ServiceUnavailable, format!("{e}; retry later"));
                 err.reply.cause = Some(chain(&e));
@@ -427,7 +447,9 @@ fn status_description(status: u16) -> &'static str {
             "Missing scope (FORBIDDEN_SCOPE), wrong credential kind / role (FORBIDDEN) or plan (PLAN_REQUIRED)"
         }
         404 => "Not found for this user (NOT_FOUND)",
-        409 => "Conflict with the resource's state (CONFLICT, DEVICE_OFFLINE, SCENE_INACTIVE)",
+        409 => {
+            "Conflict with the resource's state (CONFLICT, DEVICE_OFFLINE, SCENE_INACTIVE) or a per-account cap (RESOURCE_LIMIT)"
+        }
         413 => "Body too large (PAYLOAD_TOO_LARGE)",
         415 => "Wrong body media type (UNSUPPORTED_MEDIA_TYPE)",
         429 => {
@@ -435,7 +457,9 @@ fn status_description(status: u16) -> &'static str {
         }
         500 => "Internal error (INTERNAL_ERROR)",
         501 => "Not implemented yet (NOT_IMPLEMENTED)",
-        503 => "A dependency is unavailable (SERVICE_UNAVAILABLE)",
+        503 => {
+            "A dependency is unavailable, or the node is saturated (SERVICE_UNAVAILABLE; see Retry-After)"
+        }
         _ => "Error",
     }
 }

@@ -16,6 +16,9 @@ use poem_openapi::error::{
 
 use super::allow::AllowTable;
 use super::body::BodyLimit;
+use std::net::{IpAddr, Ipv4Addr};
+
+use super::client_ip::TrustedProxies;
 use super::context::{CONTEXT, RequestContext};
 use super::error::{ApiError, ErrorCode, ErrorReply};
 use super::jpeg::FrameLimit;
@@ -30,6 +33,7 @@ pub struct RequestLayer {
     /// Frames pushed by edge devices.
     pub frame_limit: usize,
     pub allow: Arc<AllowTable>,
+    pub proxies: Arc<TrustedProxies>,
 }
 
 impl<E: Endpoint> Middleware<E> for RequestLayer {
@@ -42,6 +46,7 @@ impl<E: Endpoint> Middleware<E> for RequestLayer {
             body_limit: self.body_limit,
             frame_limit: self.frame_limit,
             allow: self.allow.clone(),
+            proxies: self.proxies.clone(),
         }
     }
 }
@@ -52,6 +57,7 @@ pub struct RequestEndpoint<E> {
     body_limit: usize,
     frame_limit: usize,
     allow: Arc<AllowTable>,
+    proxies: Arc<TrustedProxies>,
 }
 
 /// A client-sent id is kept if it is short and plain; otherwise a UUID is made.
@@ -87,9 +93,23 @@ impl<E: Endpoint> Endpoint for RequestEndpoint<E> {
             .get(poem::http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
             .is_some_and(|len| len > largest);
+        let peer = req
+            .remote_addr()
+            .as_socket_addr()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
+        let client_ip = self.proxies.client_ip(
+            peer,
+            req.headers()
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok()),
+        );
         let ctx = RequestContext {
             request_id: id.clone(),
+            client_ip,
             rate_limit: Mutex::new(None),
+            key_check: Mutex::new(None),
+            limiter_down: std::sync::atomic::AtomicBool::new(false),
         };
         let (mut resp, operation, cause) = CONTEXT
             .scope(ctx, async {

@@ -91,7 +91,10 @@ async fn analysis_starts_only_when_every_check_passes_and_stops_once() {
     assert_eq!(r.body["error"]["details"]["deviceStatus"], "offline");
     // A heartbeat (device key) brings a push device online, once.
     let (device_key, _) = app
-        .create_key(t, json!({"name": "edge box", "type": "device"}))
+        .create_key(
+            t,
+            json!({"name": "edge box", "type": "device", "deviceId": d}),
+        )
         .await;
     let hb = app
         .post(
@@ -261,7 +264,10 @@ async fn edge_frames_become_frame_jobs_of_the_running_task_within_limits() {
     let d = id(&app.create_device(t, json!({"type": "usb_camera"})).await);
     let s = id(&app.create_scene(t, &d).await);
     let (key, _) = app
-        .create_key(t, json!({"name": "edge box", "type": "device"}))
+        .create_key(
+            t,
+            json!({"name": "edge box", "type": "device", "deviceId": d}),
+        )
         .await;
     let jpeg = frame_jpeg();
 
@@ -365,8 +371,14 @@ async fn edge_frames_become_frame_jobs_of_the_running_task_within_limits() {
         .await
         .expect_error(409, "CONFLICT");
     let stranger = app.signup().await;
+    let theirs = id(&app
+        .create_device(&stranger.token, json!({"type": "usb_camera"}))
+        .await);
     let (stranger_key, _) = app
-        .create_key(&stranger.token, json!({"name": "x", "type": "device"}))
+        .create_key(
+            &stranger.token,
+            json!({"name": "x", "type": "device", "deviceId": theirs}),
+        )
         .await;
     app.push_frame(&stranger_key, &d, jpeg.clone(), "image/jpeg")
         .await

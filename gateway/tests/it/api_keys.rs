@@ -10,6 +10,7 @@ use crate::helpers::{spawn_app, spawn_replicas};
 async fn each_type_gets_its_prefix_and_default_scopes_and_the_secret_once() {
     let app = spawn_app().await;
     let user = app.signup().await;
+    let device = app.create_device(&user.token, json!({})).await;
     for (t, prefix, scopes) in [
         (
             "device",
@@ -28,7 +29,11 @@ async fn each_type_gets_its_prefix_and_default_scopes_and_the_secret_once() {
             .post(
                 "/api/v1/api-keys",
                 &user.token,
-                json!({"name": t, "type": t}),
+                if t == "device" {
+                    json!({"name": t, "type": t, "deviceId": device["id"]})
+                } else {
+                    json!({"name": t, "type": t})
+                },
             )
             .await
             .expect(201);
@@ -198,8 +203,12 @@ async fn revoked_key_is_rejected_on_every_gateway_at_once() {
 async fn rotation_replaces_the_secret_everywhere() {
     let (a, b) = spawn_replicas().await;
     let user = a.signup().await;
+    let device = a.create_device(&user.token, json!({})).await;
     let (old, id) = a
-        .create_key(&user.token, json!({"name": "k", "type": "device"}))
+        .create_key(
+            &user.token,
+            json!({"name": "k", "type": "device", "deviceId": device["id"]}),
+        )
         .await;
     let r = a
         .post(

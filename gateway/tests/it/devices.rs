@@ -255,7 +255,10 @@ async fn scopes_gate_reads_and_writes() {
     let d = app.create_device(&user.token, json!({})).await;
     let path = format!("/api/v1/devices/{}", d["id"].as_str().unwrap());
     let (device_key, _) = app
-        .create_key(&user.token, json!({"name": "edge", "type": "device"}))
+        .create_key(
+            &user.token,
+            json!({"name": "edge", "type": "device", "deviceId": d["id"]}),
+        )
         .await;
     app.get(&path, &device_key).await.expect(200);
     app.get(&format!("{path}/scenes"), &device_key)

@@ -159,6 +159,17 @@ pub fn config(backend: &Backend, redis_prefix: &str) -> Vec<(String, String)> {
             "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_owned(),
         ),
     ];
+    // Every test client is 127.0.0.1: the per-client limits on the anonymous
+    // endpoints are raised so tests that sign up many users are not refused
+    // (tests/it/abuse.rs checks the limits themselves with their defaults).
+    for (key, value) in [
+        ("PANOPTES__AUTH__SIGNUPS_PER_CLIENT_PER_HOUR", "100000"),
+        ("PANOPTES__AUTH__LOGINS_PER_CLIENT_PER_MINUTE", "100000"),
+        ("PANOPTES__AUTH__PASSWORD_HASHES_PER_CLIENT", "256"),
+        ("PANOPTES__AUTH__PASSWORD_HASH_QUEUE_MS", "30000"),
+    ] {
+        env.push((key.to_owned(), value.to_owned()));
+    }
     if let Backend::Distributed = backend {
         env.push(("PANOPTES__REDIS__URL".to_owned(), redis_url()));
         env.push((

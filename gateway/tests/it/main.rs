@@ -1,5 +1,6 @@
 //! Gateway end-to-end tests over real HTTP, PostgreSQL and Redis.
 
+mod abuse;
 mod analysis;
 mod analytics;
 mod api_keys;

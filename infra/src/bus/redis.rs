@@ -18,7 +18,9 @@ use panoptes_shared::ids::UserId;
 use panoptes_shared::ports::bus::{REPLAY_MIN_AGE_MS, REPLAY_MIN_EVENTS, parse_event_id};
 use panoptes_shared::ports::{BusEvent, EventBus, Offset, Publication, ResumePoint, Subscription};
 use panoptes_shared::{Error, Result};
-use redis::aio::{ConnectionManager, PubSubSink};
+use redis::aio::PubSubSink;
+
+use crate::redis_conn::RedisConn;
 use tokio::sync::mpsc;
 
 use super::SUBSCRIBER_QUEUE;
@@ -44,7 +46,7 @@ struct PubSubState {
 
 #[derive(Clone)]
 pub struct RedisBus {
-    conn: ConnectionManager,
+    conn: RedisConn,
     prefix: String,
     script: Arc<redis::Script>,
     state: Arc<PubSubState>,
@@ -64,7 +66,7 @@ impl RedisBus {
     /// Connect the pub/sub reader (and keep it connected) and the command connection.
     pub async fn connect(
         client: redis::Client,
-        conn: ConnectionManager,
+        conn: RedisConn,
         prefix: impl Into<String>,
     ) -> Result<Self> {
         let state = Arc::new(PubSubState {

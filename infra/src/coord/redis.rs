@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
+use crate::redis_conn::RedisConn;
 use async_trait::async_trait;
 use panoptes_shared::ports::coord::{Leases, NodeInfo, NodeRegistry, NodeStatus};
 use panoptes_shared::ports::jobs::now_ms;
 use panoptes_shared::{Error, Result};
-use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 
 use crate::redis_keys;
@@ -18,14 +18,14 @@ fn unavailable(e: redis::RedisError) -> Error {
 }
 
 pub struct RedisLeases {
-    conn: ConnectionManager,
+    conn: RedisConn,
     prefix: String,
     acquire: redis::Script,
     release: redis::Script,
 }
 
 impl RedisLeases {
-    pub fn new(conn: ConnectionManager, prefix: impl Into<String>) -> Self {
+    pub fn new(conn: RedisConn, prefix: impl Into<String>) -> Self {
         Self {
             conn,
             prefix: prefix.into(),
@@ -70,13 +70,13 @@ struct Stored {
 }
 
 pub struct RedisNodes {
-    conn: ConnectionManager,
+    conn: RedisConn,
     prefix: String,
     offline: redis::Script,
 }
 
 impl RedisNodes {
-    pub fn new(conn: ConnectionManager, prefix: impl Into<String>) -> Self {
+    pub fn new(conn: RedisConn, prefix: impl Into<String>) -> Self {
         Self {
             conn,
             prefix: prefix.into(),

@@ -4,4 +4,4 @@ mod cipher;
 mod password;
 
 pub use cipher::AesGcmCipher;
-pub use password::{hash_password, verify_password};
+pub use password::{PasswordHasher, hash_password, verify_password};

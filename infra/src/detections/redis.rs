@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::redis_conn::RedisConn;
 use async_trait::async_trait;
 use panoptes_shared::domain::detection::DetectionResult;
 use panoptes_shared::ids::DeviceId;
@@ -11,7 +12,6 @@ use panoptes_shared::ports::bus::Offset;
 use panoptes_shared::ports::detections::DetectionLog;
 use panoptes_shared::ports::jobs::now_ms;
 use panoptes_shared::{Error, Result};
-use redis::aio::ConnectionManager;
 use redis::streams::StreamRangeReply;
 
 use crate::redis_keys;
@@ -24,7 +24,7 @@ const JOB_MARKER_TTL: Duration = Duration::from_secs(6 * 3600);
 const CURSOR_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 pub struct RedisDetectionLog {
-    conn: ConnectionManager,
+    conn: RedisConn,
     prefix: String,
     append: redis::Script,
 }
@@ -34,7 +34,7 @@ fn unavailable(e: redis::RedisError) -> Error {
 }
 
 impl RedisDetectionLog {
-    pub fn new(conn: ConnectionManager, prefix: impl Into<String>) -> Self {
+    pub fn new(conn: RedisConn, prefix: impl Into<String>) -> Self {
         Self {
             conn,
             prefix: prefix.into(),

@@ -13,7 +13,9 @@ use panoptes_shared::ports::jobs::{
     Claimed, DeadLetter, FrameJob, JobQueue, QueuePolicy, QueueStats, Receipt, now_ms,
 };
 use panoptes_shared::{Error, Result};
-use redis::aio::{ConnectionManager, MultiplexedConnection};
+use redis::aio::MultiplexedConnection;
+
+use crate::redis_conn::RedisConn;
 use redis::streams::{
     StreamAutoClaimReply, StreamId, StreamPendingCountReply, StreamPendingReply, StreamRangeReply,
     StreamReadReply,
@@ -27,7 +29,7 @@ const GROUP: &str = "detect";
 const DEAD_LETTERS_KEPT: usize = 10_000;
 
 pub struct RedisJobQueue {
-    conn: ConnectionManager,
+    conn: RedisConn,
     /// XREADGROUP BLOCK holds its connection: a dedicated one, without a
     /// response timeout, so that it blocks nobody else.
     blocking: tokio::sync::Mutex<MultiplexedConnection>,
@@ -43,7 +45,7 @@ impl RedisJobQueue {
     /// Connect and create the consumer group on every shard (once).
     pub async fn connect(
         client: &redis::Client,
-        conn: ConnectionManager,
+        conn: RedisConn,
         prefix: impl Into<String>,
         policy: QueuePolicy,
     ) -> Result<Self> {

@@ -24,6 +24,20 @@ impl MemoryRateLimiter {
 #[async_trait]
 impl RateLimiter for MemoryRateLimiter {
     async fn hit(&self, key: &str, limit: u32, window: Duration) -> Result<RateDecision> {
+        Ok(self.decide(key, limit, window, true))
+    }
+
+    async fn peek(&self, key: &str, limit: u32, window: Duration) -> Result<RateDecision> {
+        Ok(self.decide(key, limit, window, false))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl MemoryRateLimiter {
+    fn decide(&self, key: &str, limit: u32, window: Duration, record: bool) -> RateDecision {
         let now = Instant::now();
         let mut logs = self.logs.lock().unwrap_or_else(|p| p.into_inner());
         if logs.len() > 10_000 {
@@ -37,14 +51,14 @@ impl RateLimiter for MemoryRateLimiter {
             log.pop_front();
         }
         let allowed = log.len() < limit as usize;
-        if allowed {
+        if allowed && record {
             log.push_back(now);
         }
         let count = u32::try_from(log.len()).unwrap_or(u32::MAX);
         let reset_after = log
             .front()
             .map_or(window, |t| window.saturating_sub(now.duration_since(*t)));
-        Ok(RateDecision {
+        RateDecision {
             allowed,
             info: RateLimitInfo {
                 limit,
@@ -52,10 +66,6 @@ impl RateLimiter for MemoryRateLimiter {
                 window,
                 reset_after,
             },
-        })
-    }
-
-    async fn ping(&self) -> Result<()> {
-        Ok(())
+        }
     }
 }

@@ -3,22 +3,22 @@
 
 use std::time::Duration;
 
+use crate::redis_conn::RedisConn;
 use async_trait::async_trait;
 use panoptes_shared::error::RateLimitInfo;
 use panoptes_shared::ports::{RateDecision, RateLimiter};
 use panoptes_shared::{Error, Result};
-use redis::aio::ConnectionManager;
 
 use crate::redis_keys;
 
 pub struct RedisRateLimiter {
-    conn: ConnectionManager,
+    conn: RedisConn,
     prefix: String,
     script: redis::Script,
 }
 
 impl RedisRateLimiter {
-    pub fn new(conn: ConnectionManager, prefix: impl Into<String>) -> Self {
+    pub fn new(conn: RedisConn, prefix: impl Into<String>) -> Self {
         Self {
             conn,
             prefix: prefix.into(),
@@ -30,26 +30,11 @@ impl RedisRateLimiter {
 #[async_trait]
 impl RateLimiter for RedisRateLimiter {
     async fn hit(&self, key: &str, limit: u32, window: Duration) -> Result<RateDecision> {
-        let mut conn = self.conn.clone();
-        let (admitted, count, reset_ms): (u8, u64, i64) = self
-            .script
-            .key(redis_keys::rate_limit(&self.prefix, key))
-            .arg(limit)
-            .arg(window.as_millis() as u64)
-            .arg(uuid::Uuid::new_v4().to_string())
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|e| Error::unavailable("redis", e))?;
-        let count = u32::try_from(count).unwrap_or(u32::MAX);
-        Ok(RateDecision {
-            allowed: admitted == 1,
-            info: RateLimitInfo {
-                limit,
-                remaining: limit.saturating_sub(count),
-                window,
-                reset_after: Duration::from_millis(u64::try_from(reset_ms.max(0)).unwrap_or(0)),
-            },
-        })
+        self.decide(key, limit, window, true).await
+    }
+
+    async fn peek(&self, key: &str, limit: u32, window: Duration) -> Result<RateDecision> {
+        self.decide(key, limit, window, false).await
     }
 
     async fn ping(&self) -> Result<()> {
@@ -59,5 +44,37 @@ impl RateLimiter for RedisRateLimiter {
             .await
             .map_err(|e| Error::unavailable("redis", e))?;
         Ok(())
+    }
+}
+
+impl RedisRateLimiter {
+    async fn decide(
+        &self,
+        key: &str,
+        limit: u32,
+        window: Duration,
+        record: bool,
+    ) -> Result<RateDecision> {
+        let mut conn = self.conn.clone();
+        let (admitted, count, reset_ms): (u8, u64, i64) = self
+            .script
+            .key(redis_keys::rate_limit(&self.prefix, key))
+            .arg(limit)
+            .arg(window.as_millis() as u64)
+            .arg(uuid::Uuid::new_v4().to_string())
+            .arg(u8::from(record))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| Error::unavailable("redis", e))?;
+        let count = u32::try_from(count).unwrap_or(u32::MAX);
+        Ok(RateDecision {
+            allowed: admitted == 1 || (!record && count < limit),
+            info: RateLimitInfo {
+                limit,
+                remaining: limit.saturating_sub(count),
+                window,
+                reset_after: Duration::from_millis(u64::try_from(reset_ms.max(0)).unwrap_or(0)),
+            },
+        })
     }
 }

@@ -1,5 +1,6 @@
 -- Sliding-window log. KEYS[1] = sorted set of admitted request times (ms).
--- ARGV[1] = limit, ARGV[2] = window (ms), ARGV[3] = a unique member id.
+-- ARGV[1] = limit, ARGV[2] = window (ms), ARGV[3] = a unique member id,
+-- ARGV[4] = 1 to count this request, 0 to only look (peek).
 -- Uses the server clock, so every replica agrees on "now".
 -- Returns {admitted (0/1), count in window after this call, ms until a slot frees}.
 local t = redis.call('TIME')
@@ -9,7 +10,7 @@ local window = tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 local count = redis.call('ZCARD', KEYS[1])
 local admitted = 0
-if count < limit then
+if count < limit and ARGV[4] == '1' then
   redis.call('ZADD', KEYS[1], now, ARGV[3])
   count = count + 1
   admitted = 1

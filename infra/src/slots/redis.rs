@@ -4,23 +4,23 @@
 
 use std::time::Duration;
 
+use crate::redis_conn::RedisConn;
 use async_trait::async_trait;
 use panoptes_shared::ids::UserId;
 use panoptes_shared::ports::{SlotGrant, StreamSlots};
 use panoptes_shared::{Error, Result};
-use redis::aio::ConnectionManager;
 
 use crate::redis_keys;
 
 pub struct RedisSlots {
-    conn: ConnectionManager,
+    conn: RedisConn,
     prefix: String,
     acquire: redis::Script,
     renew: redis::Script,
 }
 
 impl RedisSlots {
-    pub fn new(conn: ConnectionManager, prefix: impl Into<String>) -> Self {
+    pub fn new(conn: RedisConn, prefix: impl Into<String>) -> Self {
         Self {
             conn,
             prefix: prefix.into(),

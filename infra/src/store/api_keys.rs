@@ -9,14 +9,14 @@ use panoptes_shared::ids::{ApiKeyId, UserId};
 use panoptes_shared::ports::ApiKeyRepo;
 use sqlx::any::AnyRow;
 
-use super::rows::{count, enum_col, get, id, ms, opt_ms, opt_time, time};
+use super::rows::{corrupt, count, enum_col, get, id, ms, opt_ms, opt_time, time};
 use super::{SqlStore, map_err};
 
 /// The column list, as a macro so statements stay `&'static str` (audited, no runtime formatting).
 macro_rules! columns {
     () => {
         "id, user_id, name, key_type, display_prefix, scopes, expires_at, last_used_at, revoked_at, \
-                       rotated_at, created_at, updated_at"
+                       rotated_at, created_at, updated_at, device_id"
     };
 }
 
@@ -34,6 +34,9 @@ fn api_key(row: &AnyRow) -> Result<ApiKey> {
         rotated_at: opt_time(row, "rotated_at")?,
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
+        device_id: get::<Option<String>>(row, "device_id")?
+            .map(|raw| raw.parse().map_err(|e| corrupt("device_id", e)))
+            .transpose()?,
     })
 }
 
@@ -43,7 +46,7 @@ impl ApiKeyRepo for SqlStore {
         sqlx::query(concat!(
             "INSERT INTO api_keys (",
             columns!(),
-            ", key_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            ", key_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
         ))
         .bind(k.id.to_string())
         .bind(k.user_id.to_string())
@@ -57,6 +60,7 @@ impl ApiKeyRepo for SqlStore {
         .bind(opt_ms(k.rotated_at))
         .bind(ms(k.created_at))
         .bind(ms(k.updated_at))
+        .bind(k.device_id.map(|d| d.to_string()))
         .bind(hash.0.clone())
         .execute(&self.pool)
         .await

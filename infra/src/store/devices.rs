@@ -111,6 +111,40 @@ impl DeviceRepo for SqlStore {
         Ok(())
     }
 
+    async fn insert_device_capped(&self, d: &Device, cap: u32) -> Result<bool> {
+        if cap == 0 {
+            self.insert_device(d).await?;
+            return Ok(true);
+        }
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        // Lock the owner's row first (PostgreSQL row lock; SQLite takes its
+        // write lock), so concurrent creates of one user count one at a time.
+        sqlx::query("UPDATE users SET id = id WHERE id = $1")
+            .bind(d.user_id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let held = sqlx::query("SELECT COUNT(*) FROM devices WHERE user_id = $1")
+            .bind(d.user_id.to_string())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if count(&held)? >= u64::from(cap) {
+            return Ok(false);
+        }
+        let sql = concat!(
+            "INSERT INTO devices (",
+            columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
+        );
+        bind_all(sqlx::query(sql), d)?
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+
     async fn get_device(&self, user: UserId, device_id: DeviceId) -> Result<Option<Device>> {
         let row = sqlx::query(concat!(
             "SELECT ",

@@ -13,7 +13,7 @@ const WAIT: Duration = Duration::from_secs(5);
 
 async fn redis_bus() -> RedisBus {
     let client = ::redis::Client::open(crate::backends::redis_url()).expect("redis url");
-    let conn = ::redis::aio::ConnectionManager::new(client.clone())
+    let conn = panoptes_infra::redis_conn::RedisConn::connect(client.clone(), Default::default())
         .await
         .expect("Redis must be running for these tests");
     RedisBus::connect(client, conn, format!("panoptes-test:{}", Uuid::new_v4()))
@@ -230,7 +230,7 @@ for_each_bus!(
 async fn redis_trims_only_events_beyond_the_minimum_count_and_older_than_the_minimum_age() {
     let url = crate::backends::redis_url();
     let client = ::redis::Client::open(url.as_str()).unwrap();
-    let conn = ::redis::aio::ConnectionManager::new(client.clone())
+    let conn = panoptes_infra::redis_conn::RedisConn::connect(client.clone(), Default::default())
         .await
         .unwrap();
     let prefix = format!("panoptes-test:{}", Uuid::new_v4());
@@ -280,7 +280,7 @@ async fn redis_subscriptions_end_when_the_connection_drops_and_the_bus_recovers(
         .unwrap()
         .to_owned();
     let client = ::redis::Client::open(format!("redis://{name}:x@{host}")).unwrap();
-    let conn = ::redis::aio::ConnectionManager::new(client.clone())
+    let conn = panoptes_infra::redis_conn::RedisConn::connect(client.clone(), Default::default())
         .await
         .unwrap();
     let bus = RedisBus::connect(client, conn, format!("panoptes-test:{}", Uuid::new_v4()))

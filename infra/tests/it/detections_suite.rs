@@ -23,7 +23,7 @@ fn memory() -> Made {
 fn redis() -> Made {
     Box::pin(async {
         let client = ::redis::Client::open(crate::backends::redis_url()).expect("redis url");
-        let conn = ::redis::aio::ConnectionManager::new(client)
+        let conn = panoptes_infra::redis_conn::RedisConn::connect(client, Default::default())
             .await
             .expect("Redis must be running for these tests");
         Arc::new(RedisDetectionLog::new(

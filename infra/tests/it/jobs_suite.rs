@@ -22,9 +22,10 @@ fn memory(policy: QueuePolicy) -> Made {
 fn redis(policy: QueuePolicy) -> Made {
     Box::pin(async move {
         let client = ::redis::Client::open(crate::backends::redis_url()).expect("redis url");
-        let conn = ::redis::aio::ConnectionManager::new(client.clone())
-            .await
-            .expect("Redis must be running for these tests");
+        let conn =
+            panoptes_infra::redis_conn::RedisConn::connect(client.clone(), Default::default())
+                .await
+                .expect("Redis must be running for these tests");
         let prefix = format!("panoptes-test:{}", Uuid::new_v4());
         Arc::new(
             RedisJobQueue::connect(&client, conn, prefix, policy)

@@ -8,7 +8,7 @@ use panoptes_shared::ports::RateLimiter;
 
 async fn redis() -> Arc<dyn RateLimiter> {
     let client = ::redis::Client::open(crate::backends::redis_url()).unwrap();
-    let conn = ::redis::aio::ConnectionManager::new(client)
+    let conn = panoptes_infra::redis_conn::RedisConn::connect(client, Default::default())
         .await
         .expect("Redis must be running for these tests");
     Arc::new(RedisRateLimiter::new(
@@ -65,6 +65,29 @@ pub async fn concurrent_hits_never_exceed_the_limit(limiter: Arc<dyn RateLimiter
     assert_eq!(admitted, 10);
 }
 
+pub async fn peek_decides_without_counting(limiter: Arc<dyn RateLimiter>) {
+    let window = Duration::from_secs(60);
+    for _ in 0..5 {
+        let d = limiter.peek("fails", 2, window).await.unwrap();
+        assert!(d.allowed);
+        assert_eq!(d.info.remaining, 2, "a peek counts nothing");
+    }
+    limiter.hit("fails", 2, window).await.unwrap();
+    assert_eq!(
+        limiter
+            .peek("fails", 2, window)
+            .await
+            .unwrap()
+            .info
+            .remaining,
+        1
+    );
+    limiter.hit("fails", 2, window).await.unwrap();
+    let d = limiter.peek("fails", 2, window).await.unwrap();
+    assert!(!d.allowed, "full after two hits");
+    assert!(d.info.reset_after > Duration::from_secs(55), "{:?}", d.info);
+}
+
 pub async fn ping_answers(limiter: Arc<dyn RateLimiter>) {
     limiter.ping().await.unwrap();
 }
@@ -83,5 +106,6 @@ macro_rules! for_each_limiter {
 for_each_limiter!(
     admits_up_to_the_limit_then_refuses_with_reset_time,
     concurrent_hits_never_exceed_the_limit,
+    peek_decides_without_counting,
     ping_answers
 );

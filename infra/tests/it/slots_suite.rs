@@ -11,7 +11,7 @@ const TTL: Duration = Duration::from_secs(60);
 
 async fn redis() -> Arc<dyn StreamSlots> {
     let client = ::redis::Client::open(crate::backends::redis_url()).unwrap();
-    let conn = ::redis::aio::ConnectionManager::new(client)
+    let conn = panoptes_infra::redis_conn::RedisConn::connect(client, Default::default())
         .await
         .expect("Redis must be running for these tests");
     Arc::new(RedisSlots::new(

@@ -107,6 +107,7 @@ fn api_key(owner: UserId, name: &str) -> (ApiKey, KeyHash) {
         rotated_at: None,
         created_at: t,
         updated_at: t,
+        device_id: None,
     };
     (k, g.hash)
 }

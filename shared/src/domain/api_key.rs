@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use sha2::{Digest, Sha256};
 
-use crate::ids::{ApiKeyId, UserId};
+use crate::ids::{ApiKeyId, DeviceId, UserId};
 
 /// Every key starts with this; session tokens never do.
 pub const KEY_MARK: &str = "syncai_";
@@ -177,6 +177,22 @@ impl KeyType {
     }
 }
 
+impl KeyType {
+    /// The scopes a key of this type may carry at most: a device key (on a
+    /// box in the field) can report and read, never change anything.
+    pub fn permitted_scopes(self) -> Scopes {
+        match self {
+            Self::Device => self.default_scopes(),
+            Self::Personal | Self::Service => Scopes::all(),
+        }
+    }
+
+    /// Keys of this type are bound to one device.
+    pub fn bound_to_device(self) -> bool {
+        matches!(self, Self::Device)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyStatus {
     Active,
@@ -210,6 +226,8 @@ pub struct ApiKey {
     pub rotated_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The one device a `device` key works for (always set for that type).
+    pub device_id: Option<DeviceId>,
 }
 
 impl ApiKey {

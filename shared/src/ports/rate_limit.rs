@@ -21,6 +21,11 @@ pub trait RateLimiter: Send + Sync + 'static {
     /// `reset_after` is the time until the next slot frees.
     async fn hit(&self, key: &str, limit: u32, window: Duration) -> Result<RateDecision>;
 
+    /// Decide as [`RateLimiter::hit`] would, without counting anything: for
+    /// limits that count only some outcomes (failed log-ins), checked before
+    /// the work and hit after it.
+    async fn peek(&self, key: &str, limit: u32, window: Duration) -> Result<RateDecision>;
+
     /// Whether the backend answers (for `/readyz`).
     async fn ping(&self) -> Result<()>;
 }

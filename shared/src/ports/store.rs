@@ -56,6 +56,9 @@ pub trait ApiKeyRepo {
 #[async_trait]
 pub trait DeviceRepo {
     async fn insert_device(&self, device: &Device) -> Result<()>;
+    /// Insert unless the owner already has `cap` devices (0 = no cap);
+    /// `false` when refused. Concurrent creates of one user never exceed the cap.
+    async fn insert_device_capped(&self, device: &Device, cap: u32) -> Result<bool>;
     async fn get_device(&self, user: UserId, id: DeviceId) -> Result<Option<Device>>;
     /// Newest first.
     async fn list_devices(&self, user: UserId, page: PageRequest) -> Result<Page<Device>>;

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use panoptes_shared::domain::api_key::{self as domain, GeneratedKey};
 use panoptes_shared::domain::validate::text;
-use panoptes_shared::ids::{ApiKeyId, UserId};
+use panoptes_shared::ids::{ApiKeyId, DeviceId, UserId};
 use panoptes_shared::time::now;
 use panoptes_shared::{Error, Result};
 use poem_openapi::param::{Path, Query};
@@ -41,8 +41,15 @@ pub struct CreateApiKeyRequest {
     #[oai(rename = "type")]
     #[serde(rename = "type")]
     pub key_type: KeyType,
-    /// Omit for the type's defaults.
+    /// Omit for the type's defaults. A `device` key may carry at most
+    /// `device:read`, `device:heartbeat`, `device:sync` and `task:read`.
     pub scopes: Option<Vec<Scope>>,
+    /// Required for `type: device`, refused for the other types: the one
+    /// device the key works for (every other device is 404 to it). Deleting
+    /// the device deletes its keys.
+    #[oai(rename = "deviceId")]
+    #[serde(rename = "deviceId")]
+    pub device_id: Option<Uuid>,
     /// Omit for a key that does not expire. Must be in the future.
     #[oai(rename = "expiresAt")]
     #[serde(rename = "expiresAt")]
@@ -74,6 +81,9 @@ pub struct ApiKeyDto {
     /// The first characters of the key, to recognise it.
     pub prefix: String,
     pub scopes: Vec<Scope>,
+    /// The device a `device` key is bound to.
+    #[oai(rename = "deviceId")]
+    pub device_id: Option<Uuid>,
     pub status: KeyStatus,
     #[oai(rename = "expiresAt")]
     pub expires_at: Option<DateTime<Utc>>,
@@ -106,6 +116,7 @@ impl From<domain::ApiKey> for ApiKeyDto {
             key_type: k.key_type.into(),
             prefix: k.display_prefix.clone(),
             scopes: k.scopes.iter().map(Scope::from).collect(),
+            device_id: k.device_id.map(|d| d.0),
             status: k.status(now()).into(),
             expires_at: k.expires_at,
             last_used_at: k.last_used_at,
@@ -117,16 +128,30 @@ impl From<domain::ApiKey> for ApiKeyDto {
     }
 }
 
-fn scopes(raw: Vec<Scope>) -> Result<domain::Scopes> {
+fn scopes(key_type: domain::KeyType, raw: Vec<Scope>) -> Result<domain::Scopes> {
     if raw.is_empty() {
         return Err(Error::validation(
             "scopes",
             "must name at least one scope (omit it for the type's defaults)",
         ));
     }
-    Ok(domain::Scopes::new(
-        raw.into_iter().map(Into::into).collect(),
-    ))
+    let permitted = key_type.permitted_scopes();
+    let scopes = domain::Scopes::new(raw.into_iter().map(Into::into).collect());
+    if let Some(extra) = scopes.iter().find(|s| !permitted.contains(*s)) {
+        return Err(Error::validation(
+            "scopes",
+            format!(
+                "a {} key cannot carry `{extra}`; it may carry {}",
+                key_type.as_str(),
+                permitted
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    Ok(scopes)
 }
 
 fn future(t: DateTime<Utc>) -> Result<DateTime<Utc>> {
@@ -167,8 +192,33 @@ impl ApiKeysApi {
         let key_type: domain::KeyType = req.key_type.into();
         let name = text("name", &req.name, 1, 100)?;
         let scopes = match req.scopes {
-            Some(raw) => scopes(raw)?,
+            Some(raw) => scopes(key_type, raw)?,
             None => key_type.default_scopes(),
+        };
+        let device_id = match (key_type.bound_to_device(), req.device_id) {
+            (true, None) => {
+                return Err(Error::validation(
+                    "deviceId",
+                    "a device key is bound to one device: give its id",
+                )
+                .into());
+            }
+            (true, Some(id)) => {
+                let found = self.state.store.get_device(user, DeviceId(id)).await?;
+                Some(
+                    found
+                        .ok_or_else(|| Error::validation("deviceId", "no such device"))?
+                        .id,
+                )
+            }
+            (false, Some(_)) => {
+                return Err(Error::validation(
+                    "deviceId",
+                    "only device keys are bound to a device; omit it",
+                )
+                .into());
+            }
+            (false, None) => None,
         };
         let expires_at = req.expires_at.map(future).transpose()?;
         let generated = GeneratedKey::new(key_type);
@@ -186,6 +236,7 @@ impl ApiKeysApi {
             rotated_at: None,
             created_at: t,
             updated_at: t,
+            device_id,
         };
         self.state
             .store
@@ -256,7 +307,7 @@ impl ApiKeysApi {
             key.name = text("name", &name, 1, 100)?;
         }
         if let Some(raw) = req.scopes {
-            key.scopes = scopes(raw)?;
+            key.scopes = scopes(key.key_type, raw)?;
         }
         match req.expires_at {
             MaybeUndefined::Undefined => {}

@@ -2,7 +2,6 @@
 //! session everywhere at once) and the current user.
 
 use chrono::{DateTime, Duration, Utc};
-use panoptes_infra::crypto::{hash_password, verify_password};
 use panoptes_shared::domain::user::{Email, Role, Session, User, check_password};
 use panoptes_shared::error::AuthFailure;
 use panoptes_shared::ids::{SessionId, UserId};
@@ -14,9 +13,10 @@ use serde::Deserialize;
 use super::ApiTags;
 use crate::auth::schemes::{SessionOrKey, SessionToken};
 use crate::http::body::JsonBody;
+use crate::http::context;
 use crate::http::envelope::{Created, Empty, Reply};
 use crate::http::error::{ApiResult, LoginErrors, ReadErrors, SignupErrors};
-use crate::limits::Bucket;
+use crate::limits::email_tag;
 use crate::state::AppState;
 
 pub struct AuthApi {
@@ -110,21 +110,17 @@ impl AppState {
     }
 }
 
-/// Argon2 is deliberately slow: keep it off the async workers.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(Error::internal)
-}
-
-/// A hash of a random password, so an unknown email costs as much as a wrong password.
-static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    hash_password(&uuid::Uuid::new_v4().to_string()).unwrap_or_default()
-});
+const MINUTE: std::time::Duration = std::time::Duration::from_secs(60);
+const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
 
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Auth")]
 impl AuthApi {
     /// Create an account and start a session.
+    ///
+    /// Limited per client address (`auth.signups_per_client_per_hour`). An
+    /// email that already has an account gets 409: without a confirmation
+    /// mail no sign-up can hide that, so the answer is honest, as slow as a
+    /// success, and rate limited (see the README).
     #[oai(path = "/auth/signup", method = "post", operation_id = "signup")]
     async fn signup(
         &self,
@@ -135,8 +131,19 @@ impl AuthApi {
         check_password(&req.password)?;
         let name =
             panoptes_shared::domain::validate::optional_text("name", req.name.as_deref(), 100)?;
-        let password = req.password;
-        let hash = blocking(move || hash_password(&password)).await??;
+        let state = &self.state;
+        let client = context::client_ip();
+        state
+            .limit(
+                &format!("auth:signup:client:{client}"),
+                state.auth_limits.signups_per_client_per_hour,
+                HOUR,
+            )
+            .await?;
+        // Hashed before the uniqueness check, so a taken email answers as
+        // slowly as a free one.
+        let _turn = state.hash_gate.enter(client)?;
+        let hash = state.passwords.hash(req.password).await?;
         let user = User {
             id: UserId::new(),
             email,
@@ -153,6 +160,10 @@ impl AuthApi {
     }
 
     /// Exchange email and password for a session token.
+    ///
+    /// Limited per client address (all attempts) and per email (failures
+    /// only, per address and overall); 429 with `Retry-After` beyond. 503 with
+    /// `Retry-After` when this node's password hashing is saturated.
     #[oai(path = "/auth/login", method = "post", operation_id = "login")]
     async fn login(
         &self,
@@ -160,15 +171,40 @@ impl AuthApi {
     ) -> ApiResult<Reply<SessionDto>, LoginErrors> {
         let req = body.parse()?;
         let email = Email::parse(&req.email)?;
-        self.state.rate_limit(email.as_str(), Bucket::Login).await?;
-        let found = self.state.store.find_user_by_email(&email).await?;
-        let stored = match &found {
-            Some((_, h)) => h.clone(),
-            None => blocking(|| DUMMY_HASH.clone()).await?,
-        };
-        let password = req.password;
-        let ok = blocking(move || verify_password(&password, &stored)).await?;
+        let state = &self.state;
+        let limits = state.auth_limits;
+        let client = context::client_ip();
+        // Every attempt of a client counts (password spraying across emails);
+        // only failures count per email, so the owner is never locked out by
+        // their own successful log-ins, and one attacker's failures from one
+        // address do not lock the owner out elsewhere.
+        state
+            .limit(
+                &format!("auth:login:client:{client}"),
+                limits.logins_per_client_per_minute,
+                MINUTE,
+            )
+            .await?;
+        let tag = email_tag(email.as_str());
+        let pair = format!("auth:login-fail:{tag}:{client}");
+        let any = format!("auth:login-fail:{tag}");
+        state
+            .check_limit(&pair, limits.login_failures_per_email_per_client, MINUTE)
+            .await?;
+        state
+            .check_limit(&any, limits.login_failures_per_email, MINUTE)
+            .await?;
+        let _turn = state.hash_gate.enter(client)?;
+        let found = state.store.find_user_by_email(&email).await?;
+        let stored = found.as_ref().map(|(_, h)| h.clone());
+        let ok = state.passwords.verify(req.password, stored).await?;
         let Some((user, _)) = found.filter(|_| ok) else {
+            state
+                .record(&pair, limits.login_failures_per_email_per_client, MINUTE)
+                .await;
+            state
+                .record(&any, limits.login_failures_per_email, MINUTE)
+                .await;
             return Err(Error::Unauthorized(AuthFailure::BadCredentials).into());
         };
         let ttl = self.state.session_ttl;

@@ -128,7 +128,7 @@ impl EdgeApi {
     ) -> ApiResult<Accepted<FrameAcceptedDto>, PushErrors> {
         let caller = auth.caller();
         caller.require(Scope::DeviceSync)?;
-        let device = self.state.device(caller.user_id, id.0).await?;
+        let device = self.state.device(caller, id.0).await?;
         if !device.is_push() {
             return Err(Error::Conflict(
                 "this device is pulled over RTSP; set `pushEnabled: true` to push its frames"
@@ -193,7 +193,7 @@ impl EdgeApi {
     ) -> ApiResult<Reply<HeartbeatDto>, PushErrors> {
         let caller = auth.caller();
         caller.require(Scope::DeviceHeartbeat)?;
-        let device = self.state.device(caller.user_id, id.0).await?;
+        let device = self.state.device(caller, id.0).await?;
         let edge = &self.state.edge;
         self.state
             .limit(

@@ -119,8 +119,10 @@ impl StreamsApi {
         let st = &self.state;
         caller.require_any(&READ_SCOPES)?;
         let user = caller.user_id;
+        // A device key streams its own device only, also on `/stream/all`.
+        let device = device.or(caller.device_binding());
         if let Some(d) = device {
-            st.device(user, d.0).await?;
+            st.device(caller, d.0).await?;
         }
         // An unparseable id (not one of ours) starts fresh rather than failing:
         // a browser would otherwise retry it forever.

@@ -9,7 +9,7 @@ mod quota;
 use panoptes_shared::Error;
 use panoptes_shared::domain::api_key::Scope;
 use panoptes_shared::domain::device::Device;
-use panoptes_shared::ids::{DeviceId, UserId};
+use panoptes_shared::ids::DeviceId;
 use poem_openapi::OpenApi;
 use poem_openapi::param::{Path, Query};
 use uuid::Uuid;
@@ -21,6 +21,7 @@ pub use quota::{DeviceQuotaDto, UpdateQuotaRequest};
 
 use super::ApiTags;
 use super::scenes::SceneDto;
+use crate::auth::Caller;
 use crate::auth::schemes::SessionOrKey;
 use crate::http::body::JsonBody;
 use crate::http::envelope::{Created, Empty, Reply};
@@ -43,10 +44,14 @@ impl AppState {
         .await
     }
 
-    /// The caller's device, or 404 (also for another tenant's device).
-    pub async fn device(&self, user: UserId, id: Uuid) -> Result<Device, Error> {
+    /// The caller's device, or 404 (also for another tenant's device, and
+    /// for any device but its own to a device key).
+    pub async fn device(&self, caller: &Caller, id: Uuid) -> Result<Device, Error> {
+        if !caller.may_reach(DeviceId(id)) {
+            return Err(Error::NotFound("device"));
+        }
         self.store
-            .get_device(user, DeviceId(id))
+            .get_device(caller.user_id, DeviceId(id))
             .await?
             .ok_or(Error::NotFound("device"))
     }
@@ -66,7 +71,14 @@ impl DevicesApi {
         let device = body
             .parse()?
             .into_device(caller.user_id, self.state.cipher.as_ref())?;
-        self.state.store.insert_device(&device).await?;
+        let cap = self.state.max_devices_per_user;
+        if !self.state.store.insert_device_capped(&device, cap).await? {
+            return Err(Error::LimitReached {
+                what: "devices",
+                limit: cap,
+            }
+            .into());
+        }
         Ok(Created::new("Device created", (&device).into()))
     }
 
@@ -82,11 +94,26 @@ impl DevicesApi {
     ) -> ApiResult<Reply<Vec<DeviceDto>>, ReadErrors> {
         let caller = auth.caller();
         caller.require(Scope::DeviceRead)?;
-        let devices = self
-            .state
-            .store
-            .list_devices(caller.user_id, super::page(page.0, limit.0)?)
-            .await?;
+        let request = super::page(page.0, limit.0)?;
+        let devices = match caller.device_binding() {
+            // A device key sees its own device only.
+            Some(own) => {
+                let found = self.state.store.get_device(caller.user_id, own).await?;
+                let total = u64::from(found.is_some());
+                let items = found.into_iter().filter(|_| request.page == 1).collect();
+                panoptes_shared::domain::page::Page {
+                    items,
+                    total,
+                    request,
+                }
+            }
+            None => {
+                self.state
+                    .store
+                    .list_devices(caller.user_id, request)
+                    .await?
+            }
+        };
         Ok(Reply::page("Devices", devices.map(|d| DeviceDto::from(&d))))
     }
 
@@ -99,7 +126,7 @@ impl DevicesApi {
     ) -> ApiResult<Reply<DeviceDto>, ReadErrors> {
         let caller = auth.caller();
         caller.require(Scope::DeviceRead)?;
-        let device = self.state.device(caller.user_id, id.0).await?;
+        let device = self.state.device(caller, id.0).await?;
         Ok(Reply::new("Device", (&device).into()))
     }
 
@@ -113,7 +140,7 @@ impl DevicesApi {
     ) -> ApiResult<Reply<DeviceDto>, WriteErrors> {
         let caller = auth.caller();
         caller.require(Scope::DeviceWrite)?;
-        let mut device = self.state.device(caller.user_id, id.0).await?;
+        let mut device = self.state.device(caller, id.0).await?;
         body.parse()?
             .apply(&mut device, self.state.cipher.as_ref())?;
         if !self
@@ -168,7 +195,7 @@ impl DevicesApi {
     ) -> ApiResult<Reply<Vec<SceneDto>>, ReadErrors> {
         let caller = auth.caller();
         caller.require_any(&[Scope::SceneRead, Scope::DeviceRead])?;
-        let device = self.state.device(caller.user_id, id.0).await?;
+        let device = self.state.device(caller, id.0).await?;
         let scenes = self
             .state
             .store
@@ -198,7 +225,7 @@ impl DevicesApi {
     ) -> ApiResult<Reply<ProbeDto>, KeyErrors> {
         let caller = auth.caller();
         caller.require(Scope::DeviceWrite)?;
-        let device = self.state.device(caller.user_id, id.0).await?;
+        let device = self.state.device(caller, id.0).await?;
         self.state
             .rate_limit(&caller.user_id.to_string(), crate::limits::Bucket::Probe)
             .await?;
@@ -219,7 +246,7 @@ impl DevicesApi {
     ) -> ApiResult<Reply<DeviceQuotaDto>, ReadErrors> {
         let caller = auth.caller();
         caller.require_any(&[Scope::DeviceRead, Scope::BillingRead])?;
-        let device = self.state.device(caller.user_id, id.0).await?;
+        let device = self.state.device(caller, id.0).await?;
         Ok(Reply::new(
             "Device quota",
             DeviceQuotaDto::of(&device, self.state.analysis_seconds_used(&device).await?),
@@ -240,7 +267,7 @@ impl DevicesApi {
     ) -> ApiResult<Reply<DeviceQuotaDto>, WriteErrors> {
         let caller = auth.caller();
         caller.require(Scope::DeviceWrite)?;
-        let mut device = self.state.device(caller.user_id, id.0).await?;
+        let mut device = self.state.device(caller, id.0).await?;
         body.parse()?.apply(&mut device)?;
         if !self
             .state
@@ -276,7 +303,7 @@ impl DevicesApi {
         let caller = auth.caller();
         caller.require(Scope::TaskWrite)?;
         let req = body.parse()?.into_request();
-        let device = self.state.device(caller.user_id, id.0).await?;
+        let device = self.state.device(caller, id.0).await?;
         let task = panoptes_shared::analysis::start(
             self.state.store.as_ref(),
             caller.user_id,
@@ -302,7 +329,7 @@ impl DevicesApi {
         use panoptes_shared::domain::task::{StopReason, TaskEnd};
         let caller = auth.caller();
         caller.require(Scope::TaskWrite)?;
-        let device = self.state.device(caller.user_id, id.0).await?;
+        let device = self.state.device(caller, id.0).await?;
         let store = self.state.store.as_ref();
         let task = panoptes_shared::analysis::running_task(store, caller.user_id, device.id)
             .await?
@@ -331,7 +358,7 @@ impl DevicesApi {
     ) -> ApiResult<Reply<AnalysisStatusDto>, ReadErrors> {
         let caller = auth.caller();
         caller.require(Scope::TaskRead)?;
-        let device = self.state.device(caller.user_id, id.0).await?;
+        let device = self.state.device(caller, id.0).await?;
         let status = AnalysisStatusDto::of(
             self.state.store.as_ref(),
             &device,

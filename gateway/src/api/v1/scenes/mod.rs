@@ -66,7 +66,7 @@ impl ScenesApi {
         let caller = auth.caller();
         caller.require(Scope::SceneWrite)?;
         let req = body.parse()?;
-        let device = self.state.device(caller.user_id, req.device_id).await?;
+        let device = self.state.device(caller, req.device_id).await?;
         let scene = req.into_scene(caller.user_id, device.id)?;
         self.state.store.insert_scene(&scene).await?;
         Ok(Created::new("Scene created", (&scene).into()))

@@ -367,7 +367,9 @@ async fn main() -> anyhow::Result<()> {
         let target = Arc::new(match args.target.as_str() {
             "ours" => {
                 let rc = redis::Client::open(args.redis.as_str())?;
-                let conn = redis::aio::ConnectionManager::new(rc.clone()).await?;
+                let conn =
+                    panoptes_infra::redis_conn::RedisConn::connect(rc.clone(), Default::default())
+                        .await?;
                 Target::Ours {
                     bus: panoptes_infra::bus::RedisBus::connect(rc, conn, args.prefix.clone())
                         .await?,
