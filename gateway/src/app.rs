@@ -43,6 +43,9 @@ pub struct Application {
 
 pub use panoptes_infra::wiring::connect_store;
 
+/// How long a stopping gateway waits for stream slots to be given back.
+const SLOTS_SETTLE: Duration = Duration::from_secs(2);
+
 /// Build the shared state from config: store, limiter, secrets.
 pub async fn build_state(cfg: &Config) -> anyhow::Result<AppState> {
     let store = connect_store(cfg).await?;
@@ -82,7 +85,7 @@ pub async fn build_state(cfg: &Config) -> anyhow::Result<AppState> {
         ),
         hub: Hub::new(backends.bus.clone(), sse.queue_events),
         bus: backends.bus.clone(),
-        slots: backends.slots.clone(),
+        slots: crate::sse::slots::Slots::new(backends.slots.clone()),
         sse,
         rtsp_tls: panoptes_workers::roles::ingest_tls(cfg)?,
         probe_timeout: Duration::from_millis(cfg.ingest.connect_timeout_ms),
@@ -155,9 +158,13 @@ impl Application {
             stopping.cancelled().await;
             hub.close().await;
         });
-        crate::http::serve::serve(self.listener, routes, shutdown, self.grace)
+        let slots = self.state.slots.clone();
+        let served = crate::http::serve::serve(self.listener, routes, shutdown, self.grace)
             .await
-            .context("server failed")
+            .context("server failed");
+        // Streams that just ended give their slots back before the process exits.
+        let _ = tokio::time::timeout(SLOTS_SETTLE, slots.settled()).await;
+        served
     }
 }
 
@@ -209,7 +216,7 @@ pub fn spec_state() -> AppState {
         session_ttl: chrono::Duration::hours(1),
         hub: Hub::new(bus.clone(), 1),
         bus,
-        slots: Arc::new(MemorySlots::new()),
+        slots: crate::sse::slots::Slots::new(Arc::new(MemorySlots::new())),
         sse: SseSettings::default(),
         rtsp_tls: panoptes_workers::ingest::tls::Tls::system(),
         probe_timeout: Duration::from_secs(10),

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use panoptes_infra::wiring::{Backends, Blobs};
-use panoptes_shared::ports::{EventBus, RateLimiter, SecretCipher, Store, StreamSlots};
+use panoptes_shared::ports::{EventBus, RateLimiter, SecretCipher, Store};
 
 use crate::auth::key_usage::KeyUsage;
 use crate::auth::session::SessionTokens;
@@ -24,7 +24,8 @@ pub struct AppState {
     pub metrics: Arc<HttpMetrics>,
     pub session_ttl: chrono::Duration,
     pub bus: Arc<dyn EventBus>,
-    pub slots: Arc<dyn StreamSlots>,
+    /// Stream slots (the port, with the guards that keep them honest).
+    pub slots: Arc<crate::sse::slots::Slots>,
     pub hub: Arc<Hub>,
     pub sse: SseSettings,
     /// TLS for probing `rtsps://` cameras.

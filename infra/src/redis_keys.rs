@@ -20,9 +20,20 @@ pub fn stream_leases(prefix: &str, user: &str) -> String {
     format!("{prefix}:sse:leases:{{{user}}}")
 }
 
-/// `<prefix>:sse:lease-meta:{<user>}`: hash lease -> `renewedMs:lastEventMs`.
-pub fn stream_lease_meta(prefix: &str, user: &str) -> String {
-    format!("{prefix}:sse:lease-meta:{{{user}}}")
+/// `<prefix>:sse:abandoned:{<user>}`: sorted set of leases whose acquire was
+/// given up (it failed or timed out), scored by when the entry lapses (ms,
+/// server clock); an acquire of one of them that arrives late takes nothing.
+/// (`<prefix>:sse:lease-meta:{<user>}`, once used to pick a stream to take
+/// over by `Last-Event-ID`, is no longer read or written.)
+pub fn stream_abandoned(prefix: &str, user: &str) -> String {
+    format!("{prefix}:sse:abandoned:{{{user}}}")
+}
+
+/// `<prefix>:sse:takeovers`: pub/sub channel; each message `<user>|<lease>`
+/// names a stream lease that was just taken over, so the replica serving that
+/// stream ends it at once instead of at its next renewal.
+pub fn stream_takeovers(prefix: &str) -> String {
+    format!("{prefix}:sse:takeovers")
 }
 
 /// `<prefix>:jobs:{frames}:<shard>`: a shard's stream of frame jobs (consumer

@@ -85,11 +85,14 @@ impl Backends {
                 let jobs = RedisJobQueue::connect(&client, conn.clone(), prefix.clone(), policy)
                     .await
                     .context("cannot set up the frame-job streams on Redis")?;
+                let slots = RedisSlots::connect(client.clone(), conn.clone(), prefix.clone())
+                    .await
+                    .context("cannot subscribe to stream takeovers on Redis")?;
                 Self {
                     kind: "redis",
                     limiter: Arc::new(RedisRateLimiter::new(conn.clone(), prefix.clone())),
                     bus: Arc::new(bus),
-                    slots: Arc::new(RedisSlots::new(conn.clone(), prefix.clone())),
+                    slots: Arc::new(slots),
                     jobs: Arc::new(jobs),
                     detections: Arc::new(RedisDetectionLog::new(conn.clone(), prefix.clone())),
                     leases: Arc::new(RedisLeases::new(conn.clone(), prefix.clone())),

@@ -1,5 +1,5 @@
 //! The `text/event-stream` response: already-encoded frames written straight
-//! to the connection.
+//! to the connection, and the stream's token in the `Stream-Token` header.
 //!
 //! poem's `SSE` (behind poem-openapi's `EventStream`) turns the stream into an
 //! `AsyncRead` and back into a stream through a 4 KiB `ReaderStream` buffer
@@ -14,14 +14,21 @@ use poem::{Body, IntoResponse, Response};
 use poem_openapi::ApiResponse;
 use poem_openapi::payload::Payload;
 use poem_openapi::registry::{
-    MetaMediaType, MetaResponse, MetaResponses, MetaSchema, MetaSchemaRef, Registry,
+    MetaHeader, MetaMediaType, MetaResponse, MetaResponses, MetaSchema, MetaSchemaRef, Registry,
 };
 use poem_openapi::types::Type;
 
 use crate::api::v1::streams::AnalysisResult;
 
+/// The response header that carries a stream's token.
+pub const STREAM_TOKEN_HEADER: &str = "Stream-Token";
+
 /// An event stream whose items are complete SSE frames.
-pub struct SseBody(pub BoxStream<'static, Bytes>);
+pub struct SseBody {
+    pub frames: BoxStream<'static, Bytes>,
+    /// Sent as `Stream-Token` (and in the stream's first event).
+    pub stream_token: String,
+}
 
 impl Payload for SseBody {
     const CONTENT_TYPE: &'static str = "text/event-stream";
@@ -45,7 +52,10 @@ impl IntoResponse for SseBody {
             .header("Cache-Control", "no-cache")
             // Tells nginx-style proxies not to buffer the stream.
             .header("X-Accel-Buffering", "no")
-            .body(Body::from_bytes_stream(self.0.map(Ok::<_, std::io::Error>)))
+            .header(STREAM_TOKEN_HEADER, self.stream_token)
+            .body(Body::from_bytes_stream(
+                self.frames.map(Ok::<_, std::io::Error>),
+            ))
     }
 }
 
@@ -60,7 +70,20 @@ impl ApiResponse for SseBody {
                     content_type: Self::CONTENT_TYPE,
                     schema: Self::schema_ref(),
                 }],
-                headers: vec![],
+                headers: vec![MetaHeader {
+                    name: STREAM_TOKEN_HEADER.to_owned(),
+                    description: Some(
+                        "This stream's token (also the `data` of its first `stream_token` event, \
+                         for `EventSource`, which cannot read headers). Send it back as \
+                         `Stream-Token` or `streamToken` when reconnecting: the new stream then \
+                         replaces this one's slot, even at the stream limit, and this stream ends. \
+                         Each token replaces at most once; the new stream has a new token."
+                            .to_owned(),
+                    ),
+                    required: true,
+                    deprecated: false,
+                    schema: String::schema_ref(),
+                }],
             }],
         }
     }
@@ -78,6 +101,14 @@ pub fn retry_frame(ms: u64) -> Bytes {
 /// A comment that keeps proxies and clients from timing the stream out.
 pub fn keep_alive_frame() -> Bytes {
     Bytes::from_static(b":\n\n")
+}
+
+/// The event that hands a client its stream token: no `id:`, so a browser's
+/// last event id (its resume point) stays where it was.
+pub fn stream_token_frame(token: &str) -> Bytes {
+    let data = serde_json::json!({ "streamToken": token });
+    let event = super::stream::TOKEN_EVENT_NAME;
+    Bytes::from(format!("event: {event}\ndata: {data}\n\n"))
 }
 
 /// One event. `data` is split into one `data:` line per line, as the SSE
@@ -106,6 +137,10 @@ mod tests {
     fn frames_follow_the_sse_grammar() {
         assert_eq!(retry_frame(3000), "retry: 3000\n\n");
         assert_eq!(keep_alive_frame(), ":\n\n");
+        assert_eq!(
+            stream_token_frame("abc_-"),
+            "event: stream_token\ndata: {\"streamToken\":\"abc_-\"}\n\n"
+        );
         assert_eq!(
             event_frame("t-1", "analysis_result", "{\"a\":1}"),
             "id: t-1\nevent: analysis_result\ndata: {\"a\":1}\n\n"

@@ -5,6 +5,8 @@
 pub mod body;
 pub mod demo;
 pub mod hub;
+pub mod reconnect;
+pub mod slots;
 pub mod stream;
 
 use std::time::Duration;

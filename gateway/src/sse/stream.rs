@@ -3,9 +3,15 @@
 //! duplicates or gaps (subscribe first, replay, then drop live events at or
 //! before the last replayed offset).
 //!
+//! Right after `retry:` comes one `stream_token` event (no `id:`, so it does
+//! not move the client's last event id) carrying the stream's token, which is
+//! also in the `Stream-Token` response header: a client that reconnects with
+//! it replaces this stream's slot (see `StreamSlots`).
+//!
 //! The stream ends when: no data event was sent for the idle timeout; the
-//! client was too slow (its queue filled); the bus lost continuity; or its
-//! slot lease was lost or taken over; or the node is shutting down. In every
+//! client was too slow (its queue filled); the bus lost continuity; its slot
+//! lease was lost, or taken over (noticed at once through the slot watch, at
+//! the latest at the next renewal); or the node is shutting down. In every
 //! case the client reconnects with `Last-Event-ID` and resumes. A client that
 //! closes its connection is noticed at once (the connection reads EOF); one
 //! whose network died is noticed on the next failed write (the keep-alive at
@@ -13,17 +19,17 @@
 //! through guards.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use panoptes_shared::ids::{DeviceId, UserId};
-use panoptes_shared::ports::{BusEvent, Offset, StreamSlots};
+use panoptes_shared::ids::DeviceId;
+use panoptes_shared::ports::{BusEvent, Offset, StreamToken};
 use tokio::time::Instant;
 
 use super::SseSettings;
-use super::body::{SseBody, keep_alive_frame, retry_frame};
+use super::body::{SseBody, keep_alive_frame, retry_frame, stream_token_frame};
 use super::hub::{Attachment, Delivery};
+use super::slots::SlotGuard;
 
 /// Reconnection delay advised to browsers.
 pub const RETRY_MS: u64 = 3000;
@@ -31,35 +37,12 @@ pub const RETRY_MS: u64 = 3000;
 /// The event name of every data frame.
 pub const EVENT_NAME: &str = "analysis_result";
 
-/// Releases the stream's slot when the stream is dropped.
-pub struct SlotGuard {
-    pub slots: Arc<dyn StreamSlots>,
-    pub user: UserId,
-    pub lease: String,
-}
-
-impl Drop for SlotGuard {
-    fn drop(&mut self) {
-        let (slots, user, lease) = (
-            self.slots.clone(),
-            self.user,
-            std::mem::take(&mut self.lease),
-        );
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        rt.spawn(async move {
-            if let Err(e) = slots.release(user, &lease).await {
-                tracing::warn!(error = %e, "could not release a stream slot; it lapses with its lease");
-            }
-        });
-    }
-}
+/// The event that hands the client its stream token.
+pub const TOKEN_EVENT_NAME: &str = "stream_token";
 
 struct State {
     replay: VecDeque<BusEvent>,
     last: Offset,
-    last_event_ms: u64,
     device: Option<DeviceId>,
     attachment: Attachment,
     slot: SlotGuard,
@@ -67,7 +50,8 @@ struct State {
     idle_deadline: Instant,
     /// When the next keep-alive comment is due; the lease is renewed then too.
     tick_at: Instant,
-    sent_retry: bool,
+    /// `retry:` and the token event, until sent.
+    opening: Option<Bytes>,
 }
 
 /// Assemble the stream. `replay` holds the buffered events after the client's
@@ -78,28 +62,34 @@ pub fn event_stream(
     device: Option<DeviceId>,
     attachment: Attachment,
     slot: SlotGuard,
+    token: &StreamToken,
     settings: SseSettings,
 ) -> SseBody {
     let now = Instant::now();
     let state = State {
         last: replay.last().map_or(resume_from, |e| e.offset),
         replay: replay.into(),
-        last_event_ms: resume_from.ms,
         device,
         attachment,
         slot,
         settings,
         idle_deadline: now + settings.idle_timeout,
         tick_at: now + settings.keep_alive,
-        sent_retry: false,
+        opening: Some(
+            [retry_frame(RETRY_MS), stream_token_frame(token.expose())]
+                .concat()
+                .into(),
+        ),
     };
-    SseBody(futures::stream::unfold(state, next_frame).boxed())
+    SseBody {
+        frames: futures::stream::unfold(state, next_frame).boxed(),
+        stream_token: token.expose().to_owned(),
+    }
 }
 
 async fn next_frame(mut st: State) -> Option<(Bytes, State)> {
-    if !st.sent_retry {
-        st.sent_retry = true;
-        return Some((retry_frame(RETRY_MS), st));
+    if let Some(opening) = st.opening.take() {
+        return Some((opening, st));
     }
     while let Some(e) = st.replay.pop_front() {
         if st.device.is_none_or(|d| d == e.device) {
@@ -121,9 +111,11 @@ async fn next_frame(mut st: State) -> Option<(Bytes, State)> {
                 }
             },
             () = tokio::time::sleep_until(st.idle_deadline) => return None,
+            // The client reconnected with this stream's token: it is over.
+            () = st.slot.taken_over() => return None,
             () = tokio::time::sleep_until(st.tick_at) => {
                 st.tick_at = Instant::now() + st.settings.keep_alive;
-                match st.slot.slots.renew(st.slot.user, &st.slot.lease, st.settings.lease_ttl, st.last_event_ms).await {
+                match st.slot.renew().await {
                     Ok(true) => {}
                     Ok(false) => return None,
                     // Keep streaming through a store blip; the lease outlives a few missed renewals.
@@ -138,7 +130,6 @@ async fn next_frame(mut st: State) -> Option<(Bytes, State)> {
 
 fn deliver(mut st: State, offset: Offset, frame: Bytes) -> (Bytes, State) {
     st.last = st.last.max(offset);
-    st.last_event_ms = offset.ms;
     st.idle_deadline = Instant::now() + st.settings.idle_timeout;
     (frame, st)
 }

@@ -213,8 +213,14 @@ pub async fn spawn_with_env(
     }
     let mut env = config(&backend, redis_prefix);
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    if let Backend::Distributed = backend {
-        env.push(("PANOPTES__STORE__URL".to_owned(), test_database().await));
+    let store_given = extra.iter().any(|(k, _)| *k == "PANOPTES__STORE__URL");
+    if let Backend::Distributed = backend
+        && !store_given
+    {
+        env.insert(
+            0,
+            ("PANOPTES__STORE__URL".to_owned(), test_database().await),
+        );
     }
     let cfg = Config::load_from(None, env).expect("test config is valid");
     let app = Application::build(&cfg).await.expect("application builds");

@@ -9,11 +9,14 @@ mod blobs;
 mod cli;
 mod devices;
 mod envelope;
+mod fault_proxy;
 mod helpers;
 mod openapi;
 mod ops;
+mod outages;
 #[path = "../../../workers/tests/common/rtsp.rs"]
 mod rtsp;
 mod scenes;
 mod sse;
 mod sse_client;
+mod sse_slots;

@@ -10,7 +10,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::helpers::{Backend, TestApp, User, spawn_app, spawn_with_env};
-use crate::sse_client::open;
+use crate::sse_client::{open, open_with};
 
 /// Test timings: keep-alive and lease renewal every 100 ms.
 const FAST: &[(&str, &str)] = &[
@@ -26,15 +26,17 @@ async fn replicas() -> (TestApp, TestApp) {
     )
 }
 
-/// Reconnect to `app` after `last` and expect exactly `missed` next, in
-/// order. The stream stays open (holding its slot) while the caller keeps it.
+/// Reconnect to `app` after `last` (replacing the stream whose token is
+/// `replaces`, if given) and expect exactly `missed` next, in order. The
+/// stream stays open (holding its slot) while the caller keeps it.
 async fn resume_and_expect(
     app: &TestApp,
     user: &User,
     last: &str,
+    replaces: Option<&str>,
     missed: &[BusEvent],
 ) -> crate::sse_client::SseClient {
-    let mut resumed = open(&all_url(app), Some(&user.token), Some(last))
+    let mut resumed = open_with(&all_url(app), Some(&user.token), Some(last), replaces)
         .await
         .stream();
     for want in missed {
@@ -47,7 +49,7 @@ async fn resume_and_expect(
 }
 
 /// A new user with one device.
-async fn user_with_device(app: &TestApp) -> (User, UserId, DeviceId) {
+pub(crate) async fn user_with_device(app: &TestApp) -> (User, UserId, DeviceId) {
     let user = app.signup().await;
     let device = app.create_device(&user.token, json!({})).await;
     let (uid, did) = ids(&user, &device);
@@ -61,7 +63,7 @@ fn ids(user: &User, device: &serde_json::Value) -> (UserId, DeviceId) {
     )
 }
 
-async fn publish(
+pub(crate) async fn publish(
     app: &TestApp,
     user: UserId,
     device: DeviceId,
@@ -73,7 +75,7 @@ async fn publish(
         .unwrap()
 }
 
-fn all_url(app: &TestApp) -> String {
+pub(crate) fn all_url(app: &TestApp) -> String {
     format!("{}/api/v1/devices/analysis/stream/all", app.base)
 }
 
@@ -230,41 +232,6 @@ async fn the_eleventh_stream_is_refused_across_replicas_until_one_closes() {
 }
 
 #[tokio::test]
-async fn a_reconnect_with_its_last_event_id_replaces_its_own_stale_stream() {
-    let app = spawn_with_env(
-        Backend::Distributed,
-        &format!("panoptes-test:{}", Uuid::new_v4()),
-        &[
-            ("PANOPTES__SSE__KEEP_ALIVE_MS", "60000"),
-            ("PANOPTES__SSE__LEASE_TTL_MS", "120000"),
-        ],
-    )
-    .await;
-    let (user, uid, did) = user_with_device(&app).await;
-    let mut streams = Vec::new();
-    for _ in 0..10 {
-        streams.push(open(&all_url(&app), Some(&user.token), None).await.stream());
-    }
-    let sent = publish(&app, uid, did, Uuid::new_v4(), 0..1).await;
-    let last = streams[0].next_result().await.unwrap().id.unwrap();
-    assert_eq!(last, sent[0].event_id());
-    // The client's network dies without a FIN (the first stream stays open
-    // here): with a 60 s keep-alive the server cannot notice yet, and the
-    // client reconnects with its last id.
-    open(&all_url(&app), Some(&user.token), None)
-        .await
-        .refused();
-    let mut resumed = open(&all_url(&app), Some(&user.token), Some(&last))
-        .await
-        .stream();
-    let next = publish(&app, uid, did, Uuid::new_v4(), 0..1).await;
-    assert_eq!(
-        resumed.next_result().await.unwrap().id.unwrap(),
-        next[0].event_id()
-    );
-}
-
-#[tokio::test]
 async fn tickets_open_streams_and_expired_or_foreign_tickets_are_refused() {
     let app = spawn_app().await;
     let (alice, bob) = (app.signup().await, app.signup().await);
@@ -407,6 +374,11 @@ async fn an_idle_stream_is_closed_after_the_configured_inactivity() {
     let mut s = open(&all_url(&app), Some(&user.token), None).await.stream();
     assert_eq!(s.next().await.unwrap().retry, Some(3000));
     assert_eq!(
+        s.next().await.unwrap().event.as_deref(),
+        Some("stream_token"),
+        "then the stream's token, which is no data event"
+    );
+    assert_eq!(
         s.next_within(Duration::from_secs(3)).await,
         None,
         "closed after 300 ms without data"
@@ -487,7 +459,7 @@ async fn shutting_down_ends_streams_so_clients_resume_on_another_replica() {
         "the stream ends when its node shuts down, not after the grace period"
     );
     let missed = publish(&b, uid, did, task, 1..3).await;
-    resume_and_expect(&b, &user, &last, &missed).await;
+    resume_and_expect(&b, &user, &last, None, &missed).await;
 }
 
 /// Read from `socket` until `needle` has arrived; everything read so far.
@@ -665,6 +637,7 @@ async fn a_killed_replicas_slots_lapse_and_its_clients_resume_on_another() {
     let task = Uuid::new_v4();
     publish(&b, uid, did, task, 0..1).await;
     let last = streams[0].next_result().await.unwrap().id.unwrap();
+    let token = streams[0].stream_token();
     // SIGKILL: nothing is released, the ten leases stay until they lapse.
     drop(doomed);
     let killed_at = tokio::time::Instant::now();
@@ -674,10 +647,10 @@ async fn a_killed_replicas_slots_lapse_and_its_clients_resume_on_another() {
         (429, Some("SSE_CONNECTION_LIMIT"))
     );
     assert!(headers.contains_key("retry-after"));
-    // The client that knows its last id takes over its own stale slot at once
-    // and gets what it missed.
+    // The client that holds its stream's token takes over its own stale slot
+    // at once and gets what it missed.
     let missed = publish(&b, uid, did, task, 1..3).await;
-    let _resumed = resume_and_expect(&b, &user, &last, &missed).await;
+    let _resumed = resume_and_expect(&b, &user, &last, Some(&token), &missed).await;
     // A fresh client is admitted once the dead replica's leases lapse.
     loop {
         match open(&all_url(&b), Some(&user.token), None).await {

@@ -103,6 +103,16 @@ impl Opened {
 }
 
 pub async fn open(url: &str, token: Option<&str>, last_event_id: Option<&str>) -> Opened {
+    open_with(url, token, last_event_id, None).await
+}
+
+/// [`open`], also presenting the `Stream-Token` of the stream this one replaces.
+pub async fn open_with(
+    url: &str,
+    token: Option<&str>,
+    last_event_id: Option<&str>,
+    stream_token: Option<&str>,
+) -> Opened {
     let mut req = reqwest::Client::new()
         .get(url)
         .header("accept", "text/event-stream");
@@ -111,6 +121,9 @@ pub async fn open(url: &str, token: Option<&str>, last_event_id: Option<&str>) -
     }
     if let Some(id) = last_event_id {
         req = req.header("last-event-id", id);
+    }
+    if let Some(t) = stream_token {
+        req = req.header("stream-token", t);
     }
     let resp = req.send().await.expect("request reaches the server");
     let status = resp.status().as_u16();
@@ -131,6 +144,25 @@ pub async fn open(url: &str, token: Option<&str>, last_event_id: Option<&str>) -
 }
 
 impl SseClient {
+    /// This stream's token (the `Stream-Token` response header).
+    pub fn stream_token(&self) -> String {
+        self.headers["stream-token"]
+            .to_str()
+            .expect("the stream token is ASCII")
+            .to_owned()
+    }
+
+    /// Read until the server ends the stream, skipping whatever it still
+    /// sends; panics if it has not ended within `wait`.
+    pub async fn ended_within(&mut self, wait: Duration) {
+        let deadline = tokio::time::Instant::now() + wait;
+        while self
+            .next_within(deadline.saturating_duration_since(tokio::time::Instant::now()))
+            .await
+            .is_some()
+        {}
+    }
+
     /// The next event; `None` when the server ended the stream. Panics after `wait`.
     pub async fn next_within(&mut self, wait: Duration) -> Option<SseEvent> {
         let deadline = tokio::time::Instant::now() + wait;
@@ -152,7 +184,7 @@ impl SseClient {
         self.next_within(Duration::from_secs(5)).await
     }
 
-    /// The next `analysis_result` (skipping `retry`), or `None` at the end.
+    /// The next `analysis_result` (skipping `retry` and `stream_token`), or `None` at the end.
     pub async fn next_result(&mut self) -> Option<SseEvent> {
         loop {
             let ev = self.next().await?;

@@ -324,6 +324,16 @@ impl EventBus for RedisBus {
         after: Offset,
         limit: usize,
     ) -> Result<Vec<BusEvent>> {
+        if after
+            == (Offset {
+                ms: u64::MAX,
+                seq: u64::MAX,
+            })
+        {
+            // Nothing can follow the last possible id (and Redis refuses an
+            // exclusive range that starts there).
+            return Ok(Vec::new());
+        }
         self.range(user, format!("({after}"), "+".into(), limit)
             .await
     }

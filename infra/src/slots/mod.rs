@@ -2,6 +2,7 @@
 
 mod memory;
 mod redis;
+mod watchers;
 
 pub use memory::MemorySlots;
 pub use redis::RedisSlots;

@@ -18,7 +18,7 @@ pub use coord::{Leases, NodeInfo, NodeRegistry, NodeStatus};
 pub use detections::DetectionLog;
 pub use jobs::{Claimed, FrameJob, JobQueue, QueuePolicy, QueueStats};
 pub use rate_limit::{RateDecision, RateLimiter};
-pub use slots::{SlotGrant, StreamSlots};
+pub use slots::{SlotGrant, StreamSlots, StreamToken, TakenOver};
 pub use store::{
     AnalyticsRepo, ApiKeyRepo, DeviceRepo, EventRepo, SceneRepo, SessionRepo, Store, TaskRepo,
     UserRepo,

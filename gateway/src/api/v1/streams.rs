@@ -7,8 +7,18 @@
 //! a data event. Resume with `Last-Event-ID` (header, or `lastEventId` for a
 //! first connect) on any replica. At most `sse.max_streams_per_user` streams
 //! per user cluster-wide; beyond that 429 SSE_CONNECTION_LIMIT. Note that a
-//! browser `EventSource` stops for good on 429/503/204: the page must decide
-//! when to retry.
+//! browser `EventSource` stops for good on 429/503/204/400: the page must
+//! decide when to retry.
+//!
+//! Each stream gets a secret token (`Stream-Token` header, and the first
+//! event, `stream_token`, for `EventSource`, which cannot read headers). A
+//! client that reconnects while its old stream still holds a slot (the server
+//! has not noticed the old connection died) sends the token back
+//! (`Stream-Token` header, or `streamToken` for `EventSource`, which cannot
+//! send headers) and takes that slot over, even at the limit; the old stream
+//! ends. A browser's automatic reconnect reuses the URL, so it carries no
+//! fresh token: it opens as a new stream. See `sse::reconnect` for what is
+//! refused with 400.
 //!
 //! Browsers cannot send headers with `EventSource` (the product page's example
 //! that passes one does not work), so `POST /api/v1/sse/tickets` mints a
@@ -18,7 +28,7 @@ use chrono::{DateTime, Utc};
 use panoptes_shared::Error;
 use panoptes_shared::domain::api_key::Scope as DomainScope;
 use panoptes_shared::ids::DeviceId;
-use panoptes_shared::ports::{Offset, SlotGrant};
+use panoptes_shared::ports::{Offset, StreamToken};
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::{Object, OpenApi, SecurityScheme};
 use uuid::Uuid;
@@ -30,7 +40,8 @@ use crate::auth::schemes::{ApiKey, SessionOrKey, SessionToken, SseTicket};
 use crate::http::envelope::Reply;
 use crate::http::error::{ApiResult, ReadErrors, StreamErrors};
 use crate::sse::body::SseBody;
-use crate::sse::stream::{SlotGuard, event_stream};
+use crate::sse::reconnect::Reconnect;
+use crate::sse::stream::event_stream;
 use crate::state::AppState;
 
 pub struct StreamsApi {
@@ -109,12 +120,16 @@ pub struct TicketDto {
 
 const READ_SCOPES: [DomainScope; 2] = [DomainScope::DeviceRead, DomainScope::AnalyticsRead];
 
+fn now_ms() -> u64 {
+    u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0)
+}
+
 impl StreamsApi {
     async fn open(
         &self,
         caller: &Caller,
         device: Option<DeviceId>,
-        last_event_id: Option<String>,
+        reconnect: Reconnect,
     ) -> Result<SseBody, Error> {
         let st = &self.state;
         caller.require_any(&READ_SCOPES)?;
@@ -124,42 +139,16 @@ impl StreamsApi {
         if let Some(d) = device {
             st.device(caller, d.0).await?;
         }
-        // An unparseable id (not one of ours) starts fresh rather than failing:
-        // a browser would otherwise retry it forever.
-        let resume = match last_event_id
-            .as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
+        let resume = match reconnect.last_event_id.as_deref() {
             Some(id) => st.bus.resolve(user, id).await?,
             None => None,
         };
-        let lease = Uuid::new_v4().to_string();
         let settings = st.sse;
-        match st
+        let token = StreamToken::generate();
+        let slot = st
             .slots
-            .acquire(
-                user,
-                &lease,
-                settings.max_streams_per_user,
-                settings.lease_ttl,
-                resume.map(|r| r.after.ms),
-            )
-            .await?
-        {
-            SlotGrant::Granted => {}
-            SlotGrant::Full { retry_after } => {
-                return Err(Error::StreamLimit {
-                    limit: settings.max_streams_per_user,
-                    retry_after,
-                });
-            }
-        }
-        let slot = SlotGuard {
-            slots: st.slots.clone(),
-            user,
-            lease,
-        };
+            .acquire(user, &token, reconnect.replaces.as_ref(), &settings)
+            .await?;
         // Subscribe first, then replay: nothing published in between is missed.
         let attachment = st.hub.attach(user).await?;
         let mut replay = Vec::new();
@@ -179,7 +168,7 @@ impl StreamsApi {
         }
         let from = resume.map_or(Offset::START, |r| r.after);
         Ok(event_stream(
-            replay, from, device, attachment, slot, settings,
+            replay, from, device, attachment, slot, &token, settings,
         ))
     }
 }
@@ -187,6 +176,13 @@ impl StreamsApi {
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Streams")]
 impl StreamsApi {
     /// Stream one device's analysis results. Scope `device:read` or `analytics:read`.
+    ///
+    /// Events are `analysis_result` with `id: <taskId>-<epochMillis>`. The first
+    /// event, `stream_token` (no `id:`), carries this stream's token, as does the
+    /// `Stream-Token` header: send it back when reconnecting to replace this
+    /// stream's slot. 400 `VALIDATION_ERROR` when `Last-Event-ID`/`lastEventId`
+    /// is not an event id this API sent (or is more than 5 minutes ahead) or
+    /// `Stream-Token`/`streamToken` is not a token it sent.
     #[oai(
         path = "/devices/:id/analysis/stream",
         method = "get",
@@ -196,20 +192,43 @@ impl StreamsApi {
         &self,
         auth: StreamAuth,
         id: Path<Uuid>,
-        /// The id of the last event received; set by browsers on reconnect.
+        /// The id of the last event received (`<taskId>-<epochMillis>`); set by
+        /// browsers on reconnect. Anything else is 400 `VALIDATION_ERROR`.
         #[oai(name = "Last-Event-ID")]
         last_event_id: Header<Option<String>>,
         /// Same as `Last-Event-ID`, for a first connect (browsers cannot set headers).
         #[oai(name = "lastEventId")]
         last_event_id_query: Query<Option<String>>,
+        /// The `Stream-Token` of your previous stream, when reconnecting: the new
+        /// stream takes over that stream's slot (even at the limit) if it still
+        /// holds one, and that stream ends. Each token works once. Not a token
+        /// this API issued: 400 `VALIDATION_ERROR`.
+        #[oai(name = "Stream-Token")]
+        stream_token: Header<Option<String>>,
+        /// Same as `Stream-Token` (browsers cannot set headers).
+        #[oai(name = "streamToken")]
+        stream_token_query: Query<Option<String>>,
     ) -> ApiResult<SseBody, StreamErrors> {
-        let resume = last_event_id.0.or(last_event_id_query.0);
+        let reconnect = Reconnect::parse(
+            last_event_id.0,
+            last_event_id_query.0,
+            stream_token.0,
+            stream_token_query.0,
+            now_ms(),
+        )?;
         Ok(self
-            .open(auth.caller(), Some(DeviceId(id.0)), resume)
+            .open(auth.caller(), Some(DeviceId(id.0)), reconnect)
             .await?)
     }
 
     /// Stream the analysis results of all your devices. Scope `device:read` or `analytics:read`.
+    ///
+    /// Events are `analysis_result` with `id: <taskId>-<epochMillis>`. The first
+    /// event, `stream_token` (no `id:`), carries this stream's token, as does the
+    /// `Stream-Token` header: send it back when reconnecting to replace this
+    /// stream's slot. 400 `VALIDATION_ERROR` when `Last-Event-ID`/`lastEventId`
+    /// is not an event id this API sent (or is more than 5 minutes ahead) or
+    /// `Stream-Token`/`streamToken` is not a token it sent.
     #[oai(
         path = "/devices/analysis/stream/all",
         method = "get",
@@ -218,15 +237,31 @@ impl StreamsApi {
     async fn all_stream(
         &self,
         auth: StreamAuth,
-        /// The id of the last event received; set by browsers on reconnect.
+        /// The id of the last event received (`<taskId>-<epochMillis>`); set by
+        /// browsers on reconnect. Anything else is 400 `VALIDATION_ERROR`.
         #[oai(name = "Last-Event-ID")]
         last_event_id: Header<Option<String>>,
         /// Same as `Last-Event-ID`, for a first connect (browsers cannot set headers).
         #[oai(name = "lastEventId")]
         last_event_id_query: Query<Option<String>>,
+        /// The `Stream-Token` of your previous stream, when reconnecting: the new
+        /// stream takes over that stream's slot (even at the limit) if it still
+        /// holds one, and that stream ends. Each token works once. Not a token
+        /// this API issued: 400 `VALIDATION_ERROR`.
+        #[oai(name = "Stream-Token")]
+        stream_token: Header<Option<String>>,
+        /// Same as `Stream-Token` (browsers cannot set headers).
+        #[oai(name = "streamToken")]
+        stream_token_query: Query<Option<String>>,
     ) -> ApiResult<SseBody, StreamErrors> {
-        let resume = last_event_id.0.or(last_event_id_query.0);
-        Ok(self.open(auth.caller(), None, resume).await?)
+        let reconnect = Reconnect::parse(
+            last_event_id.0,
+            last_event_id_query.0,
+            stream_token.0,
+            stream_token_query.0,
+            now_ms(),
+        )?;
+        Ok(self.open(auth.caller(), None, reconnect).await?)
     }
 
     /// Mint a short-lived ticket for `EventSource` (`?ticket=`), bound to you and

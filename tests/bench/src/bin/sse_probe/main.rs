@@ -159,6 +159,9 @@ async fn stream(
     mut drops: watch::Receiver<u64>,
 ) {
     let (mut last_id, mut last_seq): (Option<String>, Option<u64>) = (None, None);
+    // Our gateway's `Stream-Token`: presented on reconnect, the new stream
+    // takes over the old one's slot before the server has noticed it is gone.
+    let mut stream_token: Option<String> = None;
     let mut reconnecting = false;
     loop {
         let Ok(permit) = gate.acquire().await else {
@@ -173,6 +176,9 @@ async fn stream(
         if let Some(id) = &last_id {
             req = req.header("last-event-id", id);
         }
+        if let Some(t) = &stream_token {
+            req = req.header("stream-token", t);
+        }
         let resp = req.send().await;
         drop(permit);
         let mut resp = match resp {
@@ -184,6 +190,11 @@ async fn stream(
                 continue;
             }
         };
+        stream_token = resp
+            .headers()
+            .get("stream-token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         if reconnecting {
             shared.reopened.fetch_add(1, Ordering::Relaxed);
         } else {
