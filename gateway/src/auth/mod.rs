@@ -37,9 +37,11 @@ pub enum Credential {
         /// A device key works for this device only.
         device: Option<DeviceId>,
     },
-    /// A short-lived SSE ticket, limited to the scopes it was minted with.
+    /// A short-lived SSE ticket, limited to the scopes (and the device) of
+    /// the credential that minted it.
     Ticket {
         scopes: Scopes,
+        device: Option<DeviceId>,
     },
 }
 
@@ -48,7 +50,7 @@ impl Caller {
     pub fn require(&self, scope: Scope) -> Result<()> {
         match &self.credential {
             Credential::Session(_) => Ok(()),
-            Credential::ApiKey { scopes, .. } | Credential::Ticket { scopes }
+            Credential::ApiKey { scopes, .. } | Credential::Ticket { scopes, .. }
                 if scopes.contains(scope) =>
             {
                 Ok(())
@@ -71,8 +73,8 @@ impl Caller {
     /// The one device this credential is bound to (a device key), if any.
     pub fn device_binding(&self) -> Option<DeviceId> {
         match &self.credential {
-            Credential::ApiKey { device, .. } => *device,
-            Credential::Session(_) | Credential::Ticket { .. } => None,
+            Credential::ApiKey { device, .. } | Credential::Ticket { device, .. } => *device,
+            Credential::Session(_) => None,
         }
     }
 

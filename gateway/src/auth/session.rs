@@ -20,6 +20,9 @@ const TICKET_AUDIENCE: &str = "panoptes-sse-ticket";
 struct TicketClaims {
     sub: String,
     scopes: String,
+    /// The device a device key's ticket is bound to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dev: Option<String>,
     iss: String,
     aud: String,
     iat: i64,
@@ -117,6 +120,7 @@ impl SessionTokens {
         &self,
         user: UserId,
         scopes: &[Scope],
+        device: Option<panoptes_shared::ids::DeviceId>,
         ttl: std::time::Duration,
     ) -> Result<(String, DateTime<Utc>)> {
         let now = Utc::now();
@@ -124,6 +128,7 @@ impl SessionTokens {
         let claims = TicketClaims {
             sub: user.to_string(),
             scopes: Scopes::new(scopes.to_vec()).to_stored(),
+            dev: device.map(|d| d.to_string()),
             iss: ISSUER.to_owned(),
             aud: TICKET_AUDIENCE.to_owned(),
             iat: now.timestamp(),
@@ -148,6 +153,12 @@ impl SessionTokens {
             role: Role::User,
             credential: Credential::Ticket {
                 scopes: Scopes::from_stored(&data.claims.scopes),
+                device: data
+                    .claims
+                    .dev
+                    .map(|d| d.parse())
+                    .transpose()
+                    .map_err(|_| Error::Unauthorized(AuthFailure::Invalid))?,
             },
         })
     }
@@ -205,6 +216,7 @@ mod ticket_tests {
             .issue_ticket(
                 user,
                 &[Scope::DeviceRead],
+                None,
                 std::time::Duration::from_secs(60),
             )
             .unwrap();

@@ -434,6 +434,48 @@ async fn a_device_key_works_for_its_own_device_only_and_carries_no_write_scope()
         .collect();
     assert_eq!(ids, vec![mine_id]);
     assert_eq!(list.body["meta"]["pagination"]["total"], 1);
+    // Streams too, also through a ticket the key mints.
+    let status_of = |url: String| {
+        let client = app.client.clone();
+        let key = key.clone();
+        async move {
+            client
+                .get(url)
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(
+        status_of(format!(
+            "{}/api/v1/devices/{other_id}/analysis/stream",
+            app.base
+        ))
+        .await,
+        404
+    );
+    let ticket = app
+        .post("/api/v1/sse/tickets", &key, json!({}))
+        .await
+        .expect(200);
+    let ticket = ticket.data()["ticket"].as_str().unwrap().to_owned();
+    let by_ticket = app
+        .client
+        .get(format!(
+            "{}/api/v1/devices/{other_id}/analysis/stream?ticket={ticket}",
+            app.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        by_ticket.status(),
+        404,
+        "a device key's ticket is bound too"
+    );
     // The session still sees both.
     let all = app.get("/api/v1/devices", t).await.expect(200);
     assert_eq!(all.body["meta"]["pagination"]["total"], 2);

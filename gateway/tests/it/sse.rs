@@ -282,6 +282,7 @@ async fn tickets_open_streams_and_expired_or_foreign_tickets_are_refused() {
             .issue_ticket(
                 uid,
                 &[panoptes_shared::domain::api_key::Scope::DeviceRead],
+                None,
                 Duration::from_secs(60),
             )
             .unwrap()
@@ -299,6 +300,7 @@ async fn tickets_open_streams_and_expired_or_foreign_tickets_are_refused() {
         .issue_ticket(
             uid,
             &[panoptes_shared::domain::api_key::Scope::DeviceRead],
+            None,
             Duration::ZERO,
         )
         .unwrap()

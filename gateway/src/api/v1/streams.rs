@@ -278,10 +278,12 @@ impl StreamsApi {
             .into_iter()
             .filter(|s| caller.require(*s).is_ok())
             .collect();
-        let (ticket, expires_at) =
-            self.state
-                .sessions
-                .issue_ticket(caller.user_id, &scopes, self.state.sse.ticket_ttl)?;
+        let (ticket, expires_at) = self.state.sessions.issue_ticket(
+            caller.user_id,
+            &scopes,
+            caller.device_binding(),
+            self.state.sse.ticket_ttl,
+        )?;
         Ok(Reply::new(
             "SSE ticket",
             TicketDto {
