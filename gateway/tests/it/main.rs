@@ -8,9 +8,11 @@ mod blobs;
 mod cli;
 mod devices;
 mod envelope;
+mod fake_rtsp;
 mod helpers;
 mod openapi;
 mod ops;
+mod outbound;
 #[path = "../../../workers/tests/common/rtsp.rs"]
 mod rtsp;
 mod scenes;
