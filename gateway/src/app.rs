@@ -72,6 +72,7 @@ pub async fn build_state(cfg: &Config) -> anyhow::Result<AppState> {
     let blobs = wiring::blobs(cfg, &wiring::blob_signing_key(jwt.as_bytes())).await?;
     let cipher = AesGcmCipher::from_base64(&key)
         .map_err(|e| anyhow::anyhow!("auth.credentials_key: {e}"))?;
+    let camera_dialer = panoptes_workers::roles::camera_dialer(cfg)?;
     Ok(AppState {
         store: Arc::new(store),
         limiter: backends.limiter.clone(),
@@ -87,7 +88,8 @@ pub async fn build_state(cfg: &Config) -> anyhow::Result<AppState> {
         bus: backends.bus.clone(),
         slots: crate::sse::slots::Slots::new(backends.slots.clone()),
         sse,
-        rtsp_tls: panoptes_workers::roles::ingest_tls(cfg)?,
+        outbound: camera_dialer.guard().clone(),
+        camera_dialer,
         probe_timeout: Duration::from_millis(cfg.ingest.connect_timeout_ms),
         edge: cfg.edge.clone(),
         device_seen: Arc::new(seen_throttle(&cfg.edge)),
@@ -202,6 +204,7 @@ pub fn spec_state() -> AppState {
     let bus: Arc<dyn EventBus> = Arc::new(MemoryBus::new());
     let store =
         SqlStore::lazy("sqlite::memory:").expect("a lazy in-memory SQLite pool needs no I/O");
+    let outbound = Arc::new(wiring::outbound_guard(&Config::default()));
     AppState {
         store: Arc::new(store),
         limiter: Arc::new(MemoryRateLimiter::new()),
@@ -218,7 +221,11 @@ pub fn spec_state() -> AppState {
         bus,
         slots: crate::sse::slots::Slots::new(Arc::new(MemorySlots::new())),
         sse: SseSettings::default(),
-        rtsp_tls: panoptes_workers::ingest::tls::Tls::system(),
+        outbound: outbound.clone(),
+        camera_dialer: panoptes_workers::ingest::Dialer::new(
+            outbound,
+            panoptes_workers::ingest::tls::Tls::system(),
+        ),
         probe_timeout: Duration::from_secs(10),
         edge: Default::default(),
         device_seen: Arc::new(seen_throttle(&Default::default())),

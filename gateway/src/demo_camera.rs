@@ -220,6 +220,7 @@ async fn demo_device(store: &dyn Store, user: UserId) -> anyhow::Result<DeviceId
         updated_at: t,
         push_enabled: true,
         last_seen_at: None,
+        allow_plain_basic_auth: false,
     };
     store.insert_device(&device).await?;
     Ok(device.id)

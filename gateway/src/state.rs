@@ -28,8 +28,11 @@ pub struct AppState {
     pub slots: Arc<crate::sse::slots::Slots>,
     pub hub: Arc<Hub>,
     pub sse: SseSettings,
-    /// TLS for probing `rtsps://` cameras.
-    pub rtsp_tls: panoptes_workers::ingest::tls::Tls,
+    /// Vets every outbound target configured for a customer (camera URLs
+    /// now; webhook and VLM endpoints later) and makes their connections.
+    pub outbound: Arc<panoptes_shared::outbound::OutboundGuard>,
+    /// How probes reach cameras: through `outbound`, with TLS for `rtsps://`.
+    pub camera_dialer: panoptes_workers::ingest::Dialer,
     /// How long a probe may take (connect + first decoded frame).
     pub probe_timeout: std::time::Duration,
     /// Edge push limits.

@@ -8,6 +8,7 @@
 //!   leases and compute nodes, in-process or on Redis.
 //! - [`blobs`]: snapshots in a local directory or S3.
 //! - [`crypto`]: AES-256-GCM for secrets at rest, argon2id for passwords.
+//! - [`resolver`]: the system resolver for the outbound guard.
 //! - [`secrets_file`]: generated secrets for a single-node embedded install.
 
 pub mod blobs;
@@ -19,6 +20,7 @@ pub mod jobs;
 pub mod rate_limit;
 pub mod redis_conn;
 pub mod redis_keys;
+pub mod resolver;
 pub mod secrets_file;
 pub mod slots;
 pub mod store;

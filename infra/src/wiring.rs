@@ -172,3 +172,12 @@ pub async fn blobs(cfg: &Config, signing_key: &[u8]) -> anyhow::Result<Blobs> {
         local: Some(local),
     })
 }
+
+/// The outbound guard every customer-directed connection goes through: the
+/// system resolver, non-public targets refused unless `outbound.allow_private`.
+pub fn outbound_guard(cfg: &Config) -> panoptes_shared::outbound::OutboundGuard {
+    panoptes_shared::outbound::OutboundGuard::new(
+        Arc::new(crate::resolver::SystemResolver),
+        cfg.outbound.allow_private,
+    )
+}

@@ -10,6 +10,7 @@ pub mod domain;
 pub mod error;
 pub mod ids;
 pub mod metrics;
+pub mod outbound;
 pub mod ports;
 pub mod telemetry;
 pub mod time;

@@ -3,17 +3,27 @@
 
 use tracing_subscriber::EnvFilter;
 
+/// The filter directives used when `RUST_LOG` is not set, for `level`.
+pub fn default_directives(level: &str) -> String {
+    // ONNX Runtime logs every graph transform at info: keep its warnings only,
+    // unless the configured level names it. retina's warnings quote what
+    // cameras (or whatever answers at a camera's address) sent, in hex: its
+    // errors only, for the same reason probes never echo a target's bytes.
+    let mut directives = level.to_owned();
+    if !level.contains("ort") {
+        directives.push_str(",ort=warn");
+    }
+    if !level.contains("retina") {
+        directives.push_str(",retina=error");
+    }
+    directives
+}
+
 /// Install the global subscriber. Safe to call more than once (later calls
 /// are no-ops), so tests can call it freely.
 pub fn init(format: &str, level: &str) {
-    // ONNX Runtime logs every graph transform at info: keep its warnings only,
-    // unless the configured level names it.
-    let default = if level.contains("ort") {
-        level.to_owned()
-    } else {
-        format!("{level},ort=warn")
-    };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(default_directives(level)));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(true);

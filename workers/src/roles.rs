@@ -72,6 +72,15 @@ pub fn ingest_tls(cfg: &Config) -> anyhow::Result<crate::ingest::tls::Tls> {
         .map_err(|e| anyhow::anyhow!(e))
 }
 
+/// How cameras are reached (ingest, probes, health checks): through the
+/// outbound guard (`outbound.allow_private`), with [`ingest_tls`].
+pub fn camera_dialer(cfg: &Config) -> anyhow::Result<crate::ingest::Dialer> {
+    Ok(crate::ingest::Dialer::new(
+        Arc::new(wiring::outbound_guard(cfg)),
+        ingest_tls(cfg)?,
+    ))
+}
+
 pub fn engine_options(cfg: &Config) -> EngineOptions {
     let d = &cfg.detector;
     EngineOptions {
@@ -229,7 +238,7 @@ pub async fn run(
                 health_every: (i.health_check_interval_ms > 0)
                     .then(|| Duration::from_millis(i.health_check_interval_ms)),
                 health_in_flight: i.health_checks_in_flight,
-                tls: ingest_tls(cfg)?,
+                dialer: camera_dialer(cfg)?,
             },
         ));
         let (w, stop) = (worker.clone(), shutdown.clone());

@@ -591,7 +591,14 @@ impl World {
                 max_streams: 8,
                 health_every: Some(Duration::from_millis(500)),
                 health_in_flight: 2,
-                tls: panoptes_workers::ingest::tls::Tls::system(),
+                // The RTSP test server is on loopback: private targets allowed.
+                dialer: panoptes_workers::ingest::Dialer::new(
+                    Arc::new(panoptes_shared::outbound::OutboundGuard::new(
+                        Arc::new(panoptes_infra::resolver::SystemResolver),
+                        true,
+                    )),
+                    panoptes_workers::ingest::tls::Tls::system(),
+                ),
             },
         ))
     }

@@ -89,7 +89,8 @@ async fn credentials_are_encrypted_at_rest_and_never_returned() {
     let creds: Value = serde_json::from_slice(&app.state.cipher.open(&sealed).unwrap()).unwrap();
     assert_eq!(
         creds,
-        json!({"username": "cam", "password": "hunter2pass", "token": "tok-abcdef-123"})
+        json!({"username": "cam", "password": "hunter2pass", "token": "tok-abcdef-123",
+               "endpoint": "10.0.0.9:554"})
     );
     let listed = app.get("/api/v1/devices", &user.token).await.expect(200);
     assert!(!listed.body.to_string().contains("hunter2pass"));

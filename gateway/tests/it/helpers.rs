@@ -37,6 +37,17 @@ impl TestApp {
     pub fn stop(&self) {
         self.shutdown.cancel();
     }
+
+    /// Another node on the same store and bus serving `state` (this app's,
+    /// with something swapped in, e.g. a scripted resolver).
+    pub async fn with_state(&self, state: AppState) -> TestApp {
+        TestApp {
+            base: serve(state.clone()).await,
+            client: reqwest::Client::new(),
+            state,
+            shutdown: self.shutdown.child_token(),
+        }
+    }
 }
 
 impl Drop for TestApp {
@@ -157,6 +168,12 @@ pub fn config(backend: &Backend, redis_prefix: &str) -> Vec<(String, String)> {
         (
             "PANOPTES__AUTH__CREDENTIALS_KEY".to_owned(),
             "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_owned(),
+        ),
+        // Test cameras are on loopback and the LAN ranges; `outbound.rs`
+        // turns the guard back on.
+        (
+            "PANOPTES__OUTBOUND__ALLOW_PRIVATE".to_owned(),
+            "true".to_owned(),
         ),
     ];
     // Every test client is 127.0.0.1: the per-client limits on the anonymous

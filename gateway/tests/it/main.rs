@@ -9,11 +9,13 @@ mod blobs;
 mod cli;
 mod devices;
 mod envelope;
+mod fake_rtsp;
 mod fault_proxy;
 mod helpers;
 mod openapi;
 mod ops;
 mod outages;
+mod outbound;
 #[path = "../../../workers/tests/common/rtsp.rs"]
 mod rtsp;
 mod scenes;

@@ -21,9 +21,15 @@ macro_rules! columns {
     () => {
         "id, user_id, name, description, rtsp_url, credentials, location_label, latitude, longitude, \
                        geo_source, device_type, plan, tags, utc_offset_minutes, schedule, status, quota, created_at, updated_at, \
-                       push_enabled"
+                       push_enabled, allow_plain_basic_auth"
     };
 }
+
+const INSERT: &str = concat!(
+    "INSERT INTO devices (",
+    columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
+);
 
 fn device(row: &AnyRow) -> Result<Device> {
     let offset: i64 = get(row, "utc_offset_minutes")?;
@@ -61,6 +67,7 @@ fn device(row: &AnyRow) -> Result<Device> {
         updated_at: time(row, "updated_at")?,
         push_enabled: get::<i64>(row, "push_enabled")? != 0,
         last_seen_at: super::rows::opt_time(row, "last_seen_at")?,
+        allow_plain_basic_auth: get::<i64>(row, "allow_plain_basic_auth")? != 0,
     })
 }
 
@@ -93,18 +100,14 @@ fn bind_all<'q>(
         .bind(to_json(&d.quota)?)
         .bind(ms(d.created_at))
         .bind(ms(d.updated_at))
-        .bind(i64::from(d.push_enabled)))
+        .bind(i64::from(d.push_enabled))
+        .bind(i64::from(d.allow_plain_basic_auth)))
 }
 
 #[async_trait]
 impl DeviceRepo for SqlStore {
     async fn insert_device(&self, d: &Device) -> Result<()> {
-        let sql = concat!(
-            "INSERT INTO devices (",
-            columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
-        );
-        bind_all(sqlx::query(sql), d)?
+        bind_all(sqlx::query(INSERT), d)?
             .execute(&self.pool)
             .await
             .map_err(map_err)?;
@@ -132,12 +135,7 @@ impl DeviceRepo for SqlStore {
         if count(&held)? >= u64::from(cap) {
             return Ok(false);
         }
-        let sql = concat!(
-            "INSERT INTO devices (",
-            columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
-        );
-        bind_all(sqlx::query(sql), d)?
+        bind_all(sqlx::query(INSERT), d)?
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
@@ -191,7 +189,8 @@ impl DeviceRepo for SqlStore {
         let sql = "UPDATE devices SET name = $3, description = $4, rtsp_url = $5, credentials = $6, location_label = $7, \
                    latitude = $8, longitude = $9, geo_source = $10, device_type = $11, plan = $12, tags = $13, \
                    utc_offset_minutes = $14, schedule = $15, status = COALESCE(status, $16), quota = $17, \
-                   created_at = $18, updated_at = $19, push_enabled = $20 WHERE id = $1 AND user_id = $2";
+                   created_at = $18, updated_at = $19, push_enabled = $20, \
+                   allow_plain_basic_auth = $21 WHERE id = $1 AND user_id = $2";
         debug_assert_eq!(user, d.user_id);
         let r = bind_all(sqlx::query(sql), d)?
             .execute(&self.pool)

@@ -61,6 +61,7 @@ pub(crate) fn device(owner: UserId, name: &str) -> Device {
         updated_at: t,
         push_enabled: false,
         last_seen_at: None,
+        allow_plain_basic_auth: false,
     }
 }
 
@@ -294,6 +295,7 @@ pub async fn devices_round_trip_every_field_and_stay_in_their_tenant(store: SqlS
     changed.credentials = None;
     changed.latitude = None;
     changed.tags.clear();
+    changed.allow_plain_basic_auth = true;
     assert!(
         !store
             .update_device(

@@ -99,6 +99,25 @@ impl RtspUrl {
         Self(s)
     }
 
+    /// The port a scheme defaults to: 554 for `rtsp`, 322 for `rtsps` (RFC 7826).
+    pub fn default_port(scheme: &str) -> u16 {
+        if scheme.eq_ignore_ascii_case("rtsps") {
+            322
+        } else {
+            554
+        }
+    }
+
+    /// `host:port` (lower-case host, the scheme's default port when none is
+    /// given): what stored credentials are bound to. `None` for a URL that
+    /// does not parse (never one written through [`parse`](Self::parse)).
+    pub fn endpoint(&self) -> Option<String> {
+        let url = url::Url::parse(&self.0).ok()?;
+        let host = url.host_str().filter(|h| !h.is_empty())?;
+        let port = url.port().unwrap_or(Self::default_port(url.scheme()));
+        Some(format!("{}:{port}", host.to_ascii_lowercase()))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -113,6 +132,11 @@ pub struct RtspCredentials {
     pub password: Option<SecretString>,
     #[serde(serialize_with = "expose")]
     pub token: Option<SecretString>,
+    /// The `host:port` ([`RtspUrl::endpoint`]) these credentials were given
+    /// for; they are never sent anywhere else. `None` in credentials sealed
+    /// before it was recorded: those are used for the device's current URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
 }
 
 /// Serialises a secret in clear: used only to produce the plaintext that is sealed.
@@ -122,8 +146,18 @@ fn expose<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok,
 }
 
 impl RtspCredentials {
+    /// No username, password or token (whatever `endpoint` says).
     pub fn is_empty(&self) -> bool {
         self.username.is_none() && self.password.is_none() && self.token.is_none()
+    }
+
+    /// Whether these credentials may be sent to `url`: they were given for
+    /// its `host:port`, or were sealed before the binding was recorded.
+    pub fn may_be_sent_to(&self, url: &RtspUrl) -> bool {
+        match &self.endpoint {
+            None => true,
+            Some(e) => url.endpoint().as_deref() == Some(e.as_str()),
+        }
     }
 
     pub fn check_len(field: &str, v: &str) -> Result<(), FieldError> {
@@ -184,6 +218,10 @@ pub struct Device {
     pub push_enabled: bool,
     /// Last frame or heartbeat pushed, or last frame pulled (throttled).
     pub last_seen_at: Option<DateTime<Utc>>,
+    /// Basic auth may be sent over plain `rtsp://` (in clear). Off by
+    /// default: without it only Digest is answered on plain RTSP (Basic is
+    /// fine over `rtsps://`).
+    pub allow_plain_basic_auth: bool,
 }
 
 impl Device {
@@ -233,6 +271,29 @@ mod tests {
             assert_eq!(RtspUrl::parse(bad).unwrap_err().field, "rtspUrl", "{bad}");
         }
         assert!(RtspUrl::parse("RTSPS://cam.example.com/live").is_ok());
+    }
+
+    #[test]
+    fn the_endpoint_is_the_lower_case_host_and_the_effective_port() {
+        let ep = |u: &str| RtspUrl::parse(u).unwrap().0.endpoint().unwrap();
+        assert_eq!(ep("rtsp://Cam.Example.com/live"), "cam.example.com:554");
+        assert_eq!(ep("rtsps://cam.example.com/live"), "cam.example.com:322");
+        assert_eq!(ep("rtsp://u:p@10.0.0.5:8554/a"), "10.0.0.5:8554");
+        assert_eq!(ep("rtsp://[::1]:8554/"), "[::1]:8554");
+    }
+
+    #[test]
+    fn credentials_are_sent_only_to_the_endpoint_they_were_given_for() {
+        let url = |u: &str| RtspUrl::parse(u).unwrap().0;
+        let mut creds = RtspCredentials {
+            username: Some("admin".into()),
+            ..Default::default()
+        };
+        assert!(creds.may_be_sent_to(&url("rtsp://cam.example.com/")));
+        creds.endpoint = Some("cam.example.com:554".into());
+        assert!(creds.may_be_sent_to(&url("rtsp://CAM.example.com:554/other")));
+        assert!(!creds.may_be_sent_to(&url("rtsp://cam.example.com:8554/")));
+        assert!(!creds.may_be_sent_to(&url("rtsp://evil.example.com/")));
     }
 
     #[test]

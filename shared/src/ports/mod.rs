@@ -8,6 +8,7 @@ pub mod coord;
 pub mod detections;
 pub mod jobs;
 pub mod rate_limit;
+pub mod resolver;
 pub mod slots;
 pub mod store;
 
@@ -18,6 +19,7 @@ pub use coord::{Leases, NodeInfo, NodeRegistry, NodeStatus};
 pub use detections::DetectionLog;
 pub use jobs::{Claimed, FrameJob, JobQueue, QueuePolicy, QueueStats};
 pub use rate_limit::{RateDecision, RateLimiter};
+pub use resolver::Resolver;
 pub use slots::{SlotGrant, StreamSlots, StreamToken, TakenOver};
 pub use store::{
     AnalyticsRepo, ApiKeyRepo, DeviceRepo, EventRepo, SceneRepo, SessionRepo, Store, TaskRepo,

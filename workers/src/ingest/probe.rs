@@ -4,8 +4,9 @@
 use std::time::{Duration, Instant};
 
 use panoptes_shared::domain::device::DeviceStatus;
-use url::Url;
 
+use super::camera::Camera;
+use super::relay::Dialer;
 use super::source::{self, SourceError, StreamInfo};
 
 #[derive(Debug, Clone)]
@@ -16,16 +17,12 @@ pub struct ProbeReport {
     pub info: Option<StreamInfo>,
     /// Time to the first decoded frame.
     pub first_frame_ms: Option<u64>,
+    /// What failed, as a class with a fixed message (never the camera's bytes).
     pub error: Option<SourceError>,
 }
 
 /// Open the stream and decode one frame, all within `timeout`.
-pub async fn probe(
-    url: &Url,
-    creds: Option<retina::client::Credentials>,
-    timeout: Duration,
-    tls: &super::tls::Tls,
-) -> ProbeReport {
+pub async fn probe(camera: &Camera, timeout: Duration, dialer: &Dialer) -> ProbeReport {
     let started = Instant::now();
     let failed = |e: SourceError| ProbeReport {
         status: e.status(),
@@ -33,7 +30,7 @@ pub async fn probe(
         first_frame_ms: None,
         error: Some(e),
     };
-    let mut stream = match source::open(url, creds, timeout, tls).await {
+    let mut stream = match source::open(camera, timeout, dialer).await {
         Ok(s) => s,
         Err(e) => return failed(e),
     };

@@ -1,22 +1,18 @@
 //! RTSPS (RTSP over TLS). retina speaks plain RTSP, so ingest opens the TLS
 //! session to the camera itself (rustls, certificates verified against the
-//! system roots plus `ingest.tls_ca_file`) and hands retina a loopback port
-//! that relays the one RTSP connection through it. RTP is interleaved on
+//! system roots plus `ingest.tls_ca_file`) on the connection the outbound
+//! guard made, and the relay ([`super::relay`]) hands retina a loopback port
+//! that carries the one RTSP connection through it. RTP is interleaved on
 //! that connection (TCP transport), so the whole session is encrypted.
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
-use tokio::net::{TcpListener, TcpStream};
-use url::Url;
+use tokio::net::TcpStream;
 
 use super::source::SourceError;
-
-/// The default RTSPS port (RFC 7826).
-pub const DEFAULT_PORT: u16 = 322;
 
 /// TLS client settings for cameras. Cheap to clone.
 #[derive(Clone)]
@@ -73,49 +69,29 @@ impl Tls {
         Self::new(None).expect("the system roots alone always make a TLS config")
     }
 
-    /// Open TLS to the `rtsps://` camera and return the `rtsp://` loopback URL
-    /// retina should use; the relay serves one connection, then ends.
-    pub async fn tunnel(&self, url: &Url) -> Result<Url, SourceError> {
-        let host = url
-            .host_str()
-            .ok_or_else(|| SourceError::Unreachable("the URL names no host".into()))?
+    /// TLS over `tcp` (a connection the outbound guard vetted) to the camera
+    /// named `host` (a DNS name or an IP address, brackets allowed); its
+    /// certificate must be valid for that name.
+    pub(crate) async fn connect(
+        &self,
+        host: &str,
+        tcp: TcpStream,
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, SourceError> {
+        let host = host
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_owned();
-        let port = url.port().unwrap_or(DEFAULT_PORT);
-        let tcp = TcpStream::connect((host.as_str(), port))
-            .await
-            .map_err(|e| SourceError::Unreachable(format!("{host}:{port}: {e}")))?;
-        let name = ServerName::try_from(host.clone())
-            .map_err(|e| SourceError::Tls(format!("{host} is not a TLS server name: {e}")))?;
-        let tls = tokio_rustls::TlsConnector::from(self.config.clone())
+        let name = ServerName::try_from(host).map_err(|e| {
+            tracing::debug!(error = %e, "the camera's host is not a TLS server name");
+            SourceError::Tls
+        })?;
+        tokio_rustls::TlsConnector::from(self.config.clone())
             .connect(name, tcp)
             .await
-            .map_err(|e| SourceError::Tls(e.to_string()))?;
-        let listener = TcpListener::bind("127.0.0.1:0").await.map_err(|e| {
-            SourceError::Unreachable(format!("no loopback port for the TLS relay: {e}"))
-        })?;
-        let local = listener
-            .local_addr()
-            .map_err(|e| SourceError::Unreachable(e.to_string()))?;
-        tokio::spawn(async move {
-            let mut tls = tls;
-            if let Ok(Ok((mut plain, _))) =
-                tokio::time::timeout(Duration::from_secs(30), listener.accept()).await
-            {
-                let _ = tokio::io::copy_bidirectional(&mut plain, &mut tls).await;
-            }
-        });
-        let mut plain = url.clone();
-        plain
-            .set_scheme("rtsp")
-            .map_err(|()| SourceError::Unreachable("cannot rewrite the URL".into()))?;
-        plain
-            .set_host(Some("127.0.0.1"))
-            .map_err(|e| SourceError::Unreachable(e.to_string()))?;
-        plain
-            .set_port(Some(local.port()))
-            .map_err(|()| SourceError::Unreachable("cannot rewrite the URL".into()))?;
-        Ok(plain)
+            .map_err(|e| {
+                // The camera's certificate (its names) may be in the text: debug only.
+                tracing::debug!(error = %e, "TLS handshake with the camera failed");
+                SourceError::Tls
+            })
     }
 }

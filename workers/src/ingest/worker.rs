@@ -25,10 +25,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::camera::{Camera, CameraError};
 use super::source::{self, SourceError};
 use crate::detector::image::{encode_jpeg, resize};
 use crate::metrics::WorkerMetrics;
-use retina::client::Credentials;
 
 #[derive(Debug, Clone)]
 pub struct IngestSettings {
@@ -46,8 +46,8 @@ pub struct IngestSettings {
     pub health_every: Option<Duration>,
     /// Probes in flight per node.
     pub health_in_flight: usize,
-    /// TLS for `rtsps://` cameras.
-    pub tls: super::tls::Tls,
+    /// Camera connections: the outbound guard, and TLS for `rtsps://`.
+    pub dialer: super::relay::Dialer,
 }
 
 struct Running {
@@ -218,24 +218,16 @@ impl IngestWorker {
         Ok(())
     }
 
-    /// The device's URL and opened credentials; on failure the device is set
+    /// The device's target ([`Camera::of`]); on failure the device is set
     /// to `error` (its configuration cannot work) and `None` returned.
-    async fn target(&self, device: &Device) -> Option<(url::Url, Option<Credentials>)> {
-        let url = match url::Url::parse(device.rtsp_url.as_str()) {
-            Ok(u) => u,
+    async fn target(&self, device: &Device) -> Option<Camera> {
+        match Camera::of(self.cipher.as_ref(), device) {
+            Ok(camera) => Some(camera),
             Err(e) => {
-                let why = format!("invalid RTSP URL: {e}");
-                self.set_status(device, DeviceStatus::Error, Some(&why))
-                    .await;
-                return None;
-            }
-        };
-        match source::device_credentials(self.cipher.as_ref(), device) {
-            Ok(creds) => Some((url, creds)),
-            Err(e) => {
-                tracing::error!(device = %device.id, error = %e, "RTSP credentials cannot be opened");
-                let why = "stored credentials unreadable";
-                self.set_status(device, DeviceStatus::Error, Some(why))
+                if let CameraError::Credentials(cause) = &e {
+                    tracing::error!(device = %device.id, error = %cause, "RTSP credentials cannot be opened");
+                }
+                self.set_status(device, DeviceStatus::Error, Some(&e.to_string()))
                     .await;
                 None
             }
@@ -243,16 +235,11 @@ impl IngestWorker {
     }
 
     async fn check(&self, device: &Device) {
-        let Some((url, creds)) = self.target(device).await else {
+        let Some(camera) = self.target(device).await else {
             return;
         };
-        let report = super::probe(
-            &url,
-            creds,
-            self.settings.connect_timeout,
-            &self.settings.tls,
-        )
-        .await;
+        let s = &self.settings;
+        let report = super::probe(&camera, s.connect_timeout, &s.dialer).await;
         let detail = match (&report.error, &report.info) {
             (Some(e), _) => format!("health check: {e}"),
             (None, Some(i)) => format!("health check: {} {}x{}", i.codec, i.width, i.height),
@@ -302,21 +289,21 @@ impl IngestWorker {
 
     /// Pull one device's stream until `stop`: connect, sample, reconnect.
     async fn pump(self: Arc<Self>, device: Device, task: AnalysisTask, stop: CancellationToken) {
-        let Some((url, creds)) = self.target(&device).await else {
+        let Some(camera) = self.target(&device).await else {
             return;
         };
         let mut delay = self.settings.reconnect_min;
         while !stop.is_cancelled() {
             let outcome = tokio::select! {
                 _ = stop.cancelled() => break,
-                r = self.session(&device, &task, &url, creds.clone()) => r,
+                r = self.session(&device, &task, &camera) => r,
             };
             let Err((e, streamed)) = outcome else { break };
             if streamed {
                 delay = self.settings.reconnect_min; // it worked for a while
             }
             self.metrics.ingest_reconnects.add(1);
-            tracing::warn!(device = %device.id, error = %e, retry_ms = delay.as_millis() as u64, "stream lost; reconnecting");
+            tracing::warn!(device = %device.id, class = e.class(), error = %e, retry_ms = delay.as_millis() as u64, "stream lost; reconnecting");
             self.set_status(&device, e.status(), Some(&e.to_string()))
                 .await;
             // Full jitter on the upper half: replicas do not retry in step.
@@ -336,11 +323,10 @@ impl IngestWorker {
         &self,
         device: &Device,
         task: &AnalysisTask,
-        url: &url::Url,
-        creds: Option<retina::client::Credentials>,
+        camera: &Camera,
     ) -> std::result::Result<(), (SourceError, bool)> {
         let s = &self.settings;
-        let mut stream = source::open(url, creds, s.connect_timeout, &s.tls)
+        let mut stream = source::open(camera, s.connect_timeout, &s.dialer)
             .await
             .map_err(|e| (e, false))?;
         let period_ms = (1000.0 / s.sample_fps).max(1.0) as u64;
@@ -353,11 +339,10 @@ impl IngestWorker {
                 .await
             {
                 Ok(f) => f,
-                Err(SourceError::Decode(e)) if decode_errors < 50 => {
+                Err(SourceError::Decode) if decode_errors < 50 => {
                     // A damaged access unit: skip it; the next key frame recovers.
                     decode_errors += 1;
                     self.metrics.ingest_decode_failures.add(1);
-                    tracing::debug!(device = %device.id, error = %e, "access unit not decoded");
                     continue;
                 }
                 Err(e) => return Err((e, online)),

@@ -92,6 +92,7 @@ pub async fn tenant(store: &panoptes_infra::store::SqlStore) -> (UserId, DeviceI
         updated_at: t,
         push_enabled: false,
         last_seen_at: None,
+        allow_plain_basic_auth: false,
     };
     store.insert_device(&device).await.unwrap();
     let zone = Polygon::parse(&[

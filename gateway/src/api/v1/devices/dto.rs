@@ -152,6 +152,10 @@ pub struct CreateDeviceRequest {
     /// The device pushes its frames (`POST /devices/{id}/frames`) instead of
     /// being pulled over RTSP. Always true for `usb_camera`. Default false.
     pub push_enabled: Option<bool>,
+    /// Allow answering a Basic auth challenge over plain `rtsp://`, which
+    /// sends the password in clear. Default false: on plain RTSP only Digest
+    /// is answered (Basic over `rtsps://` needs no opt-in).
+    pub allow_plain_basic_auth: Option<bool>,
 }
 
 #[derive(Debug, Object, Deserialize)]
@@ -167,6 +171,9 @@ pub struct UpdateDeviceRequest {
     #[serde(default)]
     #[oai(validator(max_length = 500))]
     pub description: MaybeUndefined<String>,
+    /// A new host or port drops the stored credentials unless new ones are
+    /// given in the same request: credentials are never sent to another
+    /// address than the one they were given for.
     #[oai(validator(max_length = 2048, pattern = r"^[rR][tT][sS][pP][sS]?://[^\s/@]+"))]
     pub rtsp_url: Option<String>,
     /// `null` removes it.
@@ -201,6 +208,8 @@ pub struct UpdateDeviceRequest {
     #[serde(default)]
     pub schedule: MaybeUndefined<ScheduleDto>,
     pub push_enabled: Option<bool>,
+    /// See `allowPlainBasicAuth` of device creation.
+    pub allow_plain_basic_auth: Option<bool>,
 }
 
 #[derive(Debug, Object)]
@@ -226,6 +235,8 @@ pub struct DeviceDto {
     pub status: DeviceStatus,
     /// Frames arrive by edge push (true for `usb_camera`).
     pub push_enabled: bool,
+    /// Basic auth may be answered over plain `rtsp://` (password in clear).
+    pub allow_plain_basic_auth: bool,
     /// Last frame or heartbeat received from the device.
     pub last_seen_at: Option<DateTime<Utc>>,
     /// Next scheduled analysis start, UTC (null without a schedule).
@@ -253,6 +264,7 @@ impl From<&domain::Device> for DeviceDto {
             schedule: d.schedule.as_ref().map(ScheduleDto::from_domain),
             status: d.status.into(),
             push_enabled: d.is_push(),
+            allow_plain_basic_auth: d.allow_plain_basic_auth,
             last_seen_at: d.last_seen_at,
             next_scheduled_at: d.next_scheduled_at(now()),
             created_at: d.created_at,
@@ -295,14 +307,21 @@ pub fn credentials(
         username: username.filter(|u| !u.is_empty()).or(eu),
         password: password.filter(|p| !p.is_empty()).or(ep).map(Into::into),
         token: token.filter(|t| !t.is_empty()).map(Into::into),
+        endpoint: None,
     })
 }
 
-/// Seal credentials for the store (`None` when there are none).
-pub fn seal(cipher: &dyn SecretCipher, creds: &RtspCredentials) -> Result<Option<Sealed>, Error> {
+/// Seal credentials for the store (`None` when there are none), bound to
+/// the `host:port` of `url`: they are only ever sent there.
+pub fn seal(
+    cipher: &dyn SecretCipher,
+    creds: &mut RtspCredentials,
+    url: &RtspUrl,
+) -> Result<Option<Sealed>, Error> {
     if creds.is_empty() {
         return Ok(None);
     }
+    creds.endpoint = url.endpoint();
     let plain = serde_json::to_vec(creds).map_err(Error::internal)?;
     cipher.seal(&plain).map(Some)
 }
@@ -320,7 +339,8 @@ impl CreateDeviceRequest {
     ) -> Result<domain::Device, Error> {
         let r = self;
         let (rtsp_url, embedded) = RtspUrl::parse(&r.rtsp_url)?;
-        let creds = credentials(embedded, r.rtsp_username, r.rtsp_password, r.rtsp_token)?;
+        let mut creds = credentials(embedded, r.rtsp_username, r.rtsp_password, r.rtsp_token)?;
+        let sealed = seal(cipher, &mut creds, &rtsp_url)?;
         let t = now();
         Ok(domain::Device {
             id: DeviceId::new(),
@@ -328,7 +348,7 @@ impl CreateDeviceRequest {
             name: text("name", &r.name, 1, 200)?,
             description: optional_multiline("description", r.description.as_deref(), 500)?,
             rtsp_url,
-            credentials: seal(cipher, &creds)?,
+            credentials: sealed,
             location_label: optional_text("locationLabel", r.location_label.as_deref(), 200)?,
             latitude: r.latitude.map(latitude).transpose()?,
             longitude: r.longitude.map(longitude).transpose()?,
@@ -353,6 +373,7 @@ impl CreateDeviceRequest {
             updated_at: t,
             push_enabled: r.push_enabled.unwrap_or(false),
             last_seen_at: None,
+            allow_plain_basic_auth: r.allow_plain_basic_auth.unwrap_or(false),
         })
     }
 }
@@ -377,8 +398,10 @@ impl UpdateDeviceRequest {
             d.description = optional_multiline("description", v.as_deref(), 500)?;
         }
         let mut embedded = None;
+        let mut moved = false;
         if let Some(url) = r.rtsp_url {
             let (url, creds) = RtspUrl::parse(&url)?;
+            moved = url.endpoint() != d.rtsp_url.endpoint();
             d.rtsp_url = url;
             embedded = creds;
         }
@@ -387,8 +410,14 @@ impl UpdateDeviceRequest {
             given(r.rtsp_password),
             given(r.rtsp_token),
         );
-        if embedded.is_some() || user.is_some() || pass.is_some() || token.is_some() {
-            let mut creds = open(cipher, d.credentials.as_ref())?;
+        if moved || embedded.is_some() || user.is_some() || pass.is_some() || token.is_some() {
+            // A new host or port starts without the stored credentials: only
+            // those given with the change go there.
+            let mut creds = if moved {
+                RtspCredentials::default()
+            } else {
+                open(cipher, d.credentials.as_ref())?
+            };
             let (embedded_user, embedded_pass) = embedded.unzip();
             let non_empty = |v: Option<String>| v.filter(|v| !v.is_empty());
             // An explicit field wins (null clears it); otherwise a credential embedded in the new URL.
@@ -423,7 +452,7 @@ impl UpdateDeviceRequest {
                     RtspCredentials::check_len(field, v.expose_secret())?;
                 }
             }
-            d.credentials = seal(cipher, &creds)?;
+            d.credentials = seal(cipher, &mut creds, &d.rtsp_url)?;
         }
         if let Some(v) = given(r.location_label) {
             d.location_label = optional_text("locationLabel", v.as_deref(), 200)?;
@@ -445,6 +474,9 @@ impl UpdateDeviceRequest {
         }
         if let Some(p) = r.push_enabled {
             d.push_enabled = p;
+        }
+        if let Some(v) = r.allow_plain_basic_auth {
+            d.allow_plain_basic_auth = v;
         }
         if let Some(tags) = r.tags {
             d.tags = parse_tags(&tags)?;

@@ -1,5 +1,7 @@
 //! `/api/v1/devices`: cameras and frame sources. RTSP credentials are sealed
 //! with AES-GCM before they reach the store and are never returned or logged.
+//! Camera URLs must point at public addresses (the outbound guard; see
+//! `panoptes_shared::outbound`) unless `outbound.allow_private` is set.
 
 mod analysis;
 mod dto;
@@ -8,8 +10,9 @@ mod quota;
 
 use panoptes_shared::Error;
 use panoptes_shared::domain::api_key::Scope;
-use panoptes_shared::domain::device::Device;
+use panoptes_shared::domain::device::{Device, RtspUrl};
 use panoptes_shared::ids::DeviceId;
+use panoptes_shared::outbound::OutboundError;
 use poem_openapi::OpenApi;
 use poem_openapi::param::{Path, Query};
 use uuid::Uuid;
@@ -44,6 +47,28 @@ impl AppState {
         .await
     }
 
+    /// Refuse a camera URL aimed at a non-public address (400 naming
+    /// `rtspUrl`). A name that does not resolve now (or within the guard's
+    /// short deadline) is accepted: every connection is checked again.
+    pub async fn vet_camera_url(&self, url: &RtspUrl) -> Result<(), Error> {
+        let parsed = url::Url::parse(url.as_str())
+            .map_err(|e| Error::validation("rtspUrl", format!("is not a valid URL ({e})")))?;
+        let port = parsed
+            .port()
+            .unwrap_or(RtspUrl::default_port(parsed.scheme()));
+        match self.outbound.check_url(&parsed, port).await {
+            Ok(()) | Err(OutboundError::Unresolvable(_) | OutboundError::Connect(_)) => Ok(()),
+            Err(OutboundError::Blocked(why)) => Err(Error::validation(
+                "rtspUrl",
+                format!("points at a {why} address; only public addresses are allowed"),
+            )),
+            Err(OutboundError::InvalidHost) => Err(Error::validation(
+                "rtspUrl",
+                "must name an IP address or a DNS name",
+            )),
+        }
+    }
+
     /// The caller's device, or 404 (also for another tenant's device, and
     /// for any device but its own to a device key).
     pub async fn device(&self, caller: &Caller, id: Uuid) -> Result<Device, Error> {
@@ -71,6 +96,7 @@ impl DevicesApi {
         let device = body
             .parse()?
             .into_device(caller.user_id, self.state.cipher.as_ref())?;
+        self.state.vet_camera_url(&device.rtsp_url).await?;
         let cap = self.state.max_devices_per_user;
         if !self.state.store.insert_device_capped(&device, cap).await? {
             return Err(Error::LimitReached {
@@ -141,8 +167,12 @@ impl DevicesApi {
         let caller = auth.caller();
         caller.require(Scope::DeviceWrite)?;
         let mut device = self.state.device(caller, id.0).await?;
-        body.parse()?
-            .apply(&mut device, self.state.cipher.as_ref())?;
+        let change = body.parse()?;
+        let new_url = change.rtsp_url.is_some();
+        change.apply(&mut device, self.state.cipher.as_ref())?;
+        if new_url {
+            self.state.vet_camera_url(&device.rtsp_url).await?;
+        }
         if !self
             .state
             .store
@@ -210,9 +240,12 @@ impl DevicesApi {
 
     /// Try the device's RTSP stream now: DESCRIBE, SETUP, PLAY and a first
     /// decoded frame within `ingest.connect_timeout_ms`. Reports the codec and
-    /// resolution or what failed, and sets the device's status from the
-    /// outcome (`online`, `offline`: no answer, `error`: answers but cannot be
-    /// analysed). At most 10 probes a minute per user. Scope `device:write`.
+    /// resolution, or what failed as a stable class (`error`) with a fixed
+    /// message, never what the target sent; and sets the device's status
+    /// from the outcome (`online`, `offline`: no answer, `error`: answers but
+    /// cannot be analysed, or the address is refused). Non-public addresses
+    /// are refused (`blocked_address`), checked on every resolved address at
+    /// connect time. At most 10 probes a minute per user. Scope `device:write`.
     #[oai(
         path = "/devices/:id/probe",
         method = "post",

@@ -1,11 +1,18 @@
 //! `POST /devices/{id}/probe`: the ingest role's RTSP client tries the
-//! stream now, and the device's status follows the outcome.
+//! stream now, and the device's status follows the outcome. A failure is
+//! reported as a stable class and a fixed message: nothing the target sent
+//! is echoed (in the response, the logs or the stored status), so a probe
+//! tells a tenant what is wrong with its camera and nothing about whatever
+//! else answers at that address.
 
 use chrono::{DateTime, Utc};
 use panoptes_shared::Error;
 use panoptes_shared::analysis::set_device_status;
 use panoptes_shared::domain::device::Device;
-use poem_openapi::Object;
+use panoptes_workers::ingest::Camera;
+use panoptes_workers::ingest::camera::CameraError;
+use panoptes_workers::ingest::source::SourceError;
+use poem_openapi::{Enum, Object};
 use uuid::Uuid;
 
 use crate::api::v1::enums::DeviceStatus;
@@ -26,21 +33,73 @@ pub struct ProbeDto {
     pub height: Option<u32>,
     /// Time from connecting to the first decoded frame.
     pub first_frame_ms: Option<u64>,
-    /// What went wrong, when it did.
-    pub error: Option<String>,
+    /// What went wrong, when it did: a stable class.
+    pub error: Option<ProbeError>,
+    /// A fixed human-readable explanation of `error`.
+    pub error_message: Option<String>,
     pub probed_at: DateTime<Utc>,
 }
 
+/// Why a probe failed. `blocked_address`: the URL points at a non-public
+/// address (loopback, private, link-local...), refused by the platform;
+/// `unreachable`: no connection (unknown name, refused, reset);
+/// `timeout`: no answer in time; `not_rtsp`: something answered, not an RTSP
+/// server; `protocol_error`: the RTSP session failed (e.g. an error status);
+/// `unauthorized`: the camera refused the credentials (or wants some);
+/// `insecure_auth_refused`: the camera offers only Basic auth on plain
+/// `rtsp://` and the password was not sent (use `rtsps://` or set
+/// `allowPlainBasicAuth`); `unsupported_codec`: no H.264 video;
+/// `tls_failed`: the TLS session failed (e.g. an untrusted certificate);
+/// `stalled`, `ended`: no frame came; `decode_failed`: the video could not be
+/// decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum ProbeError {
+    BlockedAddress,
+    Unreachable,
+    Timeout,
+    NotRtsp,
+    ProtocolError,
+    Unauthorized,
+    InsecureAuthRefused,
+    UnsupportedCodec,
+    TlsFailed,
+    Stalled,
+    Ended,
+    DecodeFailed,
+}
+
+impl From<&SourceError> for ProbeError {
+    fn from(e: &SourceError) -> Self {
+        match e {
+            SourceError::BlockedAddress => Self::BlockedAddress,
+            SourceError::Unreachable => Self::Unreachable,
+            SourceError::Timeout => Self::Timeout,
+            SourceError::NotRtsp => Self::NotRtsp,
+            SourceError::Protocol => Self::ProtocolError,
+            SourceError::Unauthorized => Self::Unauthorized,
+            SourceError::InsecureAuthRefused => Self::InsecureAuthRefused,
+            SourceError::UnsupportedCodec => Self::UnsupportedCodec,
+            SourceError::Tls => Self::TlsFailed,
+            SourceError::Stalled(_) => Self::Stalled,
+            SourceError::Ended => Self::Ended,
+            SourceError::Decode => Self::DecodeFailed,
+        }
+    }
+}
+
 pub async fn run(state: &AppState, device: &Device) -> Result<ProbeDto, Error> {
-    let url = url::Url::parse(device.rtsp_url.as_str())
-        .map_err(|e| Error::validation("rtspUrl", format!("is not a valid URL ({e})")))?;
-    let creds =
-        panoptes_workers::ingest::source::device_credentials(state.cipher.as_ref(), device)?;
+    let camera = Camera::of(state.cipher.as_ref(), device).map_err(|e| match e {
+        CameraError::InvalidUrl(e) => {
+            Error::validation("rtspUrl", format!("is not a valid URL ({e})"))
+        }
+        CameraError::Credentials(e) => e,
+    })?;
     let report =
-        panoptes_workers::ingest::probe(&url, creds, state.probe_timeout, &state.rtsp_tls).await;
+        panoptes_workers::ingest::probe(&camera, state.probe_timeout, &state.camera_dialer).await;
     let at = panoptes_shared::time::now();
-    let error = report.error.as_ref().map(ToString::to_string);
-    let detail = match (&report.info, &error) {
+    let error = report.error.as_ref();
+    let detail = match (&report.info, error) {
         (_, Some(e)) => format!("probe: {e}"),
         (Some(i), None) => format!("probe: {} {}x{}", i.codec, i.width, i.height),
         (None, None) => "probe".to_owned(),
@@ -57,7 +116,7 @@ pub async fn run(state: &AppState, device: &Device) -> Result<ProbeDto, Error> {
         )
         .await?;
     }
-    tracing::info!(device = %device.id, status = report.status.as_str(), error = error.as_deref(), "device probed");
+    tracing::info!(device = %device.id, status = report.status.as_str(), error = error.map(SourceError::class), "device probed");
     Ok(ProbeDto {
         device_id: device.id.0,
         status: if device.is_push() {
@@ -71,7 +130,8 @@ pub async fn run(state: &AppState, device: &Device) -> Result<ProbeDto, Error> {
         width: report.info.as_ref().map(|i| i.width).filter(|w| *w > 0),
         height: report.info.as_ref().map(|i| i.height).filter(|h| *h > 0),
         first_frame_ms: report.first_frame_ms,
-        error,
+        error: error.map(ProbeError::from),
+        error_message: error.map(ToString::to_string),
         probed_at: at,
     })
 }
