@@ -16,7 +16,7 @@ use panoptes_shared::ports::AnalyticsRepo;
 use sqlx::any::AnyRow;
 
 use super::rows::{count, enum_col, get, id, json, ms, time, to_json};
-use super::{SqlStore, map_err};
+use super::{SqlStore, Within};
 
 macro_rules! snapshot_columns {
     () => {
@@ -99,13 +99,13 @@ impl AnalyticsRepo for SqlStore {
         .bind(s.compute_node_id.clone())
         .bind(ms(s.created_at))
         .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
+        .within(self.deadline)
+        .await?;
         Ok(())
     }
 
     async fn insert_rolling(&self, rows: &[RollingRow]) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut tx = self.pool.begin().within(self.deadline).await?;
         for r in rows {
             sqlx::query(concat!(
                 "INSERT INTO scene_analytics_rolling (",
@@ -124,10 +124,10 @@ impl AnalyticsRepo for SqlStore {
             .bind(r.compute_node_id.clone())
             .bind(ms(r.created_at))
             .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+            .within(self.deadline)
+            .await?;
         }
-        tx.commit().await.map_err(map_err)?;
+        tx.commit().within(self.deadline).await?;
         Ok(())
     }
 
@@ -148,8 +148,8 @@ impl AnalyticsRepo for SqlStore {
         .bind(from)
         .bind(to)
         .fetch_one(&self.pool)
-        .await
-        .map_err(map_err)?;
+        .within(self.deadline)
+        .await?;
         let rows = sqlx::query(concat!(
             "SELECT ",
             snapshot_columns!(),
@@ -164,8 +164,8 @@ impl AnalyticsRepo for SqlStore {
         .bind(i64::from(page.limit))
         .bind(page.offset())
         .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
+        .within(self.deadline)
+        .await?;
         Ok(Page {
             items: rows.iter().map(snapshot).collect::<Result<_>>()?,
             total: count(&total)?,
@@ -183,8 +183,8 @@ impl AnalyticsRepo for SqlStore {
         .bind(scene.to_string())
         .bind(user.to_string())
         .fetch_optional(&self.pool)
-        .await
-        .map_err(map_err)?;
+        .within(self.deadline)
+        .await?;
         row.as_ref().map(snapshot).transpose()
     }
 
@@ -210,8 +210,8 @@ impl AnalyticsRepo for SqlStore {
         .bind(to)
         .bind(name)
         .fetch_one(&self.pool)
-        .await
-        .map_err(map_err)?;
+        .within(self.deadline)
+        .await?;
         let rows = sqlx::query(concat!(
             "SELECT ",
             rolling_columns!(),
@@ -228,8 +228,8 @@ impl AnalyticsRepo for SqlStore {
         .bind(i64::from(page.limit))
         .bind(page.offset())
         .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
+        .within(self.deadline)
+        .await?;
         Ok(Page {
             items: rows.iter().map(rolling).collect::<Result<_>>()?,
             total: count(&total)?,
@@ -250,8 +250,8 @@ impl AnalyticsRepo for SqlStore {
             .bind(w.as_str())
             .bind(user.to_string())
             .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?;
+            .within(self.deadline)
+            .await?;
             if let Some(row) = row {
                 out.push(rolling(&row)?);
             }
@@ -268,8 +268,8 @@ impl AnalyticsRepo for SqlStore {
             removed += sqlx::query(sql)
                 .bind(ms(before))
                 .execute(&self.pool)
-                .await
-                .map_err(map_err)?
+                .within(self.deadline)
+                .await?
                 .rows_affected();
         }
         Ok(removed)

@@ -10,7 +10,7 @@ use panoptes_shared::ports::ApiKeyRepo;
 use sqlx::any::AnyRow;
 
 use super::rows::{corrupt, count, enum_col, get, id, ms, opt_ms, opt_time, time};
-use super::{SqlStore, map_err};
+use super::{SqlStore, Within};
 
 /// The column list, as a macro so statements stay `&'static str` (audited, no runtime formatting).
 macro_rules! columns {
@@ -63,8 +63,8 @@ impl ApiKeyRepo for SqlStore {
         .bind(k.device_id.map(|d| d.to_string()))
         .bind(hash.0.clone())
         .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
+        .within(self.deadline)
+        .await?;
         Ok(())
     }
 
@@ -76,8 +76,8 @@ impl ApiKeyRepo for SqlStore {
         ))
         .bind(hash.0.clone())
         .fetch_optional(&self.pool)
-        .await
-        .map_err(map_err)?;
+        .within(self.deadline)
+        .await?;
         row.map(|r| Ok((api_key(&r)?, KeyHash(get(&r, "key_hash")?))))
             .transpose()
     }
@@ -91,8 +91,8 @@ impl ApiKeyRepo for SqlStore {
         .bind(user.to_string())
         .bind(key.to_string())
         .fetch_optional(&self.pool)
-        .await
-        .map_err(map_err)?;
+        .within(self.deadline)
+        .await?;
         row.as_ref().map(api_key).transpose()
     }
 
@@ -100,8 +100,8 @@ impl ApiKeyRepo for SqlStore {
         let total = sqlx::query("SELECT COUNT(*) FROM api_keys WHERE user_id = $1")
             .bind(user.to_string())
             .fetch_one(&self.pool)
-            .await
-            .map_err(map_err)?;
+            .within(self.deadline)
+            .await?;
         let rows = sqlx::query(concat!(
             "SELECT ",
             columns!(),
@@ -111,8 +111,8 @@ impl ApiKeyRepo for SqlStore {
         .bind(i64::from(page.limit))
         .bind(page.offset())
         .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
+        .within(self.deadline)
+        .await?;
         Ok(Page {
             items: rows.iter().map(api_key).collect::<Result<_>>()?,
             total: count(&total)?,
@@ -133,8 +133,8 @@ impl ApiKeyRepo for SqlStore {
         .bind(user.to_string())
         .bind(k.id.to_string())
         .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
+        .within(self.deadline)
+        .await?;
         Ok(r.rows_affected() > 0)
     }
 
@@ -150,8 +150,8 @@ impl ApiKeyRepo for SqlStore {
         .bind(user.to_string())
         .bind(k.id.to_string())
         .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
+        .within(self.deadline)
+        .await?;
         Ok(r.rows_affected() > 0)
     }
 
@@ -160,8 +160,8 @@ impl ApiKeyRepo for SqlStore {
             .bind(ms(at))
             .bind(key.to_string())
             .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
+            .within(self.deadline)
+            .await?;
         Ok(())
     }
 }

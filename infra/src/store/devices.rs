@@ -14,7 +14,7 @@ use panoptes_shared::time::now;
 use sqlx::any::AnyRow;
 
 use super::rows::{StoredSchedule, corrupt, count, enum_col, get, id, json, ms, time, to_json};
-use super::{SqlStore, map_err};
+use super::{SqlStore, Within};
 
 /// The column list, as a macro so statements stay `&'static str` (audited, no runtime formatting).
 macro_rules! columns {
@@ -109,8 +109,8 @@ impl DeviceRepo for SqlStore {
     async fn insert_device(&self, d: &Device) -> Result<()> {
         bind_all(sqlx::query(INSERT), d)?
             .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
+            .within(self.deadline)
+            .await?;
         Ok(())
     }
 
@@ -119,27 +119,27 @@ impl DeviceRepo for SqlStore {
             self.insert_device(d).await?;
             return Ok(true);
         }
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut tx = self.pool.begin().within(self.deadline).await?;
         // Lock the owner's row first (PostgreSQL row lock; SQLite takes its
         // write lock), so concurrent creates of one user count one at a time.
         sqlx::query("UPDATE users SET id = id WHERE id = $1")
             .bind(d.user_id.to_string())
             .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+            .within(self.deadline)
+            .await?;
         let held = sqlx::query("SELECT COUNT(*) FROM devices WHERE user_id = $1")
             .bind(d.user_id.to_string())
             .fetch_one(&mut *tx)
-            .await
-            .map_err(map_err)?;
+            .within(self.deadline)
+            .await?;
         if count(&held)? >= u64::from(cap) {
             return Ok(false);
         }
         bind_all(sqlx::query(INSERT), d)?
             .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
+            .within(self.deadline)
+            .await?;
+        tx.commit().within(self.deadline).await?;
         Ok(true)
     }
 
@@ -152,8 +152,8 @@ impl DeviceRepo for SqlStore {
         .bind(user.to_string())
         .bind(device_id.to_string())
         .fetch_optional(&self.pool)
-        .await
-        .map_err(map_err)?;
+        .within(self.deadline)
+        .await?;
         row.as_ref().map(device).transpose()
     }
 
@@ -161,8 +161,8 @@ impl DeviceRepo for SqlStore {
         let total = sqlx::query("SELECT COUNT(*) FROM devices WHERE user_id = $1")
             .bind(user.to_string())
             .fetch_one(&self.pool)
-            .await
-            .map_err(map_err)?;
+            .within(self.deadline)
+            .await?;
         let rows = sqlx::query(concat!(
             "SELECT ",
             columns!(),
@@ -172,8 +172,8 @@ impl DeviceRepo for SqlStore {
         .bind(i64::from(page.limit))
         .bind(page.offset())
         .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
+        .within(self.deadline)
+        .await?;
         Ok(Page {
             items: rows.iter().map(device).collect::<Result<_>>()?,
             total: count(&total)?,
@@ -194,8 +194,8 @@ impl DeviceRepo for SqlStore {
         debug_assert_eq!(user, d.user_id);
         let r = bind_all(sqlx::query(sql), d)?
             .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
+            .within(self.deadline)
+            .await?;
         Ok(r.rows_affected() > 0)
     }
 
@@ -213,8 +213,8 @@ impl DeviceRepo for SqlStore {
         .bind(user.to_string())
         .bind(device_id.to_string())
         .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
+        .within(self.deadline)
+        .await?;
         Ok(r.rows_affected() > 0)
     }
 
@@ -225,7 +225,7 @@ impl DeviceRepo for SqlStore {
         to: DeviceStatus,
         event: &panoptes_shared::domain::event::PlatformEvent,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut tx = self.pool.begin().within(self.deadline).await?;
         let r = sqlx::query(
             "UPDATE devices SET status = $1, updated_at = $2 WHERE user_id = $3 AND id = $4 AND status <> $1",
         )
@@ -234,13 +234,13 @@ impl DeviceRepo for SqlStore {
         .bind(user.to_string())
         .bind(device_id.to_string())
         .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
+        .within(self.deadline)
+        .await?;
         if r.rows_affected() == 0 {
             return Ok(false);
         }
         super::events::insert_event(&mut tx, event).await?;
-        tx.commit().await.map_err(map_err)?;
+        tx.commit().within(self.deadline).await?;
         Ok(true)
     }
 
@@ -258,8 +258,8 @@ impl DeviceRepo for SqlStore {
         .bind(user.to_string())
         .bind(device_id.to_string())
         .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
+        .within(self.deadline)
+        .await?;
         Ok(r.rows_affected() > 0)
     }
 
@@ -276,8 +276,8 @@ impl DeviceRepo for SqlStore {
         ))
         .bind(ms(before))
         .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
+        .within(self.deadline)
+        .await?;
         rows.iter().map(device).collect()
     }
 
@@ -291,8 +291,8 @@ impl DeviceRepo for SqlStore {
         ))
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
+        .within(self.deadline)
+        .await?;
         rows.iter().map(device).collect()
     }
 
@@ -303,8 +303,8 @@ impl DeviceRepo for SqlStore {
             ", last_seen_at FROM devices WHERE schedule IS NOT NULL ORDER BY id"
         ))
         .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
+        .within(self.deadline)
+        .await?;
         rows.iter().map(device).collect()
     }
 
@@ -313,8 +313,8 @@ impl DeviceRepo for SqlStore {
             .bind(user.to_string())
             .bind(device_id.to_string())
             .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
+            .within(self.deadline)
+            .await?;
         Ok(r.rows_affected() > 0)
     }
 }

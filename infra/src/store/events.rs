@@ -9,7 +9,7 @@ use panoptes_shared::ports::EventRepo;
 use sqlx::any::AnyRow;
 
 use super::rows::{corrupt, count, enum_col, get, id, json, ms, time, to_json};
-use super::{SqlStore, map_err};
+use super::{SqlStore, Within, map_err};
 
 macro_rules! columns {
     () => {
@@ -58,7 +58,7 @@ pub(super) async fn insert_event(conn: &mut sqlx::AnyConnection, e: &PlatformEve
 #[async_trait]
 impl EventRepo for SqlStore {
     async fn record_event(&self, e: &PlatformEvent) -> Result<()> {
-        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        let mut conn = self.pool.acquire().within(self.deadline).await?;
         insert_event(&mut conn, e).await
     }
 
@@ -75,8 +75,8 @@ impl EventRepo for SqlStore {
         .bind(user.to_string())
         .bind(device.clone())
         .fetch_one(&self.pool)
-        .await
-        .map_err(map_err)?;
+        .within(self.deadline)
+        .await?;
         let rows = sqlx::query(concat!(
             "SELECT ",
             columns!(),
@@ -88,8 +88,8 @@ impl EventRepo for SqlStore {
         .bind(i64::from(page.limit))
         .bind(page.offset())
         .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
+        .within(self.deadline)
+        .await?;
         Ok(Page {
             items: rows.iter().map(event).collect::<Result<_>>()?,
             total: count(&total)?,

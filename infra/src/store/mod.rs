@@ -48,6 +48,37 @@ pub struct StoreOptions {
 pub struct SqlStore {
     pool: AnyPool,
     backend: StoreBackend,
+    /// Longest a statement may take, waiting for a connection included.
+    deadline: Duration,
+}
+
+/// Every statement runs under the store's deadline: sqlx bounds the wait for
+/// a pooled connection (`acquire_timeout`), but not a server that stops
+/// answering mid-statement; this does, and the caller gets 503.
+pub(crate) trait Within<T>:
+    std::future::Future<Output = Result<T, sqlx::Error>> + Sized
+{
+    fn within(
+        self,
+        deadline: Duration,
+    ) -> futures::future::Map<tokio::time::Timeout<Self>, fn(TimedResult<T>) -> Result<T>> {
+        use futures::FutureExt;
+        tokio::time::timeout(deadline, self).map(settle::<T> as fn(TimedResult<T>) -> Result<T>)
+    }
+}
+
+impl<T, F: std::future::Future<Output = Result<T, sqlx::Error>>> Within<T> for F {}
+
+pub(crate) type TimedResult<T> = Result<Result<T, sqlx::Error>, tokio::time::error::Elapsed>;
+
+fn settle<T>(r: TimedResult<T>) -> Result<T> {
+    match r {
+        Ok(r) => r.map_err(map_err),
+        Err(_) => Err(Error::unavailable(
+            "store",
+            "the store did not answer within its deadline",
+        )),
+    }
 }
 
 impl SqlStore {
@@ -94,7 +125,11 @@ impl SqlStore {
             });
         }
         let pool = pool.connect(&url).await.map_err(map_err)?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            deadline: opts.acquire_timeout,
+        })
     }
 
     /// A store that connects on first use (for rendering the OpenAPI document,
@@ -110,7 +145,11 @@ impl SqlStore {
             .max_connections(1)
             .connect_lazy(url)
             .map_err(map_err)?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            deadline: Duration::from_secs(5),
+        })
     }
 
     /// Apply the embedded migrations of this backend (idempotent).
@@ -143,8 +182,8 @@ impl Store for SqlStore {
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
+            .within(self.deadline)
+            .await?;
         Ok(())
     }
 }

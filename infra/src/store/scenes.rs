@@ -9,7 +9,7 @@ use panoptes_shared::ports::SceneRepo;
 use sqlx::any::AnyRow;
 
 use super::rows::{corrupt, count, enum_col, get, id, json, ms, time, to_json};
-use super::{SqlStore, map_err};
+use super::{SqlStore, Within};
 
 /// The column list, as a macro so statements stay `&'static str` (audited, no runtime formatting).
 macro_rules! columns {
@@ -60,8 +60,8 @@ impl SceneRepo for SqlStore {
         .bind(ms(s.created_at))
         .bind(ms(s.updated_at))
         .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
+        .within(self.deadline)
+        .await?;
         Ok(())
     }
 
@@ -74,8 +74,8 @@ impl SceneRepo for SqlStore {
         .bind(user.to_string())
         .bind(scene_id.to_string())
         .fetch_optional(&self.pool)
-        .await
-        .map_err(map_err)?;
+        .within(self.deadline)
+        .await?;
         row.as_ref().map(scene).transpose()
     }
 
@@ -110,16 +110,16 @@ impl SceneRepo for SqlStore {
             .bind(user.to_string())
             .bind(device.clone())
             .fetch_one(&self.pool)
-            .await
-            .map_err(map_err)?;
+            .within(self.deadline)
+            .await?;
         let rows = sqlx::query(page_sql)
             .bind(user.to_string())
             .bind(device)
             .bind(i64::from(page.limit))
             .bind(page.offset())
             .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?;
+            .within(self.deadline)
+            .await?;
         Ok(Page {
             items: rows.iter().map(scene).collect::<Result<_>>()?,
             total: count(&total)?,
@@ -140,8 +140,8 @@ impl SceneRepo for SqlStore {
         .bind(user.to_string())
         .bind(s.id.to_string())
         .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
+        .within(self.deadline)
+        .await?;
         Ok(r.rows_affected() > 0)
     }
 
@@ -150,8 +150,8 @@ impl SceneRepo for SqlStore {
             .bind(user.to_string())
             .bind(scene_id.to_string())
             .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
+            .within(self.deadline)
+            .await?;
         Ok(r.rows_affected() > 0)
     }
 }

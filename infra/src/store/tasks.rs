@@ -13,7 +13,7 @@ use panoptes_shared::ports::TaskRepo;
 use sqlx::any::AnyRow;
 
 use super::rows::{corrupt, enum_col, get, id, ms, opt_ms, opt_time, time, to_json};
-use super::{SqlStore, map_err};
+use super::{SqlStore, Within, map_err};
 
 macro_rules! columns {
     () => {
@@ -49,7 +49,7 @@ fn task(row: &AnyRow) -> Result<AnalysisTask> {
 impl TaskRepo for SqlStore {
     async fn insert_task(&self, t: &AnalysisTask, event: &PlatformEvent) -> Result<()> {
         let caps: Vec<&str> = t.capabilities.iter().map(|c| c.as_str()).collect();
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut tx = self.pool.begin().within(self.deadline).await?;
         sqlx::query(concat!(
             "INSERT INTO analysis_tasks (",
             columns!(),
@@ -75,7 +75,7 @@ impl TaskRepo for SqlStore {
             other => other,
         })?;
         super::events::insert_event(&mut tx, event).await?;
-        tx.commit().await.map_err(map_err)?;
+        tx.commit().within(self.deadline).await?;
         Ok(())
     }
 
@@ -88,8 +88,8 @@ impl TaskRepo for SqlStore {
         .bind(user.to_string())
         .bind(task_id.to_string())
         .fetch_optional(&self.pool)
-        .await
-        .map_err(map_err)?;
+        .within(self.deadline)
+        .await?;
         row.as_ref().map(task).transpose()
     }
 
@@ -102,8 +102,8 @@ impl TaskRepo for SqlStore {
         .bind(device.to_string())
         .bind(user.to_string())
         .fetch_optional(&self.pool)
-        .await
-        .map_err(map_err)?;
+        .within(self.deadline)
+        .await?;
         row.as_ref().map(task).transpose()
     }
 
@@ -114,7 +114,7 @@ impl TaskRepo for SqlStore {
         end: &TaskEnd,
         event: &PlatformEvent,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut tx = self.pool.begin().within(self.deadline).await?;
         let r = sqlx::query(
             "UPDATE analysis_tasks SET status = $1, stopped_at = $2, stop_reason = $3, error = $4 \
              WHERE user_id = $5 AND id = $6 AND status = 'running'",
@@ -126,13 +126,13 @@ impl TaskRepo for SqlStore {
         .bind(user.to_string())
         .bind(task_id.to_string())
         .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
+        .within(self.deadline)
+        .await?;
         if r.rows_affected() == 0 {
             return Ok(false); // already ended: nothing to record (rolled back)
         }
         super::events::insert_event(&mut tx, event).await?;
-        tx.commit().await.map_err(map_err)?;
+        tx.commit().within(self.deadline).await?;
         Ok(true)
     }
 
@@ -143,8 +143,8 @@ impl TaskRepo for SqlStore {
             " FROM analysis_tasks WHERE status = 'running' ORDER BY started_at, id"
         ))
         .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
+        .within(self.deadline)
+        .await?;
         rows.iter().map(task).collect()
     }
 
@@ -164,8 +164,8 @@ impl TaskRepo for SqlStore {
         .bind(user.to_string())
         .bind(ms(since))
         .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
+        .within(self.deadline)
+        .await?;
         rows.iter().map(task).collect()
     }
 }

@@ -10,7 +10,7 @@ use panoptes_shared::ports::{SessionRepo, UserRepo};
 use sqlx::any::AnyRow;
 
 use super::rows::{count, enum_col, get, id, ms, opt_time, time};
-use super::{SqlStore, map_err};
+use super::{SqlStore, Within};
 
 /// The column list, as a macro so statements stay `&'static str` (audited, no runtime formatting).
 macro_rules! columns {
@@ -41,8 +41,8 @@ impl UserRepo for SqlStore {
             .bind(u.role.as_str())
             .bind(ms(u.created_at))
             .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
+            .within(self.deadline)
+            .await?;
         Ok(())
     }
 
@@ -54,8 +54,8 @@ impl UserRepo for SqlStore {
         ))
         .bind(email.as_str())
         .fetch_optional(&self.pool)
-        .await
-        .map_err(map_err)?;
+        .within(self.deadline)
+        .await?;
         row.map(|r| Ok((user(&r)?, get(&r, "password_hash")?)))
             .transpose()
     }
@@ -64,8 +64,8 @@ impl UserRepo for SqlStore {
         let row = sqlx::query(concat!("SELECT ", columns!(), " FROM users WHERE id = $1"))
             .bind(user_id.to_string())
             .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?;
+            .within(self.deadline)
+            .await?;
         row.as_ref().map(user).transpose()
     }
 
@@ -74,16 +74,16 @@ impl UserRepo for SqlStore {
             .bind(role.as_str())
             .bind(user_id.to_string())
             .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
+            .within(self.deadline)
+            .await?;
         Ok(r.rows_affected() > 0)
     }
 
     async fn list_users(&self, page: PageRequest) -> Result<Page<User>> {
         let total = sqlx::query("SELECT COUNT(*) FROM users")
             .fetch_one(&self.pool)
-            .await
-            .map_err(map_err)?;
+            .within(self.deadline)
+            .await?;
         let rows = sqlx::query(concat!(
             "SELECT ",
             columns!(),
@@ -92,8 +92,8 @@ impl UserRepo for SqlStore {
         .bind(i64::from(page.limit))
         .bind(page.offset())
         .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
+        .within(self.deadline)
+        .await?;
         Ok(Page {
             items: rows.iter().map(user).collect::<Result<_>>()?,
             total: count(&total)?,
@@ -111,8 +111,8 @@ impl SessionRepo for SqlStore {
             .bind(ms(s.created_at))
             .bind(ms(s.expires_at))
             .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
+            .within(self.deadline)
+            .await?;
         Ok(())
     }
 
@@ -122,8 +122,8 @@ impl SessionRepo for SqlStore {
         )
         .bind(session.to_string())
         .fetch_optional(&self.pool)
-        .await
-        .map_err(map_err)?;
+        .within(self.deadline)
+        .await?;
         row.map(|r| {
             Ok(Session {
                 id: id(&r, "id")?,
@@ -147,8 +147,8 @@ impl SessionRepo for SqlStore {
             .bind(user_id.to_string())
             .bind(session.to_string())
             .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
+            .within(self.deadline)
+            .await?;
         Ok(r.rows_affected() > 0)
     }
 }
