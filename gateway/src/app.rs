@@ -24,8 +24,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::key_usage::KeyUsage;
 use crate::auth::session::SessionTokens;
+use crate::http::connections::ConnectionLimits;
 use crate::http::metrics::HttpMetrics;
 use crate::http::middleware::RequestLayer;
+use crate::http::serve::ServeOptions;
 use crate::sse::SseSettings;
 use crate::sse::hub::Hub;
 use crate::state::AppState;
@@ -36,6 +38,7 @@ pub struct Application {
     state: AppState,
     body_limit: usize,
     grace: Duration,
+    connections: ConnectionLimits,
 }
 
 pub use panoptes_infra::wiring::connect_store;
@@ -119,6 +122,7 @@ impl Application {
             state,
             body_limit: cfg.server.body_limit_bytes,
             grace: Duration::from_secs(cfg.server.shutdown_grace_seconds),
+            connections: ConnectionLimits::from_config(&cfg.server)?,
         })
     }
 
@@ -139,7 +143,12 @@ impl Application {
             stopping.cancelled().await;
             hub.close().await;
         });
-        crate::http::serve::serve(self.listener, routes, shutdown, self.grace)
+        let options = ServeOptions {
+            grace: self.grace,
+            limits: self.connections,
+            metrics: self.state.metrics.clone(),
+        };
+        crate::http::serve::serve(self.listener, routes, shutdown, options)
             .await
             .context("server failed")
     }

@@ -4,6 +4,7 @@
 pub mod allow;
 pub mod blobs;
 pub mod body;
+pub mod connections;
 pub mod context;
 pub mod direct_stream;
 pub mod envelope;

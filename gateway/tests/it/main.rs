@@ -6,6 +6,7 @@ mod api_keys;
 mod auth;
 mod blobs;
 mod cli;
+mod connections;
 mod devices;
 mod envelope;
 mod helpers;
