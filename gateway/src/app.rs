@@ -25,8 +25,10 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::key_usage::KeyUsage;
 use crate::auth::session::SessionTokens;
 use crate::http::client_ip::TrustedProxies;
+use crate::http::connections::ConnectionLimits;
 use crate::http::metrics::HttpMetrics;
 use crate::http::middleware::RequestLayer;
+use crate::http::serve::ServeOptions;
 use crate::limits::{AuthLimits, ClientGate};
 use crate::sse::SseSettings;
 use crate::sse::hub::Hub;
@@ -39,6 +41,7 @@ pub struct Application {
     state: AppState,
     body_limit: usize,
     grace: Duration,
+    connections: ConnectionLimits,
 }
 
 pub use panoptes_infra::wiring::connect_store;
@@ -140,6 +143,7 @@ impl Application {
             state,
             body_limit: cfg.server.body_limit_bytes,
             grace: Duration::from_secs(cfg.server.shutdown_grace_seconds),
+            connections: ConnectionLimits::from_config(&cfg.server)?,
         })
     }
 
@@ -161,7 +165,12 @@ impl Application {
             hub.close().await;
         });
         let slots = self.state.slots.clone();
-        let served = crate::http::serve::serve(self.listener, routes, shutdown, self.grace)
+        let options = ServeOptions {
+            grace: self.grace,
+            limits: self.connections,
+            metrics: self.state.metrics.clone(),
+        };
+        let served = crate::http::serve::serve(self.listener, routes, shutdown, options)
             .await
             .context("server failed");
         // Streams that just ended give their slots back before the process exits.

@@ -77,7 +77,9 @@ pub struct ServerConfig {
     pub idle_connection_timeout_ms: u64,
     /// Proxies (IP addresses or CIDR blocks, e.g. `10.0.0.0/8`) whose
     /// `X-Forwarded-For` is believed when finding a request's client address;
-    /// empty: the TCP peer is the client.
+    /// empty: the TCP peer is the client. In the environment, a
+    /// comma-separated list (`PANOPTES__SERVER__TRUSTED_PROXIES=10.0.0.0/8,fd00::/8`).
+    #[serde(deserialize_with = "list_or_csv")]
     pub trusted_proxies: Vec<String>,
 }
 
@@ -771,6 +773,25 @@ impl Config {
     }
 }
 
+/// A list, or one comma-separated string (environment variables are scalars).
+fn list_or_csv<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrCsv {
+        List(Vec<String>),
+        Csv(String),
+    }
+    Ok(match ListOrCsv::deserialize(d)? {
+        ListOrCsv::List(list) => list,
+        ListOrCsv::Csv(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
+}
+
 /// Environment values are typed like TOML scalars when they parse as one
 /// (`8080`, `true`, `0.5`), otherwise taken as strings.
 fn env_value(raw: &str) -> toml::Value {
@@ -861,6 +882,22 @@ mod tests {
         let err = Config::load_from(None, env(&[("PANOPTES__SERVER__BODY_LIMIT_BYTES", "lots")]))
             .unwrap_err();
         assert!(err.to_string().contains("body_limit_bytes"), "{err}");
+    }
+
+    #[test]
+    fn trusted_proxies_come_as_a_list_or_comma_separated() {
+        let cfg = Config::load_from(
+            None,
+            env(&[("PANOPTES__SERVER__TRUSTED_PROXIES", "10.0.0.0/8, fd00::/8")]),
+        )
+        .unwrap();
+        assert_eq!(cfg.server.trusted_proxies, vec!["10.0.0.0/8", "fd00::/8"]);
+        let dir = std::env::temp_dir().join(format!("panoptes-cfg-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "[server]\ntrusted_proxies = [\"192.168.0.1\"]\n").unwrap();
+        let cfg = Config::load_from(Some(&file), env(&[])).unwrap();
+        assert_eq!(cfg.server.trusted_proxies, vec!["192.168.0.1"]);
     }
 
     #[test]

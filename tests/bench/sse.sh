@@ -51,13 +51,14 @@ trap stop_all EXIT
 tree() { local p; for p in "$@"; do echo "$p"; tree $(pgrep -P "$p" | tr '\n' ' '); done; }
 rss_kb() { ps -o rss= -p "$(echo "$@" | tr ' \n' ',,' | sed 's/,*$//')" | awk '{s+=$1} END {print s+0}'; }
 
-# --- Our gateway on PostgreSQL + Redis; the per-user stream limit is lifted
-# so that 10 users can hold thousands of streams (channels = users).
+# --- Our gateway on PostgreSQL + Redis; the per-user stream limit and the
+# per-client connection cap are lifted so that 10 users can hold thousands of
+# streams (channels = users) from the one probe address.
 db_url=$(fresh_database panoptes_sse_bench)
 prefix="panoptes-ssebench:$$"
 PANOPTES__STORE__URL="$db_url" PANOPTES__REDIS__URL="$PANOPTES_TEST_REDIS_URL" \
 PANOPTES__REDIS__KEY_PREFIX="$prefix" PANOPTES__DATA__DIR="$work/data" PANOPTES__LOG__LEVEL=warn \
-PANOPTES__SSE__MAX_STREAMS_PER_USER=1000000 PANOPTES__STORE__MAX_CONNECTIONS=32 \
+PANOPTES__SSE__MAX_STREAMS_PER_USER=1000000 PANOPTES__SERVER__MAX_CONNECTIONS_PER_CLIENT=1000000 PANOPTES__STORE__MAX_CONNECTIONS=32 \
   ./target/release/panoptes gateway --listen "127.0.0.1:$OURS_PORT" > "$work/gateway.log" 2>&1 &
 ours_pid=$!; pids+=("$ours_pid")
 wait_port "$OURS_PORT"

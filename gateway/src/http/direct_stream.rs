@@ -27,6 +27,7 @@ use poem::web::{LocalAddr, RemoteAddr};
 use poem::{Body, Endpoint, Request, RequestParts, Response};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Longest request head looked at (longer ones go to hyper).
@@ -44,7 +45,9 @@ pub enum Sniffed {
     Stream(Box<poem::http::request::Parts>),
     /// Anything else: nothing was consumed.
     Other,
-    /// Nothing arrived in time, or the peer went away.
+    /// Nothing arrived by the deadline.
+    Idle,
+    /// The peer went away.
     Gone,
 }
 
@@ -60,12 +63,21 @@ pub fn is_stream_path(path: &str) -> bool {
 }
 
 /// Look at the first request on `socket` without consuming it unless it is
-/// a stream request.
-pub async fn sniff(socket: &mut TcpStream, wait: Duration) -> Sniffed {
+/// a stream request; give up on a client that sends nothing by `deadline`.
+pub async fn sniff(socket: &mut TcpStream, deadline: Instant) -> Sniffed {
+    // No buffer until bytes arrive: a connection that sends nothing costs
+    // none. (`readable()` would not do: tokio reports a new socket readable
+    // until a read or peek finds it empty.)
+    match tokio::time::timeout_at(deadline, socket.peek(&mut [0u8; 1])).await {
+        Ok(Ok(n)) if n > 0 => {}
+        Ok(_) => return Sniffed::Gone,
+        Err(_) => return Sniffed::Idle,
+    }
     let mut buf = vec![0u8; PEEK_BYTES];
-    let n = match tokio::time::timeout(wait, socket.peek(&mut buf)).await {
+    let n = match tokio::time::timeout_at(deadline, socket.peek(&mut buf)).await {
         Ok(Ok(n)) if n > 0 => n,
-        Ok(_) | Err(_) => return Sniffed::Gone,
+        Ok(_) => return Sniffed::Gone,
+        Err(_) => return Sniffed::Idle,
     };
     let Some((parts, head_len)) = parse_stream_request(&buf[..n]) else {
         return Sniffed::Other;

@@ -1,10 +1,12 @@
 //! Prometheus metrics of the HTTP layer: request counts and latency by
-//! operation, method and status. Labels come from the OpenAPI operation id,
-//! so their number is bounded by the API, never by what clients send.
+//! operation, method and status, and the connection loop's gauges and
+//! counters. Labels come from the OpenAPI operation id or a fixed set, so
+//! their number is bounded by the API, never by what clients send.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// Latency histogram bucket upper bounds, seconds.
@@ -23,6 +25,116 @@ struct Series {
 pub struct HttpMetrics {
     // std Mutex: a short update per request, never held across an await.
     series: Mutex<BTreeMap<(String, String, u16), Series>>,
+    /// Written by the connection loop (`http::connections`, `http::serve`).
+    pub connections: ConnectionMetrics,
+}
+
+/// Why the server closed a connection on its own.
+#[derive(Debug, Clone, Copy)]
+pub enum CloseReason {
+    /// Its client already held `max_connections_per_client` (429, closed).
+    PerClient,
+    /// It held a reserved health-probe slot and asked for another route (503, closed).
+    HealthOnly,
+    /// It sent no complete request head within `idle_connection_timeout_ms`.
+    Idle,
+}
+
+/// Open connections and why some were refused. Gauges are stored by the
+/// connection gate under its own lock, so they agree with its counts.
+#[derive(Default)]
+pub struct ConnectionMetrics {
+    open: AtomicUsize,
+    open_reserved: AtomicUsize,
+    clients: AtomicUsize,
+    max: AtomicUsize,
+    closed_per_client: AtomicU64,
+    closed_health_only: AtomicU64,
+    closed_idle: AtomicU64,
+    accept_errors: AtomicU64,
+}
+
+impl ConnectionMetrics {
+    /// Connections open now, reserved ones included.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Connections open now on the reserved health-probe budget.
+    pub fn open_reserved(&self) -> usize {
+        self.open_reserved.load(Ordering::Relaxed)
+    }
+
+    /// Client addresses holding at least one (capped) connection now.
+    pub fn clients(&self) -> usize {
+        self.clients.load(Ordering::Relaxed)
+    }
+
+    /// Connections the server has closed for `why`.
+    pub fn closes(&self, why: CloseReason) -> u64 {
+        match why {
+            CloseReason::PerClient => &self.closed_per_client,
+            CloseReason::HealthOnly => &self.closed_health_only,
+            CloseReason::Idle => &self.closed_idle,
+        }
+        .load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_open(&self, open: usize, reserved: usize, clients: usize) {
+        self.open.store(open, Ordering::Relaxed);
+        self.open_reserved.store(reserved, Ordering::Relaxed);
+        self.clients.store(clients, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_max(&self, max: usize) {
+        self.max.store(max, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_close(&self, why: CloseReason) {
+        match why {
+            CloseReason::PerClient => &self.closed_per_client,
+            CloseReason::HealthOnly => &self.closed_health_only,
+            CloseReason::Idle => &self.closed_idle,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn accept_failed(&self) {
+        self.accept_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String) {
+        let open = self.open();
+        let reserved = self.open_reserved();
+        let _ = write!(
+            out,
+            "# HELP panoptes_http_connections_open Client connections open, by the budget they hold.\n\
+             # TYPE panoptes_http_connections_open gauge\n\
+             panoptes_http_connections_open{{budget=\"ordinary\"}} {}\n\
+             panoptes_http_connections_open{{budget=\"reserved\"}} {reserved}\n\
+             # HELP panoptes_http_connections_max Ordinary connections served at once (server.max_connections, capped by the file-descriptor limit).\n\
+             # TYPE panoptes_http_connections_max gauge\n\
+             panoptes_http_connections_max {}\n\
+             # HELP panoptes_http_connection_clients Client addresses holding connections (trusted proxies not counted).\n\
+             # TYPE panoptes_http_connection_clients gauge\n\
+             panoptes_http_connection_clients {}\n\
+             # HELP panoptes_http_connections_closed_total Connections the server closed on its own, by reason.\n\
+             # TYPE panoptes_http_connections_closed_total counter\n\
+             panoptes_http_connections_closed_total{{reason=\"per_client\"}} {}\n\
+             panoptes_http_connections_closed_total{{reason=\"health_only\"}} {}\n\
+             panoptes_http_connections_closed_total{{reason=\"idle\"}} {}\n\
+             # HELP panoptes_http_accept_errors_total Failed accepts (out of file descriptors or memory, or aborted by the peer).\n\
+             # TYPE panoptes_http_accept_errors_total counter\n\
+             panoptes_http_accept_errors_total {}\n",
+            open.saturating_sub(reserved),
+            self.max.load(Ordering::Relaxed),
+            self.clients(),
+            self.closes(CloseReason::PerClient),
+            self.closes(CloseReason::HealthOnly),
+            self.closes(CloseReason::Idle),
+            self.accept_errors.load(Ordering::Relaxed),
+        );
+    }
 }
 
 impl HttpMetrics {
@@ -83,6 +195,8 @@ impl HttpMetrics {
                 s.count
             );
         }
+        drop(series);
+        self.connections.render(&mut out);
         out
     }
 }
@@ -102,5 +216,29 @@ mod tests {
         ));
         assert!(text.contains("le=\"0.001\"} 1"));
         assert!(text.contains("le=\"0.05\"} 2"));
+    }
+
+    #[test]
+    fn renders_connection_gauges_and_refusals() {
+        let m = HttpMetrics::default();
+        m.connections.set_max(100);
+        m.connections.set_open(5, 2, 3);
+        m.connections.count_close(CloseReason::PerClient);
+        m.connections.count_close(CloseReason::Idle);
+        m.connections.count_close(CloseReason::Idle);
+        m.connections.accept_failed();
+        let text = m.render();
+        for line in [
+            "panoptes_http_connections_open{budget=\"ordinary\"} 3\n",
+            "panoptes_http_connections_open{budget=\"reserved\"} 2\n",
+            "panoptes_http_connections_max 100\n",
+            "panoptes_http_connection_clients 3\n",
+            "panoptes_http_connections_closed_total{reason=\"per_client\"} 1\n",
+            "panoptes_http_connections_closed_total{reason=\"health_only\"} 0\n",
+            "panoptes_http_connections_closed_total{reason=\"idle\"} 2\n",
+            "panoptes_http_accept_errors_total 1\n",
+        ] {
+            assert!(text.contains(line), "{line:?} in {text}");
+        }
     }
 }

@@ -5,6 +5,7 @@ pub mod allow;
 pub mod blobs;
 pub mod body;
 pub mod client_ip;
+pub mod connections;
 pub mod context;
 pub mod direct_stream;
 pub mod envelope;

@@ -365,11 +365,21 @@ async fn edge_frames_become_frame_jobs_of_the_running_task_within_limits() {
         resp.status()
     );
 
-    // An RTSP (pulled) device does not take pushed frames; other tenants 404.
+    // An RTSP (pulled) device does not take pushed frames (not even with its
+    // own device key); another device's key gets 404; other tenants 404.
     let pulled = id(&app.create_device(t, json!({})).await);
-    app.push_frame(&key, &pulled, jpeg.clone(), "image/jpeg")
+    let (pulled_key, _) = app
+        .create_key(
+            t,
+            json!({"name": "pulled", "type": "device", "deviceId": pulled}),
+        )
+        .await;
+    app.push_frame(&pulled_key, &pulled, jpeg.clone(), "image/jpeg")
         .await
         .expect_error(409, "CONFLICT");
+    app.push_frame(&key, &pulled, jpeg.clone(), "image/jpeg")
+        .await
+        .expect_error(404, "NOT_FOUND");
     let stranger = app.signup().await;
     let theirs = id(&app
         .create_device(&stranger.token, json!({"type": "usb_camera"}))

@@ -7,6 +7,7 @@ mod api_keys;
 mod auth;
 mod blobs;
 mod cli;
+mod connections;
 mod devices;
 mod envelope;
 mod fake_rtsp;
