@@ -138,12 +138,23 @@ async fn the_worker_binary_detects_publishes_reports_and_goes_offline_when_kille
         .expect("the device's first frame has a snapshot");
     assert!(snapshot.contains(&bucket), "a presigned S3 URL: {snapshot}");
     assert_eq!(reqwest::get(snapshot).await.unwrap().status(), 200);
-    let metrics = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    // The event can reach us before the publisher has counted it: wait
+    // (bounded) for the count rather than read it once.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let metrics = loop {
+        let text = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text.contains("panoptes_analytics_published_total 1")
+            || tokio::time::Instant::now() > deadline
+        {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert!(
         metrics.contains("panoptes_detect_frames_total 1"),
         "{metrics}"
