@@ -83,6 +83,16 @@ impl RedisConn {
         self.deadline
     }
 
+    /// PING within the deadline (`/readyz`); 503-worthy when Redis does not answer.
+    pub async fn ping(&self) -> panoptes_shared::Result<()> {
+        let mut conn = self.clone();
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .map_err(|e| panoptes_shared::Error::unavailable("redis", e))?;
+        Ok(())
+    }
+
     async fn bounded<T, F, Fut>(&mut self, mut call: F) -> redis::RedisResult<T>
     where
         F: FnMut(ConnectionManager) -> Fut,

@@ -367,11 +367,6 @@ impl EventBus for RedisBus {
     }
 
     async fn ping(&self) -> Result<()> {
-        let mut conn = self.conn.clone();
-        redis::cmd("PING")
-            .query_async::<String>(&mut conn)
-            .await
-            .map_err(|e| Error::unavailable("redis", e))?;
-        Ok(())
+        self.conn.ping().await
     }
 }

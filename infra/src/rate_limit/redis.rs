@@ -38,12 +38,7 @@ impl RateLimiter for RedisRateLimiter {
     }
 
     async fn ping(&self) -> Result<()> {
-        let mut conn = self.conn.clone();
-        redis::cmd("PING")
-            .query_async::<String>(&mut conn)
-            .await
-            .map_err(|e| Error::unavailable("redis", e))?;
-        Ok(())
+        self.conn.ping().await
     }
 }
 

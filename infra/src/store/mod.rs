@@ -58,10 +58,7 @@ pub struct SqlStore {
 pub(crate) trait Within<T>:
     std::future::Future<Output = Result<T, sqlx::Error>> + Sized
 {
-    fn within(
-        self,
-        deadline: Duration,
-    ) -> futures::future::Map<tokio::time::Timeout<Self>, fn(TimedResult<T>) -> Result<T>> {
+    fn within(self, deadline: Duration) -> Bounded<Self, T> {
         use futures::FutureExt;
         tokio::time::timeout(deadline, self).map(settle::<T> as fn(TimedResult<T>) -> Result<T>)
     }
@@ -70,6 +67,10 @@ pub(crate) trait Within<T>:
 impl<T, F: std::future::Future<Output = Result<T, sqlx::Error>>> Within<T> for F {}
 
 pub(crate) type TimedResult<T> = Result<Result<T, sqlx::Error>, tokio::time::error::Elapsed>;
+
+/// A statement future under the store's deadline.
+pub(crate) type Bounded<F, T> =
+    futures::future::Map<tokio::time::Timeout<F>, fn(TimedResult<T>) -> Result<T>>;
 
 fn settle<T>(r: TimedResult<T>) -> Result<T> {
     match r {
