@@ -60,32 +60,18 @@ impl AppState {
     /// Refuse when `key` already counts `limit` in `window`, counting nothing
     /// (see [`Self::record`]). Fails open like [`Self::limit`].
     pub async fn check_limit(&self, key: &str, limit: u32, window: Duration) -> Result<()> {
-        if context::limiter_down() {
-            return Ok(());
-        }
-        match self.limiter.peek(key, limit, window).await {
-            Ok(d) if !d.allowed => {
+        match self.ask(key, self.limiter.peek(key, limit, window)).await {
+            Some(d) if !d.allowed => {
                 context::set_rate_limit(d.info);
                 Err(Error::RateLimited(d.info))
             }
-            Ok(_) => Ok(()),
-            Err(e) => {
-                context::set_limiter_down();
-                tracing::warn!(error = %e, key, "rate limiter unavailable; allowing request");
-                Ok(())
-            }
+            _ => Ok(()),
         }
     }
 
     /// Count one event (a failed log-in) against `key`, whatever the outcome.
     pub async fn record(&self, key: &str, limit: u32, window: Duration) {
-        if context::limiter_down() {
-            return;
-        }
-        if let Err(e) = self.limiter.hit(key, limit, window).await {
-            context::set_limiter_down();
-            tracing::warn!(error = %e, key, "rate limiter unavailable; event not counted");
-        }
+        self.ask(key, self.limiter.hit(key, limit, window)).await;
     }
 
     /// Count one request against `key`: at most `limit` per `window`.
@@ -93,22 +79,34 @@ impl AppState {
     /// When the limiter's backend is down this fails open (logged): refusing
     /// every call because Redis blinked would be worse.
     pub async fn limit(&self, key: &str, limit: u32, window: Duration) -> Result<()> {
-        if context::limiter_down() {
+        let Some(d) = self.ask(key, self.limiter.hit(key, limit, window)).await else {
             return Ok(());
+        };
+        context::set_rate_limit(d.info);
+        if d.allowed {
+            Ok(())
+        } else {
+            Err(Error::RateLimited(d.info))
         }
-        match self.limiter.hit(key, limit, window).await {
-            Ok(d) => {
-                context::set_rate_limit(d.info);
-                if d.allowed {
-                    Ok(())
-                } else {
-                    Err(Error::RateLimited(d.info))
-                }
-            }
+    }
+
+    /// One limiter call, failing open: `None` when the backend is down. The
+    /// first failure is noted for the rest of the request, whose later calls
+    /// then skip the backend instead of waiting out its deadline again.
+    async fn ask(
+        &self,
+        key: &str,
+        call: impl std::future::Future<Output = Result<panoptes_shared::ports::RateDecision>>,
+    ) -> Option<panoptes_shared::ports::RateDecision> {
+        if context::limiter_down() {
+            return None;
+        }
+        match call.await {
+            Ok(d) => Some(d),
             Err(e) => {
                 context::set_limiter_down();
-                tracing::warn!(error = %e, key, "rate limiter unavailable; allowing request");
-                Ok(())
+                tracing::warn!(error = %e, key, "rate limiter unavailable; failing open");
+                None
             }
         }
     }
