@@ -25,6 +25,11 @@ export PANOPTES__STORE__URL="$db_url"
 export PANOPTES__REDIS__URL="$PANOPTES_TEST_REDIS_URL"
 export PANOPTES__REDIS__KEY_PREFIX="panoptes-bench:$$"
 export PANOPTES__DATA__DIR="$out/data"
+# Loopback placeholder camera URLs (never connected to) and one client
+# address for every load user: open the guard and the per-address limits.
+export PANOPTES__OUTBOUND__ALLOW_PRIVATE=true
+export PANOPTES__AUTH__SIGNUPS_PER_CLIENT_PER_HOUR=100000
+export PANOPTES__SERVER__MAX_CONNECTIONS_PER_CLIENT=100000
 export PANOPTES__LOG__FORMAT=json
 ./target/release/panoptes gateway --listen "127.0.0.1:$PORT" > "$out/gateway.log" 2>&1 &
 gw=$!
@@ -38,7 +43,7 @@ session=$(curl -sf -XPOST "$base/api/v1/auth/signup" -H 'content-type: applicati
 key=$(curl -sf -XPOST "$base/api/v1/api-keys" -H "authorization: Bearer $session" -H 'content-type: application/json' \
   -d '{"name":"bench","type":"personal"}' | json "d['data']['key']")
 device=$(curl -sf -XPOST "$base/api/v1/devices" -H "authorization: Bearer $key" -H 'content-type: application/json' \
-  -d '{"name":"Bench cam","rtspUrl":"rtsp://cam:pw@10.0.0.1/live","tags":["bench"]}' | json "d['data']['id']")
+  -d '{"name":"Bench cam","rtspUrl":"rtsp://cam:pw@127.0.0.1:554/live","tags":["bench"]}' | json "d['data']['id']")
 
 bench=./target/release/panoptes-bench
 : > "$out/runs.jsonl"

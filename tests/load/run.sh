@@ -25,6 +25,11 @@ export PANOPTES__STORE__URL="$db_url"
 export PANOPTES__REDIS__URL="$PANOPTES_TEST_REDIS_URL"
 export PANOPTES__REDIS__KEY_PREFIX="panoptes-load:$$"
 export PANOPTES__DATA__DIR="$work/data"
+# Loopback placeholder camera URLs (never connected to) and one client
+# address for every load user: open the guard and the per-address limits.
+export PANOPTES__OUTBOUND__ALLOW_PRIVATE=true
+export PANOPTES__AUTH__SIGNUPS_PER_CLIENT_PER_HOUR=100000
+export PANOPTES__SERVER__MAX_CONNECTIONS_PER_CLIENT=100000
 export PANOPTES__AUTH__JWT_SECRET="load-test-secret-load-test-secret-load"
 export PANOPTES__AUTH__CREDENTIALS_KEY="MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 ./target/release/panoptes gateway --listen "127.0.0.1:$PORT" > "$work/gateway.log" 2>&1 &
@@ -42,7 +47,7 @@ for u in $(seq 1 "$USERS"); do
   token=$(curl -sf -X POST "$base/api/v1/auth/signup" -H 'content-type: application/json' \
     -d "{\"email\":\"$email\",\"password\":\"load password\"}" | field "['data']['token']")
   device=$(curl -sf -X POST "$base/api/v1/devices" -H "authorization: Bearer $token" -H 'content-type: application/json' \
-    -d "{\"name\":\"Load cam $u\",\"rtspUrl\":\"rtsp://10.0.0.$u/live\"}" | field "['data']['id']")
+    -d "{\"name\":\"Load cam $u\",\"rtspUrl\":\"rtsp://127.0.0.1:554/load-$u\"}" | field "['data']['id']")
   tokens+=("$token")
   ./target/release/panoptes publish-demo --email "$email" --device "$device" --count "$count" \
     --interval-ms $((1000 / RATE)) > "$work/publisher-$u.log" 2>&1 &

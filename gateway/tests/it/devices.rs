@@ -29,7 +29,7 @@ async fn create_with_every_field_round_trips() {
         )
         .await;
     assert_eq!(d["name"], "Entrance");
-    assert_eq!(d["rtspUrl"], "rtsp://192.168.1.100:554/stream1");
+    assert_eq!(d["rtspUrl"], "rtsp://127.0.0.1:554/stream1");
     assert_eq!(d["hasCredentials"], true);
     assert_eq!(d["type"], "rtsp_source");
     assert_eq!(d["plan"], "level_02");
@@ -72,9 +72,9 @@ async fn credentials_are_encrypted_at_rest_and_never_returned() {
     let app = spawn_app().await;
     let user = app.signup().await;
     let d = app
-        .create_device(&user.token, json!({"rtspUrl": "rtsp://cam:hunter2pass@10.0.0.9/live", "rtspToken": "tok-abcdef-123"}))
+        .create_device(&user.token, json!({"rtspUrl": "rtsp://cam:hunter2pass@127.0.0.9/live", "rtspToken": "tok-abcdef-123"}))
         .await;
-    assert_eq!(d["rtspUrl"], "rtsp://10.0.0.9/live");
+    assert_eq!(d["rtspUrl"], "rtsp://127.0.0.9/live");
     assert_eq!(d["hasCredentials"], true);
     let id = d["id"].as_str().unwrap();
     let stored = app
@@ -90,7 +90,7 @@ async fn credentials_are_encrypted_at_rest_and_never_returned() {
     assert_eq!(
         creds,
         json!({"username": "cam", "password": "hunter2pass", "token": "tok-abcdef-123",
-               "endpoint": "10.0.0.9:554"})
+               "endpoint": "127.0.0.9:554"})
     );
     let listed = app.get("/api/v1/devices", &user.token).await.expect(200);
     assert!(!listed.body.to_string().contains("hunter2pass"));

@@ -348,7 +348,7 @@ impl TestApp {
     }
 
     pub async fn create_device(&self, token: &str, extra: Value) -> Value {
-        let mut body = json!({"name": "Entrance", "rtspUrl": "rtsp://192.168.1.100:554/stream1"});
+        let mut body = json!({"name": "Entrance", "rtspUrl": "rtsp://127.0.0.1:554/stream1"});
         if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
             for (k, v) in e {
                 b.insert(k.clone(), v.clone());

@@ -75,7 +75,7 @@ pub async fn tenant(store: &panoptes_infra::store::SqlStore) -> (UserId, DeviceI
         user_id: user.id,
         name: "entrance".into(),
         description: None,
-        rtsp_url: RtspUrl::parse("rtsp://10.0.0.2/stream").unwrap().0,
+        rtsp_url: RtspUrl::parse("rtsp://127.0.0.2/stream").unwrap().0,
         credentials: None,
         location_label: None,
         latitude: None,
