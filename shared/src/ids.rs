@@ -45,6 +45,21 @@ macro_rules! typed_id {
                 Self(id)
             }
         }
+
+        /// On the wire, a plain UUID string.
+        impl schemars::JsonSchema for $name {
+            fn inline_schema() -> bool {
+                true
+            }
+
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                <Uuid as schemars::JsonSchema>::schema_name()
+            }
+
+            fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                <Uuid as schemars::JsonSchema>::json_schema(generator)
+            }
+        }
     };
 }
 

@@ -389,7 +389,7 @@ async fn results_are_published_in_capture_order_when_detectors_finish_out_of_ord
             .await
             .unwrap()
             .unwrap();
-        published.push(serde_json::from_str::<Value>(&e.data).unwrap());
+        published.push(common::documented_event(&e.data));
         assert_eq!(e.task, task);
     }
     let stamps: Vec<&str> = published
@@ -473,7 +473,7 @@ async fn one_analytics_node_owns_a_device_and_another_takes_over_when_it_dies() 
             .unwrap()
             .unwrap();
         seen.push(
-            serde_json::from_str::<Value>(&e.data).unwrap()["timestamp"]
+            common::documented_event(&e.data)["timestamp"]
                 .as_str()
                 .unwrap()
                 .to_owned(),
@@ -699,7 +699,7 @@ async fn a_camera_is_pulled_by_one_node_detected_tracked_measured_and_stored() {
         .await
         .unwrap()
         .unwrap();
-    let v: Value = serde_json::from_str(&e.data).unwrap();
+    let v: Value = common::documented_event(&e.data);
     assert_eq!(v["analysisId"], task.id.to_string());
     assert_eq!(e.task, task.id.0);
     assert!(v["metrics"]["inQueue"].is_u64(), "{v}");

@@ -128,7 +128,7 @@ async fn the_worker_binary_detects_publishes_reports_and_goes_offline_when_kille
         .await
         .expect("an analysis_result within a minute (model load included)")
         .expect("subscription open");
-    let data: Value = serde_json::from_str(&event.data).unwrap();
+    let data: Value = common::documented_event(&event.data);
     assert_eq!(event.task, task);
     assert_eq!(data["deviceId"], device.to_string());
     assert_eq!(data["computeNodeId"], "proc-node");

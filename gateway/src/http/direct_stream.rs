@@ -53,12 +53,12 @@ pub enum Sniffed {
 
 /// Is `path` (no query) one of the event-stream routes?
 pub fn is_stream_path(path: &str) -> bool {
-    let Some(rest) = path.strip_prefix("/api/v1/devices/") else {
-        return false;
-    };
-    rest == "analysis/stream/all"
-        || rest
-            .strip_suffix("/analysis/stream")
+    use panoptes_shared::domain::stream_events::{ALL_DEVICES_STREAM_PATH, DEVICE_STREAM_PATH};
+    let (prefix, suffix) = DEVICE_STREAM_PATH;
+    path == ALL_DEVICES_STREAM_PATH
+        || path
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.strip_suffix(suffix))
             .is_some_and(|id| !id.is_empty() && !id.contains('/'))
 }
 

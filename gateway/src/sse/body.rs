@@ -18,7 +18,9 @@ use poem_openapi::registry::{
 };
 use poem_openapi::types::Type;
 
-use crate::api::v1::streams::AnalysisResult;
+/// The documented schema of an `analysis_result` event's data (from
+/// `panoptes_shared::domain::stream_events`, added by `openapi_doc`).
+pub const EVENT_SCHEMA: &str = "AnalysisResult";
 
 /// The response header that carries a stream's token.
 pub const STREAM_TOKEN_HEADER: &str = "Stream-Token";
@@ -34,15 +36,18 @@ impl Payload for SseBody {
     const CONTENT_TYPE: &'static str = "text/event-stream";
 
     fn schema_ref() -> MetaSchemaRef {
-        MetaSchemaRef::Inline(Box::new(MetaSchema {
-            items: Some(Box::new(AnalysisResult::schema_ref())),
-            ..MetaSchema::new_with_format("array", "event-stream")
-        }))
+        MetaSchemaRef::Reference(EVENT_SCHEMA.to_owned())
     }
 
     fn register(registry: &mut Registry) {
-        AnalysisResult::register(registry);
+        register_event_placeholder(registry);
     }
+}
+
+/// poem-openapi wants every referenced schema registered; `openapi_doc`
+/// replaces this stand-in with the event type's own schema.
+fn register_event_placeholder(registry: &mut Registry) {
+    registry.create_schema::<SseBody, _>(EVENT_SCHEMA.to_owned(), |_| MetaSchema::new("object"));
 }
 
 impl IntoResponse for SseBody {
@@ -63,7 +68,7 @@ impl ApiResponse for SseBody {
     fn meta() -> MetaResponses {
         MetaResponses {
             responses: vec![MetaResponse {
-                description: "",
+                description: "`text/event-stream`: `retry:`, then a `stream_token` event (`StreamTokenEvent`, no `id:`), then `analysis_result` events (`id: <analysisId>-<epochMillis>`; `data` is one `AnalysisResult` object), with `:` keep-alive comments.",
                 status: Some(200),
                 status_range: None,
                 content: vec![MetaMediaType {
@@ -89,7 +94,7 @@ impl ApiResponse for SseBody {
     }
 
     fn register(registry: &mut Registry) {
-        AnalysisResult::register(registry);
+        register_event_placeholder(registry);
     }
 }
 
@@ -106,7 +111,10 @@ pub fn keep_alive_frame() -> Bytes {
 /// The event that hands a client its stream token: no `id:`, so a browser's
 /// last event id (its resume point) stays where it was.
 pub fn stream_token_frame(token: &str) -> Bytes {
-    let data = serde_json::json!({ "streamToken": token });
+    let data = serde_json::to_string(&panoptes_shared::domain::stream_events::StreamTokenEvent {
+        stream_token: token.to_owned(),
+    })
+    .unwrap_or_default();
     let event = super::stream::TOKEN_EVENT_NAME;
     Bytes::from(format!("event: {event}\ndata: {data}\n\n"))
 }

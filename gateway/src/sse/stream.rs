@@ -35,10 +35,9 @@ use super::slots::SlotGuard;
 pub const RETRY_MS: u64 = 3000;
 
 /// The event name of every data frame.
-pub const EVENT_NAME: &str = "analysis_result";
-
+pub use panoptes_shared::domain::stream_events::ANALYSIS_RESULT as EVENT_NAME;
 /// The event that hands the client its stream token.
-pub const TOKEN_EVENT_NAME: &str = "stream_token";
+pub use panoptes_shared::domain::stream_events::STREAM_TOKEN as TOKEN_EVENT_NAME;
 
 struct State {
     replay: VecDeque<BusEvent>,

@@ -56,7 +56,7 @@ pub(crate) async fn user_with_device(app: &TestApp) -> (User, UserId, DeviceId) 
     (user, uid, did)
 }
 
-fn ids(user: &User, device: &serde_json::Value) -> (UserId, DeviceId) {
+pub(crate) fn ids(user: &User, device: &serde_json::Value) -> (UserId, DeviceId) {
     (
         user.id.parse().unwrap(),
         device["id"].as_str().unwrap().parse().unwrap(),

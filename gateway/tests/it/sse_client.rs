@@ -189,6 +189,8 @@ impl SseClient {
         loop {
             let ev = self.next().await?;
             if ev.event.as_deref() == Some("analysis_result") {
+                // Every event a test reads is held to the published schema.
+                crate::event_schema::documented_event(&ev.data);
                 return Some(ev);
             }
         }

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use sha2::{Digest, Sha256};
 
+use crate::domain::device::string_enum;
 use crate::ids::{ApiKeyId, DeviceId, UserId};
 
 /// Every key starts with this; session tokens never do.
@@ -17,65 +18,25 @@ const SECRET_LEN: usize = 40;
 /// How many characters of a key are kept in clear to recognise it in lists.
 const DISPLAY_PREFIX_LEN: usize = 4;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Scope {
-    DeviceRead,
-    DeviceWrite,
-    DeviceHeartbeat,
-    DeviceSync,
-    SceneRead,
-    SceneWrite,
-    TaskRead,
-    TaskWrite,
-    AnalyticsRead,
-    AlertRead,
-    AlertWrite,
-    WebhookRead,
-    WebhookWrite,
-    BillingRead,
-}
-
-impl Scope {
-    pub const ALL: [Scope; 14] = [
-        Self::DeviceRead,
-        Self::DeviceWrite,
-        Self::DeviceHeartbeat,
-        Self::DeviceSync,
-        Self::SceneRead,
-        Self::SceneWrite,
-        Self::TaskRead,
-        Self::TaskWrite,
-        Self::AnalyticsRead,
-        Self::AlertRead,
-        Self::AlertWrite,
-        Self::WebhookRead,
-        Self::WebhookWrite,
-        Self::BillingRead,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::DeviceRead => "device:read",
-            Self::DeviceWrite => "device:write",
-            Self::DeviceHeartbeat => "device:heartbeat",
-            Self::DeviceSync => "device:sync",
-            Self::SceneRead => "scene:read",
-            Self::SceneWrite => "scene:write",
-            Self::TaskRead => "task:read",
-            Self::TaskWrite => "task:write",
-            Self::AnalyticsRead => "analytics:read",
-            Self::AlertRead => "alert:read",
-            Self::AlertWrite => "alert:write",
-            Self::WebhookRead => "webhook:read",
-            Self::WebhookWrite => "webhook:write",
-            Self::BillingRead => "billing:read",
-        }
+string_enum!(
+    /// Permission carried by an API key (session tokens have them all).
+    Scope {
+        DeviceRead = "device:read",
+        DeviceWrite = "device:write",
+        DeviceHeartbeat = "device:heartbeat",
+        DeviceSync = "device:sync",
+        SceneRead = "scene:read",
+        SceneWrite = "scene:write",
+        TaskRead = "task:read",
+        TaskWrite = "task:write",
+        AnalyticsRead = "analytics:read",
+        AlertRead = "alert:read",
+        AlertWrite = "alert:write",
+        WebhookRead = "webhook:read",
+        WebhookWrite = "webhook:write",
+        BillingRead = "billing:read",
     }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|scope| scope.as_str() == s)
-    }
-}
+);
 
 impl fmt::Display for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -120,31 +81,12 @@ impl Scopes {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyType {
-    Device,
-    Personal,
-    Service,
-}
+string_enum!(
+    /// API-key type; decides the key's prefix and default scopes.
+    KeyType { Device = "device", Personal = "personal", Service = "service" }
+);
 
 impl KeyType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Device => "device",
-            Self::Personal => "personal",
-            Self::Service => "service",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "device" => Some(Self::Device),
-            "personal" => Some(Self::Personal),
-            "service" => Some(Self::Service),
-            _ => None,
-        }
-    }
-
     pub fn prefix(self) -> &'static str {
         match self {
             Self::Device => "syncai_dev_",
@@ -193,22 +135,10 @@ impl KeyType {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyStatus {
-    Active,
-    Expired,
-    Revoked,
-}
-
-impl KeyStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Expired => "expired",
-            Self::Revoked => "revoked",
-        }
-    }
-}
+string_enum!(
+    /// Whether a key can be used.
+    KeyStatus { Active = "active", Expired = "expired", Revoked = "revoked" }
+);
 
 /// A stored API key (without its secret).
 #[derive(Debug, Clone, PartialEq)]

@@ -7,10 +7,12 @@ use uuid::Uuid;
 use crate::domain::scene::DetectClass;
 use crate::ids::{DeviceId, UserId};
 
-/// A box in normalised image coordinates (0..1, origin top-left).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// A box in fractions of the frame (0-1, origin top-left).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BoundingBox {
+    /// Left edge.
     pub x: f32,
+    /// Top edge.
     pub y: f32,
     pub width: f32,
     pub height: f32,

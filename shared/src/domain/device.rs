@@ -15,9 +15,9 @@ pub const MAX_URL_LEN: usize = 2048;
 pub const MAX_CREDENTIAL_LEN: usize = 512;
 
 macro_rules! string_enum {
-    ($(#[$doc:meta])* $name:ident { $($variant:ident = $s:literal),+ $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    ($(#[doc = $doc:literal])* $name:ident { $($variant:ident = $s:literal),+ $(,)? }) => {
+        $(#[doc = $doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum $name { $($variant),+ }
 
         impl $name {
@@ -27,6 +27,37 @@ macro_rules! string_enum {
             }
             pub fn parse(s: &str) -> Option<Self> {
                 match s { $($s => Some(Self::$variant),)+ _ => None }
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                Self::parse(&s).ok_or_else(|| {
+                    serde::de::Error::unknown_variant(&s, &[$($s),+])
+                })
+            }
+        }
+
+        /// A string enum named after the type (a shared schema in documents).
+        impl schemars::JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                let doc: Vec<&str> = [$($doc),*].iter().map(|l| l.trim()).collect();
+                schemars::json_schema!({
+                    "type": "string",
+                    "description": doc.join(" "),
+                    "enum": [$($s),+]
+                })
             }
         }
     };

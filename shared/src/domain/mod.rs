@@ -11,6 +11,7 @@ pub mod polygon;
 pub mod queue_metrics;
 pub mod scene;
 pub mod schedule;
+pub mod stream_events;
 pub mod task;
 pub mod user;
 pub mod validate;

@@ -2,11 +2,12 @@
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Plan {
-    Level01,
-    Level02,
-}
+use crate::domain::device::string_enum;
+
+string_enum!(
+    /// Billing plan of a device.
+    Plan { Level01 = "level_01", Level02 = "level_02" }
+);
 
 /// Monthly allowance of one plan, in the four metered features.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,21 +19,6 @@ pub struct PlanLimits {
 }
 
 impl Plan {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Level01 => "level_01",
-            Self::Level02 => "level_02",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "level_01" => Some(Self::Level01),
-            "level_02" => Some(Self::Level02),
-            _ => None,
-        }
-    }
-
     pub fn limits(self) -> PlanLimits {
         match self {
             Self::Level01 => PlanLimits {

@@ -16,22 +16,56 @@ pub struct Occupancy {
     pub in_service: u32,
 }
 
+/// The queue metrics of one frame: `metrics` of its `analysis_result`
+/// event, and what the analytics role stores at its cadence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueMetrics {
+    /// People in the queue zone now (past the entry threshold).
+    pub in_queue: u32,
+    /// People in the checkout zone now.
+    pub in_service: u32,
+    /// The last 5 minutes.
+    pub rolling5_min: WindowMetrics,
+    /// The last 30 minutes.
+    pub rolling30_min: WindowMetrics,
+    /// Since the task started.
+    pub total: WindowMetrics,
+    /// Capture time of the first frame analysed (where `total` starts).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub first_ms: u64,
+}
+
 /// The metrics of one window, named as the metric paths
-/// (`rolling5Min.avgInQueue`, ...).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// (`rolling5Min.avgInQueue`, ...). Wait fields are `null` while the window
+/// has no completed queue visit (or, for the estimate, no departure).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WindowMetrics {
+    /// Time-weighted average of people in the queue zone.
     pub avg_in_queue: f64,
+    /// Most people in the queue zone at once.
     pub max_in_queue: u32,
+    /// Time-weighted average of people in the checkout zone.
     pub avg_in_service: f64,
+    /// People who entered the queue.
     pub arrivals: u64,
+    /// People who left the queue.
     pub departures: u64,
+    /// Mean observed wait of completed queue visits, in seconds.
+    #[schemars(required, extend("nullable" = true))]
     pub avg_wait_seconds: Option<f64>,
+    /// Median observed wait, in seconds.
+    #[schemars(required, extend("nullable" = true))]
     pub median_wait_seconds: Option<f64>,
+    /// 90th-percentile observed wait, in seconds.
+    #[schemars(required, extend("nullable" = true))]
     pub p90_wait_seconds: Option<f64>,
     /// Completed queue visits behind the observed waits.
     pub wait_samples: u64,
-    /// `inQueue / (departures / window)`; `None` without departures.
+    /// `inQueue / (departures / window)` (Little's law), in seconds; `null` without departures.
+    #[schemars(required, extend("nullable" = true))]
     pub estimated_wait_seconds: Option<f64>,
 }
 

@@ -2,7 +2,8 @@
 //! analysis (tracking, zones, queue metrics) adds to it.
 
 use panoptes_shared::domain::detection::DetectionResult;
-use serde_json::{Value, json};
+use panoptes_shared::domain::stream_events::{AnalysisResult, DetectedObject, Zone};
+use panoptes_shared::ids::{SceneId, TaskId};
 
 /// Per-device analysis of consecutive frames (in capture order). [`Tracked`]
 /// gives track ids; queue analytics (zones, wait times) extends it.
@@ -15,9 +16,9 @@ pub trait FrameAnalysis: Send + Sync {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Analysis {
     /// One per detection, in order: `(trackId, zone)`.
-    pub per_detection: Vec<(Option<String>, Option<String>)>,
+    pub per_detection: Vec<(Option<String>, Option<Zone>)>,
     /// `{inQueue, inService, rolling5Min, ...}`; `None` without queue analytics.
-    pub metrics: Option<super::queue::QueueMetrics>,
+    pub metrics: Option<panoptes_shared::domain::queue_metrics::QueueMetrics>,
 }
 
 /// Track ids only: each detection gets the id of the person it follows
@@ -49,46 +50,39 @@ impl FrameAnalysis for Tracked {
     }
 }
 
-/// The documented payload: `{deviceId, analysisId, sceneId, timestamp,
-/// detections[{type, confidence, boundingBox, trackId, zone}], metrics}`, plus
-/// `computeNodeId`, `processingMs` and, when a snapshot was stored with this
-/// frame, a presigned `snapshotUrl`.
+/// The `analysis_result` event of one frame (its documented type), with a
+/// presigned `snapshotUrl` when a snapshot was stored with this frame.
 pub fn analysis_result(
     r: &DetectionResult,
     analysis: &Analysis,
     snapshot_url: Option<&str>,
-) -> String {
-    let detections: Vec<Value> = r
+) -> AnalysisResult {
+    let detections = r
         .detections
         .iter()
         .enumerate()
         .map(|(i, d)| {
-            let (track, zone) = analysis.per_detection.get(i).cloned().unwrap_or_default();
-            json!({
-                "type": d.class.as_str(),
-                "confidence": d.confidence,
-                "boundingBox": d.bounding_box,
-                "trackId": track,
-                "zone": zone,
-            })
+            let (track_id, zone) = analysis.per_detection.get(i).cloned().unwrap_or_default();
+            DetectedObject {
+                class: d.class,
+                confidence: d.confidence,
+                bounding_box: d.bounding_box,
+                track_id,
+                zone,
+            }
         })
         .collect();
-    let captured =
-        chrono::DateTime::from_timestamp_millis(r.captured_at_ms as i64).unwrap_or_default();
-    let mut event = json!({
-        "deviceId": r.device_id,
-        "analysisId": r.task_id,
-        "sceneId": r.scene_id,
-        "timestamp": panoptes_shared::time::rfc3339(captured),
-        "detections": detections,
-        "computeNodeId": r.node_id,
-        "processingMs": r.processing_ms,
-    });
-    if let Some(m) = &analysis.metrics {
-        event["metrics"] = json!(m);
+    AnalysisResult {
+        device_id: r.device_id,
+        analysis_id: TaskId(r.task_id),
+        scene_id: SceneId(r.scene_id),
+        timestamp: panoptes_shared::time::from_millis(
+            i64::try_from(r.captured_at_ms).unwrap_or(i64::MAX),
+        ),
+        detections,
+        metrics: analysis.metrics.clone(),
+        compute_node_id: r.node_id.clone(),
+        processing_ms: r.processing_ms,
+        snapshot_url: snapshot_url.map(str::to_owned),
     }
-    if let Some(url) = snapshot_url {
-        event["snapshotUrl"] = json!(url);
-    }
-    event.to_string()
 }

@@ -5,9 +5,9 @@
 //! `metrics.total`).
 
 use panoptes_shared::domain::detection::DetectionResult;
-use panoptes_shared::domain::queue_metrics::{Occupancy, Window, WindowMetrics};
+use panoptes_shared::domain::queue_metrics::{Occupancy, Window};
 use panoptes_shared::domain::scene::Scene;
-use serde::Serialize;
+use panoptes_shared::domain::stream_events::Zone;
 
 use super::dwell::{Dwell, ZoneEvent};
 use super::event::{Analysis, FrameAnalysis};
@@ -16,20 +16,7 @@ use super::tracker::Tracker;
 const FIVE_MINUTES_MS: u64 = 5 * 60 * 1000;
 const THIRTY_MINUTES_MS: u64 = 30 * 60 * 1000;
 
-/// The queue metrics of one frame: `metrics` of its `analysis_result`
-/// event, and what the analytics role stores at its cadence.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct QueueMetrics {
-    pub in_queue: u32,
-    pub in_service: u32,
-    pub rolling5_min: WindowMetrics,
-    pub rolling30_min: WindowMetrics,
-    pub total: WindowMetrics,
-    /// Capture time of the first frame analysed (where `total` starts).
-    #[serde(skip)]
-    pub first_ms: u64,
-}
+pub use panoptes_shared::domain::queue_metrics::QueueMetrics;
 
 pub const FIVE_MINUTES: u64 = FIVE_MINUTES_MS;
 pub const THIRTY_MINUTES: u64 = THIRTY_MINUTES_MS;
@@ -117,9 +104,9 @@ impl FrameAnalysis for QueueAnalysis {
         }
         let zone_of = |track: u64| {
             if self.queue.as_ref().is_some_and(|d| d.is_member(track)) {
-                Some("queue".to_owned())
+                Some(Zone::Queue)
             } else if self.checkout.as_ref().is_some_and(|d| d.is_member(track)) {
-                Some("checkout".to_owned())
+                Some(Zone::Checkout)
             } else {
                 None
             }
@@ -210,7 +197,7 @@ mod tests {
                     m["inQueue"], 1,
                     "queueing since 0 s, past the 2 s threshold"
                 );
-                assert_eq!(last.per_detection[0].1.as_deref(), Some("queue"));
+                assert_eq!(last.per_detection[0].1, Some(Zone::Queue));
             }
         }
         let m = serde_json::to_value(last.metrics.unwrap()).unwrap();
@@ -219,7 +206,7 @@ mod tests {
             (Some(0), Some(1)),
             "{m}"
         );
-        assert_eq!(last.per_detection[0].1.as_deref(), Some("checkout"));
+        assert_eq!(last.per_detection[0].1, Some(Zone::Checkout));
         let total = &m["total"];
         assert_eq!(
             (total["arrivals"].as_u64(), total["departures"].as_u64()),

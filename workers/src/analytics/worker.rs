@@ -236,7 +236,10 @@ impl AnalyticsWorker {
                 user: r.user_id,
                 device: r.device_id,
                 task: r.task_id,
-                data: analysis_result(r, &a, snapshot_url.as_deref()),
+                data: serde_json::to_string(&analysis_result(r, &a, snapshot_url.as_deref()))
+                    .map_err(|e| {
+                        panoptes_shared::Error::internal(format!("event encoding: {e}"))
+                    })?,
             })
             .await?;
         if let Some(m) = &a.metrics

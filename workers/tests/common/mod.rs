@@ -2,7 +2,11 @@
 
 #![allow(dead_code)]
 
+pub mod event_schema;
 pub mod rtsp;
+
+#[allow(unused_imports)]
+pub use event_schema::documented_event;
 
 use std::path::PathBuf;
 

@@ -66,49 +66,6 @@ impl StreamAuth {
     }
 }
 
-/// One `analysis_result` event's `data` (one analysed frame).
-#[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
-pub struct AnalysisResult {
-    pub device_id: Uuid,
-    pub analysis_id: Uuid,
-    pub scene_id: Uuid,
-    pub timestamp: DateTime<Utc>,
-    pub detections: Vec<Detection>,
-    pub metrics: FrameMetrics,
-}
-
-#[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
-pub struct Detection {
-    /// `person` or `object`.
-    #[oai(rename = "type")]
-    pub kind: String,
-    pub confidence: f64,
-    pub bounding_box: Option<BoundingBox>,
-    pub track_id: Option<String>,
-    /// `queue`, `checkout` or absent.
-    pub zone: Option<String>,
-    /// level_02 devices only.
-    pub attributes: Option<serde_json::Value>,
-}
-
-/// Normalised to the frame (0-1).
-#[derive(Debug, Object)]
-pub struct BoundingBox {
-    pub x: f64,
-    pub y: f64,
-    pub width: f64,
-    pub height: f64,
-}
-
-#[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
-pub struct FrameMetrics {
-    pub in_queue: u32,
-    pub in_service: u32,
-}
-
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
 pub struct TicketDto {
