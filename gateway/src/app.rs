@@ -26,6 +26,7 @@ use crate::auth::key_usage::KeyUsage;
 use crate::auth::session::SessionTokens;
 use crate::http::client_ip::TrustedProxies;
 use crate::http::connections::ConnectionLimits;
+use crate::http::cors::CorsPolicy;
 use crate::http::metrics::HttpMetrics;
 use crate::http::middleware::RequestLayer;
 use crate::http::serve::ServeOptions;
@@ -111,6 +112,13 @@ pub async fn build_state(cfg: &Config) -> anyhow::Result<AppState> {
             TrustedProxies::parse(&cfg.server.trusted_proxies).map_err(anyhow::Error::msg)?,
         ),
         max_devices_per_user: cfg.limits.max_devices_per_user,
+        cors: Arc::new(
+            CorsPolicy::new(
+                &cfg.server.cors_allowed_origins,
+                cfg.server.cors_max_age_seconds,
+            )
+            .map_err(anyhow::Error::msg)?,
+        ),
     })
 }
 
@@ -184,23 +192,52 @@ pub fn routes(state: AppState, body_limit: usize) -> impl poem::Endpoint<Output 
     let metrics = state.metrics.clone();
     let proxies = state.proxies.clone();
     let frame_limit = state.edge.max_frame_bytes;
+    let cors = state.cors.clone();
     let api = crate::api::service(state.clone());
     let allow = Arc::new(crate::http::allow::AllowTable::from_spec(&api.spec()));
     let docs = api.swagger_ui();
-    let spec = api.spec_endpoint();
+    let document = crate::openapi_doc::render(state.clone());
+    let constraints = Arc::new(crate::http::constraints::Constraints::from_document(
+        &document.json,
+    ));
     Route::new()
         .nest("/", api)
         .nest("/docs", docs)
-        .at("/openapi.json", spec)
+        .at(
+            "/openapi.json",
+            static_text(document.json, "application/json"),
+        )
+        .at(
+            "/openapi.yaml",
+            static_text(document.yaml, "application/yaml"),
+        )
         .at("/blobs/*key", poem::get(crate::http::blobs::get_blob))
         .data(state)
+        .data(constraints)
         .with(RequestLayer {
             metrics,
             body_limit,
             frame_limit,
-            allow,
+            allow: allow.clone(),
             proxies,
         })
+        .with(crate::http::cors::Cors {
+            policy: cors,
+            allow,
+        })
+}
+
+/// `GET` of a fixed text (the OpenAPI document).
+fn static_text(
+    body: String,
+    content_type: &'static str,
+) -> impl poem::Endpoint<Output = poem::Response> {
+    let body = bytes::Bytes::from(body);
+    poem::get(poem::endpoint::make_sync(move |_| {
+        poem::Response::builder()
+            .content_type(content_type)
+            .body(body.clone())
+    }))
 }
 
 /// A state for rendering the OpenAPI document: nothing is connected or read.
@@ -250,5 +287,6 @@ pub fn spec_state() -> AppState {
         auth_limits: AuthLimits::from(&Config::default().auth),
         proxies: Arc::new(TrustedProxies::default()),
         max_devices_per_user: 0,
+        cors: Arc::new(CorsPolicy::default()),
     }
 }

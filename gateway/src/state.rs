@@ -53,4 +53,6 @@ pub struct AppState {
     pub proxies: Arc<crate::http::client_ip::TrustedProxies>,
     /// Devices per user (0 = no cap).
     pub max_devices_per_user: u32,
+    /// Which web origins may call the API from a browser.
+    pub cors: Arc<crate::http::cors::CorsPolicy>,
 }

@@ -81,6 +81,14 @@ pub struct ServerConfig {
     /// comma-separated list (`PANOPTES__SERVER__TRUSTED_PROXIES=10.0.0.0/8,fd00::/8`).
     #[serde(deserialize_with = "list_or_csv")]
     pub trusted_proxies: Vec<String>,
+    /// Web origins (`https://app.example.com`, scheme + host + optional port)
+    /// whose pages may call the API and open ticketed streams from a browser
+    /// (CORS); `*` allows any origin. Empty (the default): none. A list in
+    /// TOML, comma-separated in the environment.
+    #[serde(deserialize_with = "list_or_csv")]
+    pub cors_allowed_origins: Vec<String>,
+    /// How long browsers may cache a CORS preflight answer, in seconds.
+    pub cors_max_age_seconds: u64,
 }
 
 /// Where embedded state lives (SQLite file, generated secrets).
@@ -487,6 +495,8 @@ impl Default for ServerConfig {
             reserved_health_connections: 32,
             idle_connection_timeout_ms: 30_000,
             trusted_proxies: Vec::new(),
+            cors_allowed_origins: Vec::new(),
+            cors_max_age_seconds: 600,
         }
     }
 }

@@ -23,13 +23,25 @@ pub struct BodyLimit(pub usize);
 
 pub struct JsonBody<T> {
     bytes: bytes::Bytes,
+    /// The published constraints (set on every served request).
+    constraints: Option<std::sync::Arc<super::constraints::Constraints>>,
     _into: std::marker::PhantomData<fn() -> T>,
 }
 
-impl<T: DeserializeOwned> JsonBody<T> {
-    /// Parse the body, naming the offending field on failure.
+impl<T: DeserializeOwned + Type> JsonBody<T> {
+    /// Parse the body, naming the offending field on failure, then hold it
+    /// to the constraints the OpenAPI document publishes for `T` (see
+    /// [`super::constraints`]): the document's rules are the ones enforced.
     pub fn parse<S>(&self) -> Result<T, ApiError<S>> {
-        parse(&self.bytes).map_err(ApiError::cast)
+        let value = parse(&self.bytes).map_err(ApiError::cast)?;
+        if let Some(constraints) = &self.constraints
+            && let Ok(json) = serde_json::from_slice::<serde_json::Value>(&self.bytes)
+        {
+            constraints
+                .check(&T::name(), &json)
+                .map_err(|v| ApiError::validation(&v.field, v.reason))?;
+        }
+        Ok(value)
     }
 }
 
@@ -78,6 +90,9 @@ impl<T: Type + DeserializeOwned> ParsePayload for JsonBody<T> {
             .map_err(into_poem)?;
         Ok(Self {
             bytes,
+            constraints: request
+                .data::<std::sync::Arc<super::constraints::Constraints>>()
+                .cloned(),
             _into: std::marker::PhantomData,
         })
     }

@@ -230,7 +230,9 @@ fn error_response(err: poem::Error) -> Response {
 
 /// poem-openapi's parameter messages start with a type name; keep them short.
 fn clean_param_reason(reason: &str) -> String {
-    if reason.contains("\"string(uuid)\"") {
+    if reason.contains("expects an input value") {
+        "is required".to_owned()
+    } else if reason.contains("\"string(uuid)\"") {
         "must be a UUID".to_owned()
     } else if reason.contains("integer(") && reason.contains("failed to parse") {
         "must be a whole number".to_owned()

@@ -207,19 +207,31 @@ async fn admin_endpoints_need_an_admin_session() {
 
 /// Every protected operation of the published document, with `{id}` filled in.
 fn protected_operations() -> Vec<(reqwest::Method, String, Vec<String>)> {
-    let (json, _) = panoptes_gateway::openapi_doc::render(panoptes_gateway::app::spec_state());
-    let spec: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let doc = panoptes_gateway::openapi_doc::render(panoptes_gateway::app::spec_state());
+    let spec: serde_json::Value = serde_json::from_str(&doc.json).unwrap();
     let mut ops = Vec::new();
     for (path, item) in spec["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
-            let Some(security) = op["security"].as_array() else {
+            let Some(security) = op["security"].as_array().filter(|s| !s.is_empty()) else {
                 continue;
             };
             let schemes = security
                 .iter()
                 .flat_map(|s| s.as_object().unwrap().keys().cloned())
                 .collect();
-            let path = path.replace("{id}", &uuid::Uuid::new_v4().to_string());
+            let mut path = path.replace("{id}", &uuid::Uuid::new_v4().to_string());
+            // Required query parameters (all UUIDs) are given, so that the
+            // request is well-formed and only the credential decides.
+            let required: Vec<String> = op["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "query" && p["required"] == true)
+                .map(|p| format!("{}={}", p["name"].as_str().unwrap(), uuid::Uuid::new_v4()))
+                .collect();
+            if !required.is_empty() {
+                path = format!("{path}?{}", required.join("&"));
+            }
             ops.push((method.to_uppercase().parse().unwrap(), path, schemes));
         }
     }

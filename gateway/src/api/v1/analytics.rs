@@ -211,12 +211,6 @@ pub struct SceneLatestDto {
     pub rolling: LatestRollingDto,
 }
 
-/// `sceneId` is required; checked in the handler so that credentials and
-/// scope are refused first (401, 403, then 400).
-fn required(scene: Option<Uuid>) -> Result<Uuid, Error> {
-    scene.ok_or_else(|| Error::validation("sceneId", "is required"))
-}
-
 impl AnalyticsApi {
     async fn scene(&self, user: UserId, id: Uuid) -> Result<Scene, Error> {
         self.state
@@ -240,9 +234,9 @@ impl AnalyticsApi {
     async fn snapshots(
         &self,
         auth: SessionOrKey,
-        /// Required: the scene whose metrics to read.
+        /// The scene whose metrics to read.
         #[oai(name = "sceneId")]
-        scene_id: Query<Option<Uuid>>,
+        scene_id: Query<Uuid>,
         #[oai(name = "startDate")] start_date: Query<Option<DateTime<Utc>>>,
         #[oai(name = "endDate")] end_date: Query<Option<DateTime<Utc>>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))] page: Query<
@@ -254,7 +248,7 @@ impl AnalyticsApi {
         caller.require(Scope::AnalyticsRead)?;
         let range = TimeRange::new(start_date.0, end_date.0)?;
         let page = super::page(page.0, limit.0)?;
-        let scene = self.scene(caller.user_id, required(scene_id.0)?).await?;
+        let scene = self.scene(caller.user_id, scene_id.0).await?;
         let rows = self
             .state
             .store
@@ -275,13 +269,13 @@ impl AnalyticsApi {
     async fn latest_snapshot(
         &self,
         auth: SessionOrKey,
-        /// Required: the scene whose metrics to read.
+        /// The scene whose metrics to read.
         #[oai(name = "sceneId")]
-        scene_id: Query<Option<Uuid>>,
+        scene_id: Query<Uuid>,
     ) -> ApiResult<Reply<LatestSnapshotDto>, ReadErrors> {
         let caller = auth.caller();
         caller.require(Scope::AnalyticsRead)?;
-        let scene = self.scene(caller.user_id, required(scene_id.0)?).await?;
+        let scene = self.scene(caller.user_id, scene_id.0).await?;
         let latest = self
             .state
             .store
@@ -311,9 +305,9 @@ impl AnalyticsApi {
     async fn rolling(
         &self,
         auth: SessionOrKey,
-        /// Required: the scene whose metrics to read.
+        /// The scene whose metrics to read.
         #[oai(name = "sceneId")]
-        scene_id: Query<Option<Uuid>>,
+        scene_id: Query<Uuid>,
         window: Query<Option<RollingWindow>>,
         #[oai(name = "startDate")] start_date: Query<Option<DateTime<Utc>>>,
         #[oai(name = "endDate")] end_date: Query<Option<DateTime<Utc>>>,
@@ -326,7 +320,7 @@ impl AnalyticsApi {
         caller.require(Scope::AnalyticsRead)?;
         let range = TimeRange::new(start_date.0, end_date.0)?;
         let page = super::page(page.0, limit.0)?;
-        let scene = self.scene(caller.user_id, required(scene_id.0)?).await?;
+        let scene = self.scene(caller.user_id, scene_id.0).await?;
         let rows = self
             .state
             .store
@@ -353,13 +347,13 @@ impl AnalyticsApi {
     async fn latest_rolling(
         &self,
         auth: SessionOrKey,
-        /// Required: the scene whose metrics to read.
+        /// The scene whose metrics to read.
         #[oai(name = "sceneId")]
-        scene_id: Query<Option<Uuid>>,
+        scene_id: Query<Uuid>,
     ) -> ApiResult<Reply<LatestRollingDto>, ReadErrors> {
         let caller = auth.caller();
         caller.require(Scope::AnalyticsRead)?;
-        let scene = self.scene(caller.user_id, required(scene_id.0)?).await?;
+        let scene = self.scene(caller.user_id, scene_id.0).await?;
         let rows = self
             .state
             .store
