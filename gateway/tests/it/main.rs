@@ -8,8 +8,11 @@ mod auth;
 mod blobs;
 mod cli;
 mod connections;
+mod cors;
 mod devices;
 mod envelope;
+#[path = "../../../workers/tests/common/event_schema.rs"]
+mod event_schema;
 mod fake_rtsp;
 mod fault_proxy;
 mod helpers;
