@@ -2,8 +2,8 @@
 # k6 load scenarios for the SSE gateway, run locally end to end: starts a
 # gateway on PostgreSQL + Redis, signs up USERS users with a device each,
 # publishes demo results for each at RATE events/s, then runs
-#   sse_hold.js   (USERS x 10 streams held for HOLD, gap-free check)
-#   sse_resume.js (reconnect with Last-Event-ID, next-in-sequence check)
+#   sse_hold.js   (USERS x 10 streams held for HOLD: ids rising, no gaps between streams)
+#   sse_resume.js (reconnect with Last-Event-ID: the next event of a reference stream)
 # Against a deployed environment run the .js files directly (see README).
 #   USERS=3 RATE=10 HOLD=15s bash tests/load/run.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../../.ci/lib.sh"
