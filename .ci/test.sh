@@ -28,11 +28,16 @@ status=${PIPESTATUS[0]}
 log "fuzzing the API against its OpenAPI document (schemathesis)"
 bash tests/fuzz/api.sh 30
 fuzz=$?
+log "generated OpenAPI clients (Python, TypeScript) run the quickstart"
+bash tests/clients/run.sh
+clients=$?
 set -e
 drop_test_databases
 passed=$(grep -Eo '^test result: .* ([0-9]+) passed' "$TOOLS/test.log" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
 failed=$(grep -Eo '^test result: .* ([0-9]+) failed' "$TOOLS/test.log" | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
 [ "$fuzz" = 0 ] || { echo "API fuzzing failed" >&2; failed=$((failed + 1)); }
+[ "$clients" = 0 ] || { echo "generated-client quickstarts failed" >&2; failed=$((failed + 1)); }
 [ "$status" = 0 ] && status=$fuzz
+[ "$status" = 0 ] && status=$clients
 echo "total: ${passed} passed, ${failed} failed"
 exit "$status"
