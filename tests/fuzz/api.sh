@@ -17,8 +17,8 @@ wait_port "$PORT"
 session=$(curl -sf -X POST "http://127.0.0.1:$PORT/api/v1/auth/signup" -H 'content-type: application/json' \
   -d '{"email":"fuzz@example.com","password":"fuzz password"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["token"])')
 # Log-in, sign-up and log-out would end or replace the session under test;
-# probe answers 501 by design until RTSP ingest ships; SSE streams stay open
-# (they are covered by their own tests).
+# probes dial the device's camera (covered by their own tests against a real
+# RTSP server); SSE streams stay open (covered by their own tests).
 "$TOOLS/venv/bin/schemathesis" run "http://127.0.0.1:$PORT/openapi.json" \
   -H "Authorization: Bearer $session" --max-examples "$EXAMPLES" --seed 1 \
   --exclude-path-regex '/logout|/login|/signup|/probe|/analysis/stream' \
