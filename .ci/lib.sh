@@ -137,3 +137,16 @@ ensure_rtsp() {
   bash "$ROOT/tests/rtsp/clips.sh" "$@"
   export PANOPTES_TEST_CLIP="${PANOPTES_TEST_CLIP:-$TOOLS/media/vtest.mp4}"
 }
+
+# @redocly/cli (npm) into .tools/redocly, for linting the OpenAPI document.
+REDOCLY_VERSION=2.77.0
+ensure_redocly() {
+  command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+  local bin="$TOOLS/redocly/node_modules/.bin/redocly"
+  if [ ! -x "$bin" ] || [ "$("$bin" --version 2>/dev/null)" != "$REDOCLY_VERSION" ]; then
+    log "installing @redocly/cli $REDOCLY_VERSION into .tools/redocly"
+    mkdir -p "$TOOLS/redocly"
+    npm install --prefix "$TOOLS/redocly" --no-audit --no-fund --loglevel=error "@redocly/cli@$REDOCLY_VERSION" >/dev/null
+  fi
+  REDOCLY="$bin"
+}

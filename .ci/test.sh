@@ -21,6 +21,10 @@ log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 log "OpenAPI document validates as OpenAPI 3"
 "$TOOLS/venv/bin/openapi-spec-validator" openapi/openapi.json
+log "OpenAPI document lints clean (@redocly/cli, openapi/redocly.yaml)"
+ensure_redocly
+REDOCLY_TELEMETRY=off "$REDOCLY" lint --config openapi/redocly.yaml openapi/openapi.json 2>&1 | grep -v "║\|╔\|╚"
+[ "${PIPESTATUS[0]}" = 0 ]
 log "cargo test"
 set +e
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$TOOLS/test.log"

@@ -62,6 +62,7 @@ fn schemas(doc: &mut Value) -> &mut Map<String, Value> {
 }
 
 fn add_stream_event_schemas(doc: &mut Value) {
+    stream_events_are_one_of_the_event_types(doc);
     let target = schemas(doc);
     for (name, schema) in panoptes_shared::domain::stream_events::schemas() {
         match target.get(&name) {
@@ -76,6 +77,30 @@ fn add_stream_event_schemas(doc: &mut Value) {
             _ => {
                 target.insert(name, schema);
             }
+        }
+    }
+}
+
+/// A stream's `text/event-stream` content: each event's `data` is one
+/// object, an `AnalysisResult` or (first) the `StreamTokenEvent`.
+fn stream_events_are_one_of_the_event_types(doc: &mut Value) {
+    let event = format!("#/components/schemas/{}", crate::sse::body::EVENT_SCHEMA);
+    for op in operations(doc) {
+        let Some(content) = op
+            .get_mut("responses")
+            .and_then(|r| r.get_mut("200"))
+            .and_then(|r| r.get_mut("content"))
+            .and_then(|c| c.get_mut("text/event-stream"))
+        else {
+            continue;
+        };
+        if content.pointer("/schema/$ref").and_then(Value::as_str) == Some(event.as_str()) {
+            content["schema"] = json!({
+                "oneOf": [
+                    { "$ref": event },
+                    { "$ref": "#/components/schemas/StreamTokenEvent" }
+                ]
+            });
         }
     }
 }

@@ -80,5 +80,9 @@ pub fn service(state: AppState) -> OpenApiService<Apis, ()> {
         env!("CARGO_PKG_VERSION"),
     )
     .description(description())
+    .license(
+        poem_openapi::LicenseObject::new(env!("CARGO_PKG_LICENSE"))
+            .url("https://www.apache.org/licenses/LICENSE-2.0"),
+    )
     .server("/")
 }
