@@ -195,14 +195,17 @@ pub fn routes(state: AppState, body_limit: usize) -> impl poem::Endpoint<Output 
     let cors = state.cors.clone();
     let api = crate::api::service(state.clone());
     let allow = Arc::new(crate::http::allow::AllowTable::from_spec(&api.spec()));
-    let docs = api.swagger_ui();
     let document = crate::openapi_doc::render(state.clone());
+    // Swagger UI (assets embedded, no CDN) showing the finished document.
+    let docs = api
+        .swagger_ui_html()
+        .replace(&api.spec(), document.json.trim_end());
     let constraints = Arc::new(crate::http::constraints::Constraints::from_document(
         &document.json,
     ));
     Route::new()
         .nest("/", api)
-        .nest("/docs", docs)
+        .at("/docs", static_text(docs, "text/html; charset=utf-8"))
         .at(
             "/openapi.json",
             static_text(document.json, "application/json"),

@@ -181,6 +181,10 @@ async fn the_server_serves_the_document_and_an_offline_ui() {
         !html.contains("<script src=\"http"),
         "assets are embedded, no CDN"
     );
+    assert!(
+        html.contains("StreamTokenEvent") && html.contains("\"security\": []"),
+        "the UI shows the finished document"
+    );
 }
 
 #[tokio::test]
