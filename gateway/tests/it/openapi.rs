@@ -326,7 +326,6 @@ async fn stream_events_are_documented_as_one_object_each() {
             ]
             .contains(&name.as_str())
                 && !prop["$ref"].is_string()
-                && !["width", "height"].contains(&field.as_str())
             {
                 assert!(
                     prop["description"].is_string(),

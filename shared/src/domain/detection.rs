@@ -14,7 +14,9 @@ pub struct BoundingBox {
     pub x: f32,
     /// Top edge.
     pub y: f32,
+    /// Width, as a fraction of the frame's width.
     pub width: f32,
+    /// Height, as a fraction of the frame's height.
     pub height: f32,
 }
 
