@@ -2,6 +2,7 @@
 
 pub mod analytics;
 pub mod api_key;
+pub mod camera;
 pub mod detection;
 pub mod device;
 pub mod event;

@@ -3,6 +3,7 @@
 
 pub mod blobs;
 pub mod bus;
+pub mod camera;
 pub mod cipher;
 pub mod coord;
 pub mod detections;
@@ -14,6 +15,7 @@ pub mod store;
 
 pub use blobs::BlobStore;
 pub use bus::{BusEvent, EventBus, Offset, Publication, ResumePoint, Subscription};
+pub use camera::CameraProbe;
 pub use cipher::SecretCipher;
 pub use coord::{Leases, NodeInfo, NodeRegistry, NodeStatus};
 pub use detections::DetectionLog;
@@ -30,6 +32,7 @@ pub use store::{
 pub mod prelude {
     pub use super::blobs::BlobStore as _;
     pub use super::bus::EventBus as _;
+    pub use super::camera::CameraProbe as _;
     pub use super::cipher::SecretCipher as _;
     pub use super::coord::{Leases as _, NodeRegistry as _};
     pub use super::detections::DetectionLog as _;
