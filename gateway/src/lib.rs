@@ -1,14 +1,15 @@
-//! Panoptes gateway: the stateless HTTP API (poem-openapi) and the
-//! `panoptes` launcher. Library + thin `main.rs`, so tests start the real
-//! application on a free port.
+//! Panoptes gateway: the stateless HTTP API (poem-openapi). A library, so
+//! tests start the real application on a free port, the `panoptes` launcher
+//! (`gateway/launcher`) composes it with the pipeline roles, and the
+//! `panoptes-gateway` binary ([`main.rs`](../src/main.rs)) serves it alone,
+//! linking no inference runtime or video codec.
 
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod app;
 pub mod auth;
-pub mod cli;
-pub mod demo_camera;
+pub mod components;
 pub mod http;
 pub mod limits;
 pub mod openapi_doc;

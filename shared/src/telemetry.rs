@@ -37,3 +37,11 @@ pub fn init(format: &str, level: &str) {
         builder.try_init()
     };
 }
+
+/// [`init`] as `cfg.log` says, then report what loading `cfg` warned about.
+pub fn init_for(cfg: &crate::config::Config) {
+    init(&cfg.log.format, &cfg.log.level);
+    for w in &cfg.warnings {
+        tracing::warn!("{w}");
+    }
+}

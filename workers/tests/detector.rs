@@ -5,9 +5,9 @@
 mod common;
 
 use panoptes_shared::domain::scene::DetectClass;
-use panoptes_workers::detector::image::decode_jpeg;
 use panoptes_workers::detector::runtime::{FrameIn, ModelKind, Provider};
 use panoptes_workers::detector::{Found, Wanted};
+use panoptes_workers::image::decode_jpeg;
 use serde_json::Value;
 
 const PEOPLE: Wanted = Wanted {
@@ -140,7 +140,7 @@ fn the_yolo_adapter_maps_letterboxed_boxes_back_to_the_frame() {
         common::fixtures().join("yolo-format-test.onnx"),
     );
     assert_eq!(engine.adapter().input_size(), (640, 640));
-    let frame = panoptes_workers::detector::image::Rgb {
+    let frame = panoptes_workers::image::Rgb {
         width: 1280,
         height: 720,
         pixels: vec![90; 1280 * 720 * 3],

@@ -572,11 +572,20 @@ impl World {
             &panoptes_infra::crypto::AesGcmCipher::generate_key(),
         )
         .unwrap();
+        let cipher: Arc<dyn panoptes_shared::ports::SecretCipher> = Arc::new(cipher);
+        // The RTSP test server is on loopback: private targets allowed.
+        let dialer = panoptes_infra::camera::Dialer::new(
+            Arc::new(panoptes_shared::outbound::OutboundGuard::new(
+                Arc::new(panoptes_infra::resolver::SystemResolver),
+                true,
+            )),
+            panoptes_infra::camera::Tls::system(),
+        );
         Arc::new(IngestWorker::new(
             self.store.clone(),
             self.queue.clone(),
             self.leases.clone(),
-            Arc::new(cipher),
+            cipher.clone(),
             Arc::new(WorkerMetrics::default()),
             IngestSettings {
                 node: node.into(),
@@ -591,14 +600,11 @@ impl World {
                 max_streams: 8,
                 health_every: Some(Duration::from_millis(500)),
                 health_in_flight: 2,
-                // The RTSP test server is on loopback: private targets allowed.
-                dialer: panoptes_workers::ingest::Dialer::new(
-                    Arc::new(panoptes_shared::outbound::OutboundGuard::new(
-                        Arc::new(panoptes_infra::resolver::SystemResolver),
-                        true,
-                    )),
-                    panoptes_workers::ingest::tls::Tls::system(),
-                ),
+                probe: Arc::new(panoptes_workers::ingest::DecodingProbe::new(
+                    cipher,
+                    dialer.clone(),
+                )),
+                dialer,
             },
         ))
     }

@@ -27,7 +27,7 @@ use panoptes_shared::domain::user::{Email, Role, User};
 use panoptes_shared::ids::{ApiKeyId, DeviceId, SceneId, UserId};
 use panoptes_shared::ports::Store;
 use panoptes_shared::time::now;
-use panoptes_workers::detector::image::{Rgb, encode_jpeg};
+use panoptes_workers::image::{Rgb, encode_jpeg};
 use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 

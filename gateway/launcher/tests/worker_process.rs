@@ -3,6 +3,7 @@
 //! an `analysis_result` comes out on the bus, `/metrics` counts it, the node
 //! heartbeats; SIGKILLed, it is reported offline.
 
+#[path = "../../../workers/tests/common/mod.rs"]
 mod common;
 
 use std::process::{Child, Command, Stdio};

@@ -14,8 +14,7 @@ fn committed_dir() -> PathBuf {
 #[tokio::test]
 async fn committed_document_matches_the_code() {
     let (json, yaml) = panoptes_gateway::openapi_doc::render(panoptes_gateway::app::spec_state());
-    let fix =
-        "regenerate it with: cargo run -p panoptes-gateway --bin panoptes -- openapi --out openapi";
+    let fix = "regenerate it with: cargo run -p panoptes-launcher --bin panoptes -- openapi --out openapi";
     let committed_json =
         std::fs::read_to_string(committed_dir().join("openapi.json")).unwrap_or_default();
     assert!(

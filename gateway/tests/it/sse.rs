@@ -587,8 +587,8 @@ async fn spawn_child_replica(prefix: &str, extra: &[(&str, &str)]) -> ChildRepli
         .local_addr()
         .unwrap()
         .port();
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_panoptes"));
-    cmd.args(["gateway", "--listen", &format!("127.0.0.1:{port}")])
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_panoptes-gateway"));
+    cmd.args(["--listen", &format!("127.0.0.1:{port}")])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
@@ -603,7 +603,7 @@ async fn spawn_child_replica(prefix: &str, extra: &[(&str, &str)]) -> ChildRepli
         cmd.env(k, v);
     }
     let replica = ChildReplica {
-        child: cmd.spawn().expect("the panoptes binary starts"),
+        child: cmd.spawn().expect("the panoptes-gateway binary starts"),
         base: format!("http://127.0.0.1:{port}"),
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);

@@ -13,9 +13,9 @@ use panoptes_shared::ports::{BlobStore, DetectionLog, JobQueue, Leases};
 use panoptes_shared::{Error, Result};
 
 use super::SceneCache;
-use crate::detector::image::{Rgb, decode_all};
 use crate::detector::runtime::{Engine, FrameIn};
 use crate::detector::{Found, Wanted};
+use crate::image::{Rgb, decode_all};
 use crate::metrics::WorkerMetrics;
 
 /// The ports the detect role uses.

@@ -6,7 +6,6 @@
 //! normalisation) and how the output tensors become boxes. The engine owns
 //! the session, batching and the execution provider.
 
-pub mod image;
 pub mod nanodet;
 pub mod nms;
 pub mod runtime;
@@ -14,7 +13,7 @@ pub mod yolo;
 
 use panoptes_shared::domain::scene::DetectClass;
 
-use self::image::Rgb;
+use crate::image::Rgb;
 
 /// An output tensor of one batch run.
 pub struct Output<'a> {

@@ -11,10 +11,10 @@ use ort::session::Session;
 use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 use ort::value::TensorRef;
 
-use super::image::Rgb;
 use super::nanodet::NanoDet;
 use super::yolo::Yolo;
 use super::{Fit, Found, ModelAdapter, Output, Wanted};
+use crate::image::Rgb;
 
 /// Which model family the file is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -253,7 +253,7 @@ impl Engine {
                 .zip(input.chunks_exact_mut(per))
                 .map(|(f, out)| (f, std::sync::Mutex::new(out)))
                 .collect();
-            super::image::par_map(&slots, |(f, out)| {
+            crate::image::par_map(&slots, |(f, out)| {
                 let mut out = out.lock().unwrap_or_else(|p| p.into_inner());
                 self.adapter.preprocess(f.frame, &mut out)
             })

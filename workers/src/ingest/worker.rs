@@ -14,23 +14,24 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use panoptes_infra::camera::{Camera, Dialer};
 use panoptes_shared::Result;
 use panoptes_shared::analysis::set_device_status;
+use panoptes_shared::domain::camera::{CameraError, SourceError};
 use panoptes_shared::domain::device::{Device, DeviceStatus};
 use panoptes_shared::domain::task::AnalysisTask;
 use panoptes_shared::ids::{DeviceId, TaskId};
-use panoptes_shared::ports::{FrameJob, JobQueue, Leases, SecretCipher, Store};
+use panoptes_shared::ports::{CameraProbe, FrameJob, JobQueue, Leases, SecretCipher, Store};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::camera::{Camera, CameraError};
-use super::source::{self, SourceError};
-use crate::detector::image::{encode_jpeg, resize};
+use super::source;
+use crate::image::{encode_jpeg, resize};
 use crate::metrics::WorkerMetrics;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct IngestSettings {
     pub node: String,
     pub sample_fps: f64,
@@ -47,7 +48,9 @@ pub struct IngestSettings {
     /// Probes in flight per node.
     pub health_in_flight: usize,
     /// Camera connections: the outbound guard, and TLS for `rtsps://`.
-    pub dialer: super::relay::Dialer,
+    pub dialer: Dialer,
+    /// How health checks try a camera (the probe endpoint's adapter).
+    pub probe: Arc<dyn CameraProbe>,
 }
 
 struct Running {
@@ -224,27 +227,27 @@ impl IngestWorker {
         match Camera::of(self.cipher.as_ref(), device) {
             Ok(camera) => Some(camera),
             Err(e) => {
-                if let CameraError::Credentials(cause) = &e {
-                    tracing::error!(device = %device.id, error = %cause, "RTSP credentials cannot be opened");
-                }
-                self.set_status(device, DeviceStatus::Error, Some(&e.to_string()))
-                    .await;
+                self.target_failed(device, &e).await;
                 None
             }
         }
     }
 
+    async fn target_failed(&self, device: &Device, e: &CameraError) {
+        if let CameraError::Credentials(cause) = e {
+            tracing::error!(device = %device.id, error = %cause, "RTSP credentials cannot be opened");
+        }
+        self.set_status(device, DeviceStatus::Error, Some(&e.to_string()))
+            .await;
+    }
+
     async fn check(&self, device: &Device) {
-        let Some(camera) = self.target(device).await else {
-            return;
-        };
         let s = &self.settings;
-        let report = super::probe(&camera, s.connect_timeout, &s.dialer).await;
-        let detail = match (&report.error, &report.info) {
-            (Some(e), _) => format!("health check: {e}"),
-            (None, Some(i)) => format!("health check: {} {}x{}", i.codec, i.width, i.height),
-            (None, None) => "health check".to_owned(),
+        let report = match s.probe.probe(device, s.connect_timeout).await {
+            Ok(report) => report,
+            Err(e) => return self.target_failed(device, &e).await,
         };
+        let detail = report.detail("health check");
         let now = panoptes_shared::time::now();
         if report.error.is_none()
             && let Err(e) = self

@@ -1,18 +1,19 @@
-//! `panoptes-worker --role ingest --role detect --role analytics --role schedule`: pipeline roles in their
-//! own process, on the shared backends named by config (Redis, PostgreSQL, S3).
+//! `panoptes-worker --role ingest --role detect --role analytics --role
+//! schedule`: `panoptes worker` under its former name. Pipeline roles in
+//! their own process, on the shared backends named by config (Redis,
+//! PostgreSQL, S3).
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Parser;
+use panoptes_launcher::cli::WorkerArgs;
 use panoptes_shared::config::Config;
 
 #[derive(Parser)]
 #[command(name = "panoptes-worker", version, about = "Panoptes pipeline worker")]
 struct Args {
-    /// Roles to run (repeatable).
-    #[arg(long, value_enum, required = true)]
-    role: Vec<panoptes_workers::Role>,
+    #[command(flatten)]
+    worker: WorkerArgs,
     /// TOML config file (overridden by PANOPTES__SECTION__KEY variables).
     #[arg(long, env = "PANOPTES_CONFIG")]
     config: Option<PathBuf>,
@@ -31,31 +32,6 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let cfg = Config::load(args.config.as_deref())?;
-    panoptes_shared::telemetry::init(&cfg.log.format, &cfg.log.level);
-    for w in &cfg.warnings {
-        tracing::warn!("{w}");
-    }
-    let shared = panoptes_workers::roles::connect(&cfg)
-        .await
-        .context("cannot connect the worker's backends")?;
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let stop = shutdown.clone();
-    tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("shutting down");
-        stop.cancel();
-    });
-    #[cfg(unix)]
-    {
-        let stop = shutdown.clone();
-        if let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            tokio::spawn(async move {
-                term.recv().await;
-                stop.cancel();
-            });
-        }
-    }
-    panoptes_workers::roles::run(&cfg, &args.role, shared, shutdown).await
+    panoptes_shared::telemetry::init_for(&cfg);
+    panoptes_launcher::compose::worker(&cfg, &args.worker.role).await
 }

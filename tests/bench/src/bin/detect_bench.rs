@@ -11,8 +11,8 @@ use anyhow::Context;
 use clap::Parser;
 use panoptes_shared::domain::scene::DetectClass;
 use panoptes_workers::detector::Wanted;
-use panoptes_workers::detector::image::decode_all;
 use panoptes_workers::detector::runtime::{Engine, EngineOptions, FrameIn, ModelKind, Provider};
+use panoptes_workers::image::decode_all;
 
 #[derive(Parser)]
 struct Args {
