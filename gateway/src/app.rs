@@ -223,7 +223,7 @@ impl Application {
 
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let routes = routes(self.state.clone(), self.body_limit);
-        tracing::info!(addr = %self.addr, store = self.state.store.backend(), limiter = self.state.limiter_backend, "gateway listening");
+        tracing::info!(addr = %self.addr, store = self.state.store.backend(), limiter = self.state.limiter_backend.as_str(), "gateway listening");
         let (hub, stopping) = (self.state.hub.clone(), shutdown.clone());
         tokio::spawn(async move {
             stopping.cancelled().await;
@@ -285,7 +285,7 @@ pub fn spec_state() -> AppState {
     AppState {
         store: Arc::new(store),
         limiter: Arc::new(MemoryRateLimiter::new()),
-        limiter_backend: "memory",
+        limiter_backend: panoptes_shared::config::StateBackend::Memory,
         cipher: cipher.clone(),
         sessions: Arc::new(SessionTokens::new(b"spec-only-spec-only-spec-only-xx")),
         key_usage: Arc::new(KeyUsage::default()),

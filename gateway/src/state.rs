@@ -17,8 +17,8 @@ use crate::sse::hub::Hub;
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub limiter: Arc<dyn RateLimiter>,
-    /// `memory` or `redis`, for `/readyz`.
-    pub limiter_backend: &'static str,
+    /// In this process or on Redis, for `/readyz`.
+    pub limiter_backend: panoptes_shared::config::StateBackend,
     pub cipher: Arc<dyn SecretCipher>,
     pub sessions: Arc<SessionTokens>,
     pub key_usage: Arc<KeyUsage>,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use panoptes_shared::config::Config;
+use panoptes_shared::config::{BlobsBackend, Config, StateBackend};
 use panoptes_shared::ports::jobs::QueuePolicy;
 use panoptes_shared::ports::{
     BlobStore, DetectionLog, EventBus, JobQueue, Leases, NodeRegistry, RateLimiter, SecretCipher,
@@ -104,8 +104,8 @@ pub fn secrets(cfg: &Config) -> anyhow::Result<Secrets> {
 /// Every shared-state port except the relational store.
 #[derive(Clone)]
 pub struct Backends {
-    /// `memory` or `redis`.
-    pub kind: &'static str,
+    /// In this process, or on Redis.
+    pub kind: StateBackend,
     pub limiter: Arc<dyn RateLimiter>,
     pub bus: Arc<dyn EventBus>,
     pub slots: Arc<dyn StreamSlots>,
@@ -166,7 +166,7 @@ impl Backends {
                     .await
                     .context("cannot subscribe to stream takeovers on Redis")?;
                 Self {
-                    kind: "redis",
+                    kind: StateBackend::Redis,
                     limiter: Arc::new(RedisRateLimiter::new(conn.clone(), prefix.clone())),
                     bus: Arc::new(bus),
                     slots: Arc::new(slots),
@@ -183,7 +183,7 @@ impl Backends {
     /// The in-process adapters (one node; nothing to connect to).
     pub fn in_process(cfg: &Config) -> Self {
         Self {
-            kind: "memory",
+            kind: StateBackend::Memory,
             limiter: Arc::new(MemoryRateLimiter::new()),
             bus: Arc::new(MemoryBus::new()),
             slots: Arc::new(MemorySlots::new()),
@@ -216,7 +216,7 @@ pub fn blob_signing_key(session_secret: &[u8]) -> Vec<u8> {
 /// The blob store from config. `signing_key` signs local presigned URLs.
 pub async fn blobs(cfg: &Config, signing_key: &[u8]) -> anyhow::Result<Blobs> {
     let b = &cfg.blobs;
-    if b.backend == "s3" {
+    if b.backend == BlobsBackend::S3 {
         let nonempty = |s: &str| Some(s.to_owned()).filter(|s| !s.is_empty());
         let s3 = S3Blobs::connect(S3Options {
             bucket: b.s3_bucket.clone(),

@@ -19,7 +19,7 @@ use panoptes_shared::ports::jobs::now_ms;
 use panoptes_shared::ports::{CameraProbe, NodeInfo};
 use panoptes_workers::analytics::{AnalyticsSettings, AnalyticsWorker};
 use panoptes_workers::detect::{DetectSettings, DetectWorker, Ports, SceneCache};
-use panoptes_workers::detector::runtime::{Engine, EngineOptions, ModelKind, Provider};
+use panoptes_workers::detector::runtime::{Engine, EngineOptions, Provider};
 use panoptes_workers::ingest::{IngestSettings, IngestWorker};
 use panoptes_workers::metrics::WorkerMetrics;
 use panoptes_workers::node::{Heartbeat, node_id};
@@ -257,13 +257,7 @@ impl Pipeline {
             info: NodeInfo {
                 id: self.node.clone(),
                 roles: self.started.iter().map(|r| r.as_str().to_owned()).collect(),
-                execution_provider: self.provider.map(|p| {
-                    match p {
-                        Provider::Cpu => "cpu",
-                        Provider::Cuda { .. } => "cuda",
-                    }
-                    .to_owned()
-                }),
+                execution_provider: self.provider.map(|p| p.kind().as_str().to_owned()),
                 started_at_ms: now_ms(),
             },
             every: Duration::from_millis(w.heartbeat_ms),
@@ -312,16 +306,10 @@ impl Pipeline {
 pub fn engine_options(cfg: &Config) -> EngineOptions {
     let d = &cfg.detector;
     EngineOptions {
-        model: ModelKind::parse(&d.model).unwrap_or(ModelKind::NanoDet),
+        model: d.model,
         model_path: d.model_path.clone(),
         library: Some(d.ort_library.clone()).filter(|p| !p.as_os_str().is_empty()),
-        provider: if d.execution_provider == "cuda" {
-            Provider::Cuda {
-                device: d.cuda_device,
-            }
-        } else {
-            Provider::Cpu
-        },
+        provider: Provider::new(d.execution_provider, d.cuda_device),
         threads: d.threads,
         iou: d.nms_iou,
     }

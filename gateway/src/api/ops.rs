@@ -108,7 +108,11 @@ impl OpsApi {
         };
         let deps = vec![
             dep("store", self.state.store.backend(), store.is_ok()),
-            dep("rateLimiter", self.state.limiter_backend, limiter.is_ok()),
+            dep(
+                "rateLimiter",
+                self.state.limiter_backend.as_str(),
+                limiter.is_ok(),
+            ),
             dep("eventBus", self.state.bus.backend(), bus.is_ok()),
         ];
         for (name, r) in [

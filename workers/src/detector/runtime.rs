@@ -16,28 +16,33 @@ use super::yolo::Yolo;
 use super::{Fit, Found, ModelAdapter, Output, Wanted};
 use crate::image::Rgb;
 
-/// Which model family the file is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ModelKind {
-    NanoDet,
-    Yolo,
-}
-
-impl ModelKind {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "nanodet" => Some(Self::NanoDet),
-            "yolo" => Some(Self::Yolo),
-            _ => None,
-        }
-    }
-}
+pub use panoptes_shared::config::{ExecutionProvider, ModelKind};
 
 /// Where inference runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Provider {
     Cpu,
     Cuda { device: i32 },
+}
+
+impl Provider {
+    /// `execution_provider`, on CUDA device `cuda_device`.
+    pub fn new(execution_provider: ExecutionProvider, cuda_device: i32) -> Self {
+        match execution_provider {
+            ExecutionProvider::Cpu => Self::Cpu,
+            ExecutionProvider::Cuda => Self::Cuda {
+                device: cuda_device,
+            },
+        }
+    }
+
+    /// Which execution provider this is (`cpu`, `cuda`).
+    pub fn kind(self) -> ExecutionProvider {
+        match self {
+            Self::Cpu => ExecutionProvider::Cpu,
+            Self::Cuda { .. } => ExecutionProvider::Cuda,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
