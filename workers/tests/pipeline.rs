@@ -13,7 +13,7 @@ use panoptes_infra::coord::{RedisLeases, RedisNodes};
 use panoptes_infra::detections::RedisDetectionLog;
 use panoptes_infra::jobs::RedisJobQueue;
 use panoptes_infra::store::{SqlStore, StoreOptions};
-use panoptes_shared::ids::{DeviceId, SceneId, UserId};
+use panoptes_shared::ids::{DeviceId, JobId, SceneId, TaskId, UserId};
 use panoptes_shared::ports::bus::Offset;
 use panoptes_shared::ports::jobs::{FrameJob, QueuePolicy, now_ms};
 use panoptes_shared::ports::prelude::*;
@@ -122,12 +122,12 @@ fn frame(n: u32) -> Vec<u8> {
 }
 
 impl World {
-    fn job(&self, jpeg: Vec<u8>, captured_at_ms: u64, task: Uuid) -> FrameJob {
+    fn job(&self, jpeg: Vec<u8>, captured_at_ms: u64, task: TaskId) -> FrameJob {
         FrameJob {
-            id: Uuid::new_v4(),
+            id: JobId::new(),
             user: self.user,
             device: self.device,
-            scene: self.scene.0,
+            scene: self.scene,
             task,
             captured_at_ms,
             jpeg,
@@ -217,7 +217,7 @@ where
 async fn a_frame_is_detected_once_with_a_snapshot_readable_through_a_presigned_url() {
     let w = world(policy()).await;
     let (detector, metrics) = w.detector("node-a", 4);
-    let job = w.job(frame(200), now_ms(), Uuid::new_v4());
+    let job = w.job(frame(200), now_ms(), TaskId::new());
     w.queue.enqueue(&job).await.unwrap();
     assert_eq!(detector.step().await.unwrap(), 1);
     let results = w.results().await;
@@ -276,7 +276,7 @@ async fn a_frame_is_detected_once_with_a_snapshot_readable_through_a_presigned_u
 #[tokio::test]
 async fn a_dead_consumers_job_is_reclaimed_and_finished_once() {
     let w = world(policy()).await;
-    let job = w.job(frame(50), now_ms(), Uuid::new_v4());
+    let job = w.job(frame(50), now_ms(), TaskId::new());
     w.queue.enqueue(&job).await.unwrap();
     // A detector takes the job and dies before acknowledging it.
     let taken = w
@@ -317,7 +317,7 @@ async fn a_poison_frame_goes_to_the_dead_letters_and_a_stale_one_is_dropped() {
     let poison = w.job(
         b"\xff\xd8 this is not a jpeg".to_vec(),
         now_ms(),
-        Uuid::new_v4(),
+        TaskId::new(),
     );
     w.queue.enqueue(&poison).await.unwrap();
     until(
@@ -342,7 +342,7 @@ async fn a_poison_frame_goes_to_the_dead_letters_and_a_stale_one_is_dropped() {
     );
     assert!(w.results().await.is_empty());
     // A frame captured long ago is dropped and counted, not detected.
-    let stale = w.job(frame(50), now_ms() - 120_000, Uuid::new_v4());
+    let stale = w.job(frame(50), now_ms() - 120_000, TaskId::new());
     w.queue.enqueue(&stale).await.unwrap();
     assert_eq!(detector.step().await.unwrap(), 0);
     assert_eq!(w.queue.stats().await.unwrap().dropped_stale, 1);
@@ -352,7 +352,7 @@ async fn a_poison_frame_goes_to_the_dead_letters_and_a_stale_one_is_dropped() {
 #[tokio::test]
 async fn results_are_published_in_capture_order_when_detectors_finish_out_of_order() {
     let w = world(policy()).await;
-    let task = Uuid::new_v4();
+    let task = TaskId::new();
     let mut sub = w.bus.subscribe(w.user).await.unwrap();
     let (a, _) = w.detector("node-a", 1);
     let (b, _) = w.detector("node-b", 1);
@@ -436,7 +436,7 @@ async fn results_are_published_in_capture_order_when_detectors_finish_out_of_ord
 #[tokio::test]
 async fn one_analytics_node_owns_a_device_and_another_takes_over_when_it_dies() {
     let w = world(policy()).await;
-    let task = Uuid::new_v4();
+    let task = TaskId::new();
     let mut sub = w.bus.subscribe(w.user).await.unwrap();
     let (detector, _) = w.detector("node-a", 4);
     let lease = Duration::from_millis(1500);
@@ -495,7 +495,7 @@ async fn nodes_heartbeat_and_export_the_queue_lag() {
     let metrics = Arc::new(WorkerMetrics::default());
     for n in 0..3 {
         w.queue
-            .enqueue(&w.job(frame(50), now_ms(), Uuid::new_v4()))
+            .enqueue(&w.job(frame(50), now_ms(), TaskId::new()))
             .await
             .unwrap();
         let _ = n;
@@ -707,7 +707,7 @@ async fn a_camera_is_pulled_by_one_node_detected_tracked_measured_and_stored() {
         .unwrap();
     let v: Value = serde_json::from_str(&e.data).unwrap();
     assert_eq!(v["analysisId"], task.id.to_string());
-    assert_eq!(e.task, task.id.0);
+    assert_eq!(e.task, task.id);
     assert!(v["metrics"]["inQueue"].is_u64(), "{v}");
     assert!(v["metrics"]["rolling5Min"]["avgInQueue"].is_number(), "{v}");
     let people = v["detections"].as_array().unwrap();

@@ -414,7 +414,7 @@ async fn a_slow_consumer_is_cut_off_while_a_fast_one_keeps_receiving() {
     });
     // 600 events of 32 KiB: far more than socket buffers hold for the slow client.
     let padding = "x".repeat(32 * 1024);
-    let task = Uuid::new_v4();
+    let task = panoptes_shared::ids::TaskId::new();
     for n in 0..total {
         let data = json!({"deviceId": device["id"], "n": n, "padding": padding}).to_string();
         app.state

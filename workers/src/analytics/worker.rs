@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use panoptes_shared::Result;
 use panoptes_shared::domain::detection::DetectionResult;
-use panoptes_shared::ids::DeviceId;
+use panoptes_shared::ids::{DeviceId, TaskId};
 use panoptes_shared::ports::{BlobStore, DetectionLog, EventBus, Leases, Publication, Store};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
@@ -24,7 +24,6 @@ use super::persist::Persister;
 use super::queue::QueueAnalysis;
 use crate::metrics::WorkerMetrics;
 use crate::scenes::SceneCache;
-use uuid::Uuid;
 
 #[derive(Debug, Clone)]
 pub struct AnalyticsSettings {
@@ -46,7 +45,7 @@ struct Owned {
     order: Reorder,
     analysis: Box<dyn FrameAnalysis>,
     /// The task `analysis` was built for (a new task starts afresh).
-    task: Option<Uuid>,
+    task: Option<TaskId>,
     persist: Persister,
     last_new: Instant,
     /// When this node last took or renewed the device's lease.

@@ -20,7 +20,7 @@ use panoptes_shared::analysis::set_device_status;
 use panoptes_shared::domain::camera::{CameraError, SourceError};
 use panoptes_shared::domain::device::{Device, DeviceStatus};
 use panoptes_shared::domain::task::AnalysisTask;
-use panoptes_shared::ids::{DeviceId, TaskId};
+use panoptes_shared::ids::{DeviceId, JobId, TaskId};
 use panoptes_shared::ports::{CameraProbe, FrameJob, JobQueue, Leases, SecretCipher, Store};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
@@ -389,11 +389,11 @@ impl IngestWorker {
                 }
             };
             let job = FrameJob {
-                id: Uuid::now_v7(),
+                id: JobId::new(),
                 user: device.user_id,
                 device: device.id,
-                scene: task.scene_id.0,
-                task: task.id.0,
+                scene: task.scene_id,
+                task: task.id,
                 captured_at_ms: at,
                 jpeg,
             };
