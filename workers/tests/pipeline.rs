@@ -20,8 +20,8 @@ use panoptes_shared::ports::prelude::*;
 use panoptes_shared::ports::{
     BlobStore, DetectionLog, EventBus, JobQueue, Leases, NodeInfo, Store,
 };
-use panoptes_workers::analytics::{AnalyticsSettings, AnalyticsWorker};
-use panoptes_workers::detect::{DetectSettings, DetectWorker, Ports, SceneCache};
+use panoptes_workers::analytics::{AnalyticsPorts, AnalyticsSettings, AnalyticsWorker};
+use panoptes_workers::detect::{DetectPorts, DetectSettings, DetectWorker, SceneCache};
 use panoptes_workers::metrics::WorkerMetrics;
 use panoptes_workers::node::Heartbeat;
 use serde_json::Value;
@@ -35,7 +35,7 @@ use panoptes_shared::domain::device::{DeviceStatus, RtspUrl};
 use panoptes_shared::domain::event::EventKind;
 use panoptes_shared::domain::page::PageRequest;
 use panoptes_shared::domain::task::{StopReason, TaskEnd, TaskTrigger};
-use panoptes_workers::ingest::{IngestSettings, IngestWorker};
+use panoptes_workers::ingest::{IngestPorts, IngestSettings, IngestWorker};
 
 /// Everything a test needs, each run in its own Redis prefix and S3 bucket.
 struct World {
@@ -139,15 +139,15 @@ impl World {
         let store: Arc<dyn Store> = self.store.clone();
         (
             DetectWorker::new(
-                Ports {
+                DetectPorts {
                     queue: self.queue.clone(),
                     scenes: Arc::new(SceneCache::new(store, Duration::from_secs(10))),
                     blobs: self.blobs.clone(),
                     log: self.log.clone(),
                     leases: self.leases.clone(),
+                    engine: self.engine.clone(),
+                    metrics: metrics.clone(),
                 },
-                self.engine.clone(),
-                metrics.clone(),
                 DetectSettings {
                     node: node.into(),
                     batch_size: batch,
@@ -168,13 +168,15 @@ impl World {
         let metrics = Arc::new(WorkerMetrics::default());
         (
             AnalyticsWorker::new(
-                self.store.clone(),
-                self.log.clone(),
-                self.leases.clone(),
-                self.bus.clone(),
-                self.blobs.clone(),
-                Arc::new(SceneCache::new(self.store.clone(), Duration::from_secs(10))),
-                metrics.clone(),
+                AnalyticsPorts {
+                    store: self.store.clone(),
+                    log: self.log.clone(),
+                    leases: self.leases.clone(),
+                    bus: self.bus.clone(),
+                    blobs: self.blobs.clone(),
+                    scenes: Arc::new(SceneCache::new(self.store.clone(), Duration::from_secs(10))),
+                    metrics: metrics.clone(),
+                },
                 AnalyticsSettings {
                     node: node.into(),
                     lease_ttl: lease,
@@ -582,11 +584,18 @@ impl World {
             panoptes_infra::camera::Tls::system(),
         );
         Arc::new(IngestWorker::new(
-            self.store.clone(),
-            self.queue.clone(),
-            self.leases.clone(),
-            cipher.clone(),
-            Arc::new(WorkerMetrics::default()),
+            IngestPorts {
+                store: self.store.clone(),
+                jobs: self.queue.clone(),
+                leases: self.leases.clone(),
+                cipher: cipher.clone(),
+                probe: Arc::new(panoptes_workers::ingest::DecodingProbe::new(
+                    cipher,
+                    dialer.clone(),
+                )),
+                dialer,
+                metrics: Arc::new(WorkerMetrics::default()),
+            },
             IngestSettings {
                 node: node.into(),
                 sample_fps: 4.0,
@@ -600,11 +609,6 @@ impl World {
                 max_streams: 8,
                 health_every: Some(Duration::from_millis(500)),
                 health_in_flight: 2,
-                probe: Arc::new(panoptes_workers::ingest::DecodingProbe::new(
-                    cipher,
-                    dialer.clone(),
-                )),
-                dialer,
             },
         ))
     }
@@ -673,13 +677,15 @@ async fn a_camera_is_pulled_by_one_node_detected_tracked_measured_and_stored() {
     let (detector, _) = w.detector("detect-a", 4);
     let metrics = Arc::new(WorkerMetrics::default());
     let analytics = AnalyticsWorker::new(
-        w.store.clone(),
-        w.log.clone(),
-        w.leases.clone(),
-        w.bus.clone(),
-        w.blobs.clone(),
-        Arc::new(SceneCache::new(w.store.clone(), Duration::from_secs(10))),
-        metrics.clone(),
+        AnalyticsPorts {
+            store: w.store.clone(),
+            log: w.log.clone(),
+            leases: w.leases.clone(),
+            bus: w.bus.clone(),
+            blobs: w.blobs.clone(),
+            scenes: Arc::new(SceneCache::new(w.store.clone(), Duration::from_secs(10))),
+            metrics: metrics.clone(),
+        },
         AnalyticsSettings {
             node: "analytics-a".into(),
             lease_ttl: Duration::from_secs(5),

@@ -17,10 +17,10 @@ use panoptes_infra::wiring::Platform;
 use panoptes_shared::config::Config;
 use panoptes_shared::ports::jobs::now_ms;
 use panoptes_shared::ports::{CameraProbe, NodeInfo};
-use panoptes_workers::analytics::{AnalyticsSettings, AnalyticsWorker};
-use panoptes_workers::detect::{DetectSettings, DetectWorker, Ports, SceneCache};
+use panoptes_workers::analytics::{AnalyticsPorts, AnalyticsSettings, AnalyticsWorker};
+use panoptes_workers::detect::{DetectPorts, DetectSettings, DetectWorker, SceneCache};
 use panoptes_workers::detector::runtime::{Engine, EngineOptions, Provider};
-use panoptes_workers::ingest::{IngestSettings, IngestWorker};
+use panoptes_workers::ingest::{IngestPorts, IngestSettings, IngestWorker};
 use panoptes_workers::metrics::WorkerMetrics;
 use panoptes_workers::node::{Heartbeat, node_id};
 use panoptes_workers::scheduler::{Scheduler, SchedulerSettings};
@@ -121,15 +121,15 @@ impl Pipeline {
         self.provider = Some(engine.provider());
         let (d, p) = (&self.cfg.detector, &self.platform);
         let worker = Arc::new(DetectWorker::new(
-            Ports {
+            DetectPorts {
                 queue: p.backends.jobs.clone(),
                 scenes: Arc::new(SceneCache::new(p.store.clone(), SCENE_CACHE_TTL)),
                 blobs: p.blobs.store.clone(),
                 log: p.backends.detections.clone(),
                 leases: p.backends.leases.clone(),
+                engine: Arc::new(engine),
+                metrics: self.metrics.clone(),
             },
-            Arc::new(engine),
-            self.metrics.clone(),
             DetectSettings {
                 node: self.node.clone(),
                 batch_size: d.batch_size,
@@ -154,13 +154,15 @@ impl Pipeline {
     fn start_analytics(&mut self) {
         let (a, p) = (&self.cfg.analytics, &self.platform);
         let worker = Arc::new(AnalyticsWorker::new(
-            p.store.clone(),
-            p.backends.detections.clone(),
-            p.backends.leases.clone(),
-            p.backends.bus.clone(),
-            p.blobs.store.clone(),
-            Arc::new(SceneCache::new(p.store.clone(), SCENE_CACHE_TTL)),
-            self.metrics.clone(),
+            AnalyticsPorts {
+                store: p.store.clone(),
+                log: p.backends.detections.clone(),
+                leases: p.backends.leases.clone(),
+                bus: p.backends.bus.clone(),
+                blobs: p.blobs.store.clone(),
+                scenes: Arc::new(SceneCache::new(p.store.clone(), SCENE_CACHE_TTL)),
+                metrics: self.metrics.clone(),
+            },
             AnalyticsSettings {
                 node: self.node.clone(),
                 lease_ttl: Duration::from_millis(a.lease_ttl_ms),
@@ -186,11 +188,15 @@ impl Pipeline {
     fn start_ingest(&mut self) -> anyhow::Result<()> {
         let (i, p) = (&self.cfg.ingest, &self.platform);
         let worker = Arc::new(IngestWorker::new(
-            p.store.clone(),
-            p.backends.jobs.clone(),
-            p.backends.leases.clone(),
-            p.cipher.clone(),
-            self.metrics.clone(),
+            IngestPorts {
+                store: p.store.clone(),
+                jobs: p.backends.jobs.clone(),
+                leases: p.backends.leases.clone(),
+                cipher: p.cipher.clone(),
+                dialer: panoptes_infra::wiring::camera_dialer(&self.cfg)?,
+                probe: self.probe.clone(),
+                metrics: self.metrics.clone(),
+            },
             IngestSettings {
                 node: self.node.clone(),
                 sample_fps: i.sample_fps,
@@ -205,8 +211,6 @@ impl Pipeline {
                 health_every: (i.health_check_interval_ms > 0)
                     .then(|| Duration::from_millis(i.health_check_interval_ms)),
                 health_in_flight: i.health_checks_in_flight,
-                dialer: panoptes_infra::wiring::camera_dialer(&self.cfg)?,
-                probe: self.probe.clone(),
             },
         ));
         let (w, stop) = (worker.clone(), self.shutdown.clone());

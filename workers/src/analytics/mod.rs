@@ -11,7 +11,7 @@ pub mod tracker;
 mod worker;
 
 pub use order::{Released, Reorder};
-pub use worker::{AnalyticsSettings, AnalyticsWorker};
+pub use worker::{AnalyticsPorts, AnalyticsSettings, AnalyticsWorker};
 
 /// A result captured at `captured_ms` with `detections`, for unit tests.
 #[cfg(test)]

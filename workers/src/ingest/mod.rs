@@ -9,4 +9,4 @@ pub mod source;
 mod worker;
 
 pub use probe::DecodingProbe;
-pub use worker::{IngestSettings, IngestWorker};
+pub use worker::{IngestPorts, IngestSettings, IngestWorker};
