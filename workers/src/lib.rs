@@ -9,8 +9,8 @@
 
 pub mod analytics;
 pub mod detect;
-pub mod detector;
 pub mod image;
+pub mod inference;
 pub mod ingest;
 pub mod metrics;
 pub mod node;

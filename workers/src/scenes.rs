@@ -11,7 +11,7 @@ use panoptes_shared::ids::{SceneId, UserId};
 use panoptes_shared::ports::Store;
 use tokio::time::Instant;
 
-use crate::detector::Wanted;
+use crate::inference::Wanted;
 
 /// A looked-up scene (`None`: deleted) and when it was looked up.
 type Entry = (Option<Arc<Scene>>, Instant);

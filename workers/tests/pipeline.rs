@@ -29,12 +29,12 @@ use uuid::Uuid;
 
 use common::env;
 use common::rtsp::RtspServer;
-use panoptes_shared::analysis::{StartRequest, end, start};
-use panoptes_shared::domain::analytics::TimeRange;
 use panoptes_shared::domain::device::{DeviceStatus, RtspUrl};
 use panoptes_shared::domain::event::EventKind;
+use panoptes_shared::domain::metrics_history::TimeRange;
 use panoptes_shared::domain::page::PageRequest;
 use panoptes_shared::domain::task::{StopReason, TaskEnd, TaskTrigger};
+use panoptes_shared::lifecycle::{StartRequest, end, start};
 use panoptes_workers::ingest::{IngestPorts, IngestSettings, IngestWorker};
 
 /// Everything a test needs, each run in its own Redis prefix and S3 bucket.
@@ -50,7 +50,7 @@ struct World {
     user: UserId,
     device: DeviceId,
     scene: SceneId,
-    engine: Arc<panoptes_workers::detector::runtime::Engine>,
+    engine: Arc<panoptes_workers::inference::engine::Engine>,
 }
 
 async fn world(policy: QueuePolicy) -> World {
@@ -623,7 +623,7 @@ impl World {
             .unwrap();
         d.rtsp_url = RtspUrl::parse(&server.url("vtest")).unwrap().0;
         self.store.update_device(self.user, &d).await.unwrap();
-        panoptes_shared::analysis::set_device_status(
+        panoptes_shared::lifecycle::set_device_status(
             self.store.as_ref(),
             self.user,
             self.device,

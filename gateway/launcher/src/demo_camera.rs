@@ -142,15 +142,15 @@ async fn prepare(store: &dyn Store, data_dir: &Path) -> anyhow::Result<Demo> {
             &generated.hash,
         )
         .await?;
-    if panoptes_shared::analysis::running_task(store, user.id, device)
+    if panoptes_shared::lifecycle::running_task(store, user.id, device)
         .await?
         .is_none()
     {
-        panoptes_shared::analysis::start(
+        panoptes_shared::lifecycle::start(
             store,
             user.id,
             device,
-            panoptes_shared::analysis::StartRequest {
+            panoptes_shared::lifecycle::StartRequest {
                 scene,
                 capabilities: vec![],
                 trigger: TaskTrigger::Edge,

@@ -19,7 +19,7 @@ use panoptes_shared::ports::jobs::now_ms;
 use panoptes_shared::ports::{CameraProbe, NodeInfo};
 use panoptes_workers::analytics::{AnalyticsPorts, AnalyticsSettings, AnalyticsWorker};
 use panoptes_workers::detect::{DetectPorts, DetectSettings, DetectWorker, SceneCache};
-use panoptes_workers::detector::runtime::{Engine, EngineOptions, Provider};
+use panoptes_workers::inference::engine::{Engine, EngineOptions, Provider};
 use panoptes_workers::ingest::{IngestPorts, IngestSettings, IngestWorker};
 use panoptes_workers::metrics::WorkerMetrics;
 use panoptes_workers::node::{Heartbeat, node_id};

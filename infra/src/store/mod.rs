@@ -14,10 +14,10 @@
 //! timeout is `Unavailable { dependency: "store" }` (503); anything else is
 //! `Internal` with the sqlx error as its source.
 
-mod analytics;
 mod api_keys;
 mod devices;
 mod events;
+mod metrics_history;
 mod rows;
 mod scenes;
 mod tasks;

@@ -24,7 +24,7 @@ pub use rate_limit::{RateDecision, RateLimiter};
 pub use resolver::Resolver;
 pub use slots::{SlotGrant, StreamSlots, StreamToken, TakenOver};
 pub use store::{
-    AnalyticsRepo, ApiKeyRepo, DeviceRepo, EventRepo, SceneRepo, SessionRepo, Store, TaskRepo,
+    ApiKeyRepo, DeviceRepo, EventRepo, MetricsHistoryRepo, SceneRepo, SessionRepo, Store, TaskRepo,
     UserRepo,
 };
 
@@ -40,7 +40,7 @@ pub mod prelude {
     pub use super::rate_limit::RateLimiter as _;
     pub use super::slots::StreamSlots as _;
     pub use super::store::{
-        AnalyticsRepo as _, ApiKeyRepo as _, DeviceRepo as _, EventRepo as _, SceneRepo as _,
+        ApiKeyRepo as _, DeviceRepo as _, EventRepo as _, MetricsHistoryRepo as _, SceneRepo as _,
         SessionRepo as _, Store as _, TaskRepo as _, UserRepo as _,
     };
 }

@@ -4,10 +4,10 @@
 //! closes the window.
 
 use chrono::DateTime;
-use panoptes_shared::domain::analytics::{
+use panoptes_shared::domain::detection::DetectionResult;
+use panoptes_shared::domain::metrics_history::{
     CurrentMetrics, RollingRow, RollingWindow, SceneSnapshot,
 };
-use panoptes_shared::domain::detection::DetectionResult;
 use panoptes_shared::domain::queue_metrics::{Occupancy, Window};
 use uuid::Uuid;
 

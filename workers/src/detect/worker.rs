@@ -14,9 +14,9 @@ use panoptes_shared::ports::{BlobStore, DetectionLog, JobQueue, Leases};
 use panoptes_shared::{Error, Result};
 
 use super::SceneCache;
-use crate::detector::runtime::{Engine, FrameIn};
-use crate::detector::{Found, Wanted};
 use crate::image::{Rgb, decode_all};
+use crate::inference::engine::{Engine, FrameIn};
+use crate::inference::{Found, Wanted};
 use crate::metrics::WorkerMetrics;
 
 /// What the detect role works with: its ports, the inference engine and

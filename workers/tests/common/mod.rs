@@ -16,7 +16,7 @@ use panoptes_shared::domain::user::{Email, Role, User};
 use panoptes_shared::ids::{DeviceId, SceneId, UserId};
 use panoptes_shared::ports::{DeviceRepo, SceneRepo, UserRepo};
 use panoptes_shared::time::now;
-use panoptes_workers::detector::runtime::{Engine, EngineOptions, ModelKind, Provider};
+use panoptes_workers::inference::engine::{Engine, EngineOptions, ModelKind, Provider};
 use uuid::Uuid;
 
 /// The workspace root, whichever crate's tests include this module.

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use panoptes_shared::Error;
-use panoptes_shared::analysis::{running_task, set_device_status};
 use panoptes_shared::domain::api_key::Scope;
 use panoptes_shared::domain::device::{Device, DeviceStatus};
 use panoptes_shared::ids::JobId;
+use panoptes_shared::lifecycle::{running_task, set_device_status};
 use panoptes_shared::ports::FrameJob;
 use panoptes_shared::time::{from_millis, now};
 use poem_openapi::param::{Header, Path};

@@ -2,7 +2,7 @@
 //! schema (`Enum`) and for parsing (`Deserialize`, so an unknown value is a
 //! 400 naming the field), and converts to and from its domain twin.
 
-use panoptes_shared::domain::{analytics, api_key, device, plan, scene, task};
+use panoptes_shared::domain::{api_key, device, metrics_history, plan, scene, task};
 use poem_openapi::Enum;
 use serde::Deserialize;
 
@@ -115,7 +115,7 @@ api_enum!(
 );
 api_enum!(
     /// A stored rolling window, named as its metric path.
-    RollingWindow => analytics::RollingWindow {
+    RollingWindow => metrics_history::RollingWindow {
         FiveMinutes = "rolling5Min",
         ThirtyMinutes = "rolling30Min",
         Total = "total",

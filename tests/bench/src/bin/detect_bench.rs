@@ -10,11 +10,11 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Parser;
 use panoptes_shared::domain::scene::DetectClass;
-use panoptes_workers::detector::Wanted;
-use panoptes_workers::detector::runtime::{
+use panoptes_workers::image::decode_all;
+use panoptes_workers::inference::Wanted;
+use panoptes_workers::inference::engine::{
     Engine, EngineOptions, ExecutionProvider, FrameIn, ModelKind, Provider,
 };
-use panoptes_workers::image::decode_all;
 
 #[derive(Parser)]
 struct Args {

@@ -8,9 +8,9 @@
 
 use chrono::{DateTime, Utc};
 use panoptes_shared::Error;
-use panoptes_shared::analysis::set_device_status;
 use panoptes_shared::domain::camera::{CameraError, SourceError};
 use panoptes_shared::domain::device::Device;
+use panoptes_shared::lifecycle::set_device_status;
 #[cfg(doc)]
 use panoptes_shared::ports::CameraProbe;
 use poem_openapi::{Enum, Object};
