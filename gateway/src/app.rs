@@ -1,7 +1,10 @@
-//! Building and running the gateway: [`Application::build`] wires the
-//! adapters chosen by config, runs migrations and binds the listener (port 0
-//! in tests); [`Application::run_until_stopped`] serves until the shutdown
-//! token fires, then lets in-flight requests finish.
+//! Building and running the gateway: [`Listener::bind`] binds the listener
+//! (port 0 in tests) first, so links to this gateway name its real port;
+//! [`Application::assemble`] builds the state on the adapters the binary
+//! connected ([`Platform`]) and chose (the camera probe);
+//! [`Application::build`] does both for a gateway on its own. Then
+//! [`Application::run_until_stopped`] serves until the shutdown token fires,
+//! and lets in-flight requests finish.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,14 +12,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use panoptes_infra::bus::MemoryBus;
+use panoptes_infra::camera::{Dialer, RtspProbe, Tls};
 use panoptes_infra::crypto::AesGcmCipher;
 use panoptes_infra::rate_limit::MemoryRateLimiter;
-use panoptes_infra::secrets_file;
 use panoptes_infra::slots::MemorySlots;
 use panoptes_infra::store::SqlStore;
-use panoptes_infra::wiring::{self, Backends};
+use panoptes_infra::wiring::{self, Backends, Platform};
 use panoptes_shared::config::Config;
-use panoptes_shared::ports::EventBus;
+use panoptes_shared::ports::{CameraProbe, EventBus, SecretCipher};
 use poem::{EndpointExt, Route};
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
@@ -24,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::key_usage::KeyUsage;
 use crate::auth::session::SessionTokens;
+use crate::components::Components;
 use crate::http::client_ip::TrustedProxies;
 use crate::http::connections::ConnectionLimits;
 use crate::http::cors::CorsPolicy;
@@ -50,39 +54,90 @@ pub use panoptes_infra::wiring::connect_store;
 /// How long a stopping gateway waits for stream slots to be given back.
 const SLOTS_SETTLE: Duration = Duration::from_secs(2);
 
-/// Build the shared state from config: store, limiter, secrets.
-pub async fn build_state(cfg: &Config) -> anyhow::Result<AppState> {
-    let store = connect_store(cfg).await?;
-    let backends = Backends::connect(cfg).await?;
-    let sse = SseSettings::from(&cfg.sse);
-    let (mut jwt, mut key) = (
-        cfg.auth.jwt_secret.expose_secret().to_owned(),
-        cfg.auth.credentials_key.expose_secret().to_owned(),
-    );
-    if jwt.is_empty() || key.is_empty() {
-        let generated = secrets_file::load_or_create(&cfg.data.dir).with_context(|| {
-            format!(
-                "cannot read or create secrets in {}",
-                cfg.data.dir.display()
-            )
-        })?;
-        if jwt.is_empty() {
-            jwt = generated.jwt_secret;
+/// `--listen` and `--data-dir`, as `panoptes up`, `panoptes gateway` and
+/// `panoptes-gateway` take them.
+#[derive(Debug, Default, clap::Args)]
+pub struct ServeArgs {
+    /// Listen address (server.listen).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Data directory for the SQLite file and generated secrets (data.dir).
+    #[arg(long)]
+    pub data_dir: Option<std::path::PathBuf>,
+}
+
+impl ServeArgs {
+    /// Override the config with the flags given.
+    pub fn apply(&self, cfg: &mut Config) {
+        if let Some(listen) = &self.listen {
+            cfg.server.listen = listen.clone();
         }
-        if key.is_empty() {
-            key = generated.credentials_key;
+        if let Some(dir) = &self.data_dir {
+            cfg.data.dir = dir.clone();
         }
     }
-    let blobs = wiring::blobs(cfg, &wiring::blob_signing_key(jwt.as_bytes())).await?;
-    let cipher = AesGcmCipher::from_base64(&key)
-        .map_err(|e| anyhow::anyhow!("auth.credentials_key: {e}"))?;
-    let camera_dialer = panoptes_workers::roles::camera_dialer(cfg)?;
+}
+
+/// The gateway's listener, bound before anything is built on it.
+pub struct Listener {
+    listener: TcpListener,
+    addr: SocketAddr,
+    cfg: Config,
+}
+
+impl Listener {
+    /// Bind `server.listen`.
+    pub async fn bind(cfg: &Config) -> anyhow::Result<Self> {
+        let addr = cfg.listen_addr()?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let addr = listener
+            .local_addr()
+            .context("listener has no socket address")?;
+        // Local snapshot links point at this listener (its real port when
+        // the config asked for port 0), unless a public URL is configured.
+        let mut cfg = cfg.clone();
+        if cfg.blobs.public_base_url.is_empty() {
+            cfg.blobs.public_base_url = format!("http://{addr}");
+        }
+        Ok(Self {
+            listener,
+            addr,
+            cfg,
+        })
+    }
+
+    /// The bound address (the real port when the config asked for port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The config, with `blobs.public_base_url` naming this listener when
+    /// it was left empty: connect the platform with this one.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+}
+
+/// The gateway's state on a connected platform, with the camera probe and
+/// the in-process components the composing binary chose.
+pub fn build_state(
+    cfg: &Config,
+    platform: &Platform,
+    camera_probe: Arc<dyn CameraProbe>,
+    components: Arc<Components>,
+) -> anyhow::Result<AppState> {
+    let sse = SseSettings::from(&cfg.sse);
+    let backends = platform.backends.clone();
     Ok(AppState {
-        store: Arc::new(store),
+        store: platform.store.clone(),
         limiter: backends.limiter.clone(),
         limiter_backend: backends.kind,
-        cipher: Arc::new(cipher),
-        sessions: Arc::new(SessionTokens::new(jwt.as_bytes())),
+        cipher: platform.cipher.clone(),
+        sessions: Arc::new(SessionTokens::new(
+            platform.session_secret.expose_secret().as_bytes(),
+        )),
         key_usage: Arc::new(KeyUsage::default()),
         metrics: Arc::new(HttpMetrics::default()),
         session_ttl: chrono::Duration::seconds(
@@ -92,13 +147,14 @@ pub async fn build_state(cfg: &Config) -> anyhow::Result<AppState> {
         bus: backends.bus.clone(),
         slots: crate::sse::slots::Slots::new(backends.slots.clone()),
         sse,
-        outbound: camera_dialer.guard().clone(),
-        camera_dialer,
+        outbound: Arc::new(wiring::outbound_guard(cfg)),
+        camera_probe,
         probe_timeout: Duration::from_millis(cfg.ingest.connect_timeout_ms),
+        components,
         edge: cfg.edge.clone(),
         device_seen: Arc::new(seen_throttle(&cfg.edge)),
         backends,
-        blobs,
+        blobs: platform.blobs.clone(),
         passwords: Arc::new(
             PasswordHasher::new(
                 cfg.auth.password_hash_threads,
@@ -130,21 +186,30 @@ fn seen_throttle(
 }
 
 impl Application {
+    /// A gateway on its own (`panoptes-gateway`, and tests): the platform
+    /// connected as configured, and the camera probe that needs no video
+    /// codec ([`RtspProbe`]).
     pub async fn build(cfg: &Config) -> anyhow::Result<Self> {
-        let addr = cfg.listen_addr()?;
-        let listener = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr}"))?;
-        let addr = listener
-            .local_addr()
-            .context("listener has no socket address")?;
-        // Local snapshot links point at this listener (its real port when
-        // the config asked for port 0), unless a public URL is configured.
-        let mut cfg = cfg.clone();
-        if cfg.blobs.public_base_url.is_empty() {
-            cfg.blobs.public_base_url = format!("http://{addr}");
-        }
-        let state = build_state(&cfg).await?;
+        let listener = Listener::bind(cfg).await?;
+        let platform = wiring::connect(listener.config()).await?;
+        let probe = Arc::new(wiring::rtsp_probe(listener.config(), &platform)?);
+        Self::assemble(listener, &platform, probe, Arc::default())
+    }
+
+    /// The gateway on `listener`, over `platform` (connected with
+    /// [`Listener::config`]), probing cameras with `camera_probe`.
+    pub fn assemble(
+        listener: Listener,
+        platform: &Platform,
+        camera_probe: Arc<dyn CameraProbe>,
+        components: Arc<Components>,
+    ) -> anyhow::Result<Self> {
+        let Listener {
+            listener,
+            addr,
+            cfg,
+        } = listener;
+        let state = build_state(&cfg, platform, camera_probe, components)?;
         Ok(Self {
             listener,
             addr,
@@ -166,7 +231,7 @@ impl Application {
 
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let routes = routes(self.state.clone(), self.body_limit);
-        tracing::info!(addr = %self.addr, store = self.state.store.backend(), limiter = self.state.limiter_backend, "gateway listening");
+        tracing::info!(addr = %self.addr, store = self.state.store.backend(), limiter = self.state.limiter_backend.as_str(), "gateway listening");
         let (hub, stopping) = (self.state.hub.clone(), shutdown.clone());
         tokio::spawn(async move {
             stopping.cancelled().await;
@@ -254,14 +319,14 @@ pub fn spec_state() -> AppState {
     let store =
         SqlStore::lazy("sqlite::memory:").expect("a lazy in-memory SQLite pool needs no I/O");
     let outbound = Arc::new(wiring::outbound_guard(&Config::default()));
+    let cipher: Arc<dyn SecretCipher> = Arc::new(
+        AesGcmCipher::from_base64(&AesGcmCipher::generate_key()).expect("a generated key is valid"),
+    );
     AppState {
         store: Arc::new(store),
         limiter: Arc::new(MemoryRateLimiter::new()),
-        limiter_backend: "memory",
-        cipher: Arc::new(
-            AesGcmCipher::from_base64(&AesGcmCipher::generate_key())
-                .expect("a generated key is valid"),
-        ),
+        limiter_backend: panoptes_shared::config::StateBackend::Memory,
+        cipher: cipher.clone(),
         sessions: Arc::new(SessionTokens::new(b"spec-only-spec-only-spec-only-xx")),
         key_usage: Arc::new(KeyUsage::default()),
         metrics: Arc::new(HttpMetrics::default()),
@@ -271,11 +336,9 @@ pub fn spec_state() -> AppState {
         slots: crate::sse::slots::Slots::new(Arc::new(MemorySlots::new())),
         sse: SseSettings::default(),
         outbound: outbound.clone(),
-        camera_dialer: panoptes_workers::ingest::Dialer::new(
-            outbound,
-            panoptes_workers::ingest::tls::Tls::system(),
-        ),
+        camera_probe: Arc::new(RtspProbe::new(cipher, Dialer::new(outbound, Tls::system()))),
         probe_timeout: Duration::from_secs(10),
+        components: Arc::default(),
         edge: Default::default(),
         device_seen: Arc::new(seen_throttle(&Default::default())),
         backends: Backends::in_process(&Config::default()),

@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use panoptes_infra::wiring::{Backends, Blobs};
-use panoptes_shared::ports::{EventBus, RateLimiter, SecretCipher, Store};
+use panoptes_shared::ports::{CameraProbe, EventBus, RateLimiter, SecretCipher, Store};
 
 use crate::auth::key_usage::KeyUsage;
 use crate::auth::session::SessionTokens;
+use crate::components::Components;
 use crate::http::metrics::HttpMetrics;
 use crate::sse::SseSettings;
 use crate::sse::hub::Hub;
@@ -16,8 +17,8 @@ use crate::sse::hub::Hub;
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub limiter: Arc<dyn RateLimiter>,
-    /// `memory` or `redis`, for `/readyz`.
-    pub limiter_backend: &'static str,
+    /// In this process or on Redis, for `/readyz`.
+    pub limiter_backend: panoptes_shared::config::StateBackend,
     pub cipher: Arc<dyn SecretCipher>,
     pub sessions: Arc<SessionTokens>,
     pub key_usage: Arc<KeyUsage>,
@@ -31,10 +32,13 @@ pub struct AppState {
     /// Vets every outbound target configured for a customer (camera URLs
     /// now; webhook and VLM endpoints later) and makes their connections.
     pub outbound: Arc<panoptes_shared::outbound::OutboundGuard>,
-    /// How probes reach cameras: through `outbound`, with TLS for `rtsps://`.
-    pub camera_dialer: panoptes_workers::ingest::Dialer,
-    /// How long a probe may take (connect + first decoded frame).
+    /// How `POST /devices/{id}/probe` tries a camera (the adapter the
+    /// binary chose: the pipeline's decoding probe, or one without codecs).
+    pub camera_probe: Arc<dyn CameraProbe>,
+    /// How long a probe may take (connect + first frame).
     pub probe_timeout: std::time::Duration,
+    /// The pipeline roles running in this process (`panoptes up`), for `/readyz`.
+    pub components: Arc<Components>,
     /// Edge push limits.
     pub edge: panoptes_shared::config::EdgeConfig,
     /// Contact from devices (`lastSeenAt`), written at most every few seconds.

@@ -9,14 +9,20 @@
 //! - [`blobs`]: snapshots in a local directory or S3.
 //! - [`crypto`]: AES-256-GCM for secrets at rest, argon2id for passwords.
 //! - [`resolver`]: the system resolver for the outbound guard.
+//! - [`camera`]: the RTSP client every camera connection goes through, and a
+//!   probe that needs no video codec.
 //! - [`secrets_file`]: generated secrets for a single-node embedded install.
+//! - [`wiring`]: the adapters a process uses, chosen by config; [`process`]:
+//!   shutdown on a signal.
 
 pub mod blobs;
 pub mod bus;
+pub mod camera;
 pub mod coord;
 pub mod crypto;
 pub mod detections;
 pub mod jobs;
+pub mod process;
 pub mod rate_limit;
 pub mod redis_conn;
 pub mod redis_keys;

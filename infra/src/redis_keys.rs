@@ -74,9 +74,39 @@ pub fn detections_active(prefix: &str) -> String {
     format!("{prefix}:det:active")
 }
 
-/// `<prefix>:lease:{<name>}`: a lease (value: its owner), with a TTL.
+/// `<prefix>:lease:{<name>}`: a lease (value: its owner), with a TTL. The
+/// names are [`lease_names`].
 pub fn lease(prefix: &str, name: &str) -> String {
     format!("{prefix}:lease:{{{name}}}")
+}
+
+/// The name of every lease the roles take (the `<name>` of [`lease`]; the
+/// in-process leases use the same names). One per thing leased, so two
+/// roles never contend for each other's leases.
+pub mod lease_names {
+    use panoptes_shared::ids::DeviceId;
+
+    /// `ingest:<device>`: the ingest node that pulls the device's stream.
+    pub fn ingest_stream(device: DeviceId) -> String {
+        format!("ingest:{device}")
+    }
+
+    /// `health:<device>`: one health check of an idle camera per interval,
+    /// across the ingest nodes (taken under a one-off owner, left to lapse).
+    pub fn health_check(device: DeviceId) -> String {
+        format!("health:{device}")
+    }
+
+    /// `analytics:<device>`: the analytics node that owns the device's results.
+    pub fn analytics_owner(device: DeviceId) -> String {
+        format!("analytics:{device}")
+    }
+
+    /// `snapshot:<device>`: at most one stored snapshot per device per
+    /// interval, across the detect nodes (owned by the job that stores it).
+    pub fn snapshot(device: DeviceId) -> String {
+        format!("snapshot:{device}")
+    }
 }
 
 /// `<prefix>:{nodes}`: hash node id -> JSON {info, lastSeenMs}.

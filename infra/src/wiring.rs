@@ -1,21 +1,23 @@
 //! The adapters a process uses, chosen by config: Redis-backed when
 //! `redis.url` is set, in-process otherwise; blobs in a directory or S3.
-//! The gateway and the workers build theirs here, so `up` (one process)
-//! and a distributed deployment wire the same ports the same way.
+//! The gateway and the workers build theirs here ([`connect`]), so `up` (one
+//! process) and a distributed deployment wire the same ports the same way.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use panoptes_shared::config::Config;
+use panoptes_shared::config::{BlobsBackend, Config, StateBackend};
 use panoptes_shared::ports::jobs::QueuePolicy;
 use panoptes_shared::ports::{
-    BlobStore, DetectionLog, EventBus, JobQueue, Leases, NodeRegistry, RateLimiter, StreamSlots,
+    BlobStore, DetectionLog, EventBus, JobQueue, Leases, NodeRegistry, RateLimiter, SecretCipher,
+    Store, StreamSlots,
 };
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::blobs::{LocalBlobs, S3Blobs, S3Options};
 use crate::bus::{MemoryBus, RedisBus};
+use crate::camera::{Dialer, RtspProbe, Tls};
 use crate::coord::{MemoryLeases, MemoryNodes, RedisLeases, RedisNodes};
 use crate::detections::{MemoryDetectionLog, RedisDetectionLog};
 use crate::jobs::{MemoryJobQueue, RedisJobQueue};
@@ -24,11 +26,86 @@ use crate::redis_conn::{RedisConn, RedisTimeouts};
 use crate::slots::{MemorySlots, RedisSlots};
 use crate::store::{SqlStore, StoreOptions};
 
+/// Everything a process of the platform connects to, as configured: the
+/// store (migrated), the shared-state backends, the blob store and the
+/// secrets. Cheap to clone.
+#[derive(Clone)]
+pub struct Platform {
+    pub store: Arc<dyn Store>,
+    pub backends: Backends,
+    pub blobs: Blobs,
+    /// Opens devices' RTSP credentials.
+    pub cipher: Arc<dyn SecretCipher>,
+    /// Signs session tokens (`auth.jwt_secret`, or the generated one).
+    pub session_secret: Arc<SecretString>,
+}
+
+/// Connect the store (and migrate it), the backends and the blob store;
+/// open the secrets ([`secrets`]).
+pub async fn connect(cfg: &Config) -> anyhow::Result<Platform> {
+    let store = connect_store(cfg).await?;
+    let backends = Backends::connect(cfg).await?;
+    let secrets = secrets(cfg)?;
+    let blobs = blobs(
+        cfg,
+        &blob_signing_key(secrets.session_secret.expose_secret().as_bytes()),
+    )
+    .await?;
+    let cipher = crate::crypto::AesGcmCipher::from_base64(secrets.credentials_key.expose_secret())
+        .map_err(|e| anyhow::anyhow!("auth.credentials_key: {e}"))?;
+    Ok(Platform {
+        store: Arc::new(store),
+        backends,
+        blobs,
+        cipher: Arc::new(cipher),
+        session_secret: Arc::new(secrets.session_secret),
+    })
+}
+
+/// The secrets a node needs.
+pub struct Secrets {
+    pub session_secret: SecretString,
+    pub credentials_key: SecretString,
+}
+
+/// `auth.jwt_secret` and `auth.credentials_key`; either one left empty is
+/// generated once and kept in `<data.dir>/secrets.toml` (one node only: a
+/// deployment of several sets both).
+pub fn secrets(cfg: &Config) -> anyhow::Result<Secrets> {
+    let (jwt, key) = (
+        cfg.auth.jwt_secret.expose_secret(),
+        cfg.auth.credentials_key.expose_secret(),
+    );
+    if !jwt.is_empty() && !key.is_empty() {
+        return Ok(Secrets {
+            session_secret: jwt.into(),
+            credentials_key: key.into(),
+        });
+    }
+    let generated = crate::secrets_file::load_or_create(&cfg.data.dir).with_context(|| {
+        format!(
+            "cannot read or create secrets in {}",
+            cfg.data.dir.display()
+        )
+    })?;
+    let pick = |configured: &str, generated: String| {
+        SecretString::from(if configured.is_empty() {
+            generated
+        } else {
+            configured.to_owned()
+        })
+    };
+    Ok(Secrets {
+        session_secret: pick(jwt, generated.jwt_secret),
+        credentials_key: pick(key, generated.credentials_key),
+    })
+}
+
 /// Every shared-state port except the relational store.
 #[derive(Clone)]
 pub struct Backends {
-    /// `memory` or `redis`.
-    pub kind: &'static str,
+    /// In this process, or on Redis.
+    pub kind: StateBackend,
     pub limiter: Arc<dyn RateLimiter>,
     pub bus: Arc<dyn EventBus>,
     pub slots: Arc<dyn StreamSlots>,
@@ -89,7 +166,7 @@ impl Backends {
                     .await
                     .context("cannot subscribe to stream takeovers on Redis")?;
                 Self {
-                    kind: "redis",
+                    kind: StateBackend::Redis,
                     limiter: Arc::new(RedisRateLimiter::new(conn.clone(), prefix.clone())),
                     bus: Arc::new(bus),
                     slots: Arc::new(slots),
@@ -106,7 +183,7 @@ impl Backends {
     /// The in-process adapters (one node; nothing to connect to).
     pub fn in_process(cfg: &Config) -> Self {
         Self {
-            kind: "memory",
+            kind: StateBackend::Memory,
             limiter: Arc::new(MemoryRateLimiter::new()),
             bus: Arc::new(MemoryBus::new()),
             slots: Arc::new(MemorySlots::new()),
@@ -139,7 +216,7 @@ pub fn blob_signing_key(session_secret: &[u8]) -> Vec<u8> {
 /// The blob store from config. `signing_key` signs local presigned URLs.
 pub async fn blobs(cfg: &Config, signing_key: &[u8]) -> anyhow::Result<Blobs> {
     let b = &cfg.blobs;
-    if b.backend == "s3" {
+    if b.backend == BlobsBackend::S3 {
         let nonempty = |s: &str| Some(s.to_owned()).filter(|s| !s.is_empty());
         let s3 = S3Blobs::connect(S3Options {
             bucket: b.s3_bucket.clone(),
@@ -180,4 +257,21 @@ pub fn outbound_guard(cfg: &Config) -> panoptes_shared::outbound::OutboundGuard 
         Arc::new(crate::resolver::SystemResolver),
         cfg.outbound.allow_private,
     )
+}
+
+/// TLS for `rtsps://` cameras: the system roots plus `ingest.tls_ca_file`.
+pub fn camera_tls(cfg: &Config) -> anyhow::Result<Tls> {
+    let ca = &cfg.ingest.tls_ca_file;
+    Tls::new((!ca.as_os_str().is_empty()).then_some(ca.as_path())).map_err(|e| anyhow::anyhow!(e))
+}
+
+/// How cameras are reached (ingest, probes, health checks): through the
+/// outbound guard (`outbound.allow_private`), with [`camera_tls`].
+pub fn camera_dialer(cfg: &Config) -> anyhow::Result<Dialer> {
+    Ok(Dialer::new(Arc::new(outbound_guard(cfg)), camera_tls(cfg)?))
+}
+
+/// The probe that needs no video codec ([`RtspProbe`]).
+pub fn rtsp_probe(cfg: &Config, platform: &Platform) -> anyhow::Result<RtspProbe> {
+    Ok(RtspProbe::new(platform.cipher.clone(), camera_dialer(cfg)?))
 }

@@ -218,7 +218,7 @@ impl Default for JobsConfig {
 #[serde(default)]
 pub struct BlobsConfig {
     /// `local` or `s3`.
-    pub backend: String,
+    pub backend: BlobsBackend,
     /// Local directory; empty means `<data.dir>/blobs`.
     pub dir: PathBuf,
     /// Base of local presigned URLs (the gateway serves `/blobs/...`); empty
@@ -238,7 +238,7 @@ pub struct BlobsConfig {
 impl Default for BlobsConfig {
     fn default() -> Self {
         Self {
-            backend: "local".into(),
+            backend: BlobsBackend::Local,
             dir: PathBuf::new(),
             public_base_url: String::new(),
             presign_ttl_seconds: 3600,
@@ -257,12 +257,12 @@ impl Default for BlobsConfig {
 #[serde(default)]
 pub struct DetectorConfig {
     /// `nanodet` (the shipped model) or `yolo` (an Ultralytics YOLOv8/YOLO11 export).
-    pub model: String,
+    pub model: ModelKind,
     pub model_path: PathBuf,
     /// `libonnxruntime.so.1.31.1`; empty reads `ORT_DYLIB_PATH`.
     pub ort_library: PathBuf,
     /// `cpu` or `cuda` (falls back to CPU with a warning when unavailable).
-    pub execution_provider: String,
+    pub execution_provider: ExecutionProvider,
     pub cuda_device: i32,
     /// Intra-op threads per session; 0 = one per core.
     pub threads: usize,
@@ -282,10 +282,10 @@ pub struct DetectorConfig {
 impl Default for DetectorConfig {
     fn default() -> Self {
         Self {
-            model: "nanodet".into(),
+            model: ModelKind::NanoDet,
             model_path: PathBuf::from("workers/models/nanodet-m-416.onnx"),
             ort_library: PathBuf::new(),
-            execution_provider: "cpu".into(),
+            execution_provider: ExecutionProvider::Cpu,
             cuda_device: 0,
             threads: 0,
             batch_size: 4,
@@ -479,7 +479,7 @@ impl Default for SchedulerConfig {
 #[serde(default)]
 pub struct LogConfig {
     /// `pretty` or `json`.
-    pub format: String,
+    pub format: LogFormat,
     /// Default filter when `RUST_LOG` is unset.
     pub level: String,
 }
@@ -550,18 +550,102 @@ impl Default for AuthConfig {
 impl Default for LogConfig {
     fn default() -> Self {
         Self {
-            format: "pretty".into(),
+            format: LogFormat::Pretty,
             level: "info".into(),
         }
     }
 }
 
-/// Which relational backend a store URL names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreBackend {
-    Sqlite,
-    Postgres,
+/// A closed set of values spelled as in the config file (`#[serde(rename_all
+/// = "lowercase")]`): parsed once when the config is loaded (an unknown value
+/// is an error naming the key), then matched, never compared as strings.
+macro_rules! config_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+        pub enum $name {
+            $($(#[$vdoc])* #[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            /// As spelled in the config.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text),+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($text => Ok(Self::$variant),)+
+                    _ => Err(format!(
+                        "`{s}` is not one of {}",
+                        [$(concat!("`", $text, "`")),+].join(", ")
+                    )),
+                }
+            }
+        }
+    };
 }
+
+config_enum!(
+    /// Which relational backend a store URL names (`store.url`).
+    StoreBackend { Sqlite = "sqlite", Postgres = "postgres" }
+);
+
+impl StoreBackend {
+    /// The backend `url` names: `sqlite:...` or `postgres://` (`postgresql://`).
+    pub fn of_url(url: &str) -> Option<Self> {
+        if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Self::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
+config_enum!(
+    /// Where the shared state lives (rate limits, event bus, stream slots,
+    /// frame jobs, detection log, leases, nodes): in this process, or on
+    /// Redis when `redis.url` is set.
+    StateBackend { Memory = "memory", Redis = "redis" }
+);
+
+config_enum!(
+    /// `blobs.backend`: snapshots in a local directory or S3.
+    BlobsBackend { Local = "local", S3 = "s3" }
+);
+
+config_enum!(
+    /// `detector.model`: which model family the ONNX file is.
+    ModelKind {
+        /// NanoDet-Plus (the shipped model).
+        NanoDet = "nanodet",
+        /// An Ultralytics YOLOv8/YOLO11 export.
+        Yolo = "yolo",
+    }
+);
+
+config_enum!(
+    /// `detector.execution_provider`: where inference runs.
+    ExecutionProvider { Cpu = "cpu", Cuda = "cuda" }
+);
+
+config_enum!(
+    /// `log.format`: human-readable, or JSON lines.
+    LogFormat { Pretty = "pretty", Json = "json" }
+);
 
 impl Config {
     /// Defaults, then `file` (if given), then the process environment.
@@ -670,26 +754,8 @@ impl Config {
                 "jobs.shards, jobs.max_len and jobs.max_attempts must be positive".into(),
             );
         }
-        if !matches!(self.blobs.backend.as_str(), "local" | "s3") {
-            return invalid(format!(
-                "blobs.backend must be `local` or `s3`, not `{}`",
-                self.blobs.backend
-            ));
-        }
-        if self.blobs.backend == "s3" && self.blobs.s3_bucket.is_empty() {
+        if self.blobs.backend == BlobsBackend::S3 && self.blobs.s3_bucket.is_empty() {
             return invalid("blobs.s3_bucket is required with blobs.backend = \"s3\"".into());
-        }
-        if !matches!(self.detector.model.as_str(), "nanodet" | "yolo") {
-            return invalid(format!(
-                "detector.model must be `nanodet` or `yolo`, not `{}`",
-                self.detector.model
-            ));
-        }
-        if !matches!(self.detector.execution_provider.as_str(), "cpu" | "cuda") {
-            return invalid(format!(
-                "detector.execution_provider must be `cpu` or `cuda`, not `{}`",
-                self.detector.execution_provider
-            ));
         }
         if self.detector.concurrency == 0 || self.detector.concurrency > 16 {
             return invalid("detector.concurrency must be between 1 and 16".into());
@@ -728,12 +794,6 @@ impl Config {
                     .into(),
             );
         }
-        if !matches!(self.log.format.as_str(), "pretty" | "json") {
-            return invalid(format!(
-                "log.format must be `pretty` or `json`, not `{}`",
-                self.log.format
-            ));
-        }
         Ok(())
     }
 
@@ -757,15 +817,17 @@ impl Config {
     }
 
     pub fn store_backend(&self) -> Result<StoreBackend, ConfigError> {
-        let url = self.store_url();
-        if url.starts_with("sqlite:") {
-            Ok(StoreBackend::Sqlite)
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(StoreBackend::Postgres)
+        StoreBackend::of_url(&self.store_url()).ok_or_else(|| {
+            ConfigError::Invalid("store.url must start with sqlite: or postgres://".into())
+        })
+    }
+
+    /// Where the shared state lives: on Redis when `redis.url` is set.
+    pub fn state_backend(&self) -> StateBackend {
+        if self.redis_url().is_some() {
+            StateBackend::Redis
         } else {
-            Err(ConfigError::Invalid(
-                "store.url must start with sqlite: or postgres://".into(),
-            ))
+            StateBackend::Memory
         }
     }
 
@@ -892,6 +954,45 @@ mod tests {
         let err = Config::load_from(None, env(&[("PANOPTES__SERVER__BODY_LIMIT_BYTES", "lots")]))
             .unwrap_err();
         assert!(err.to_string().contains("body_limit_bytes"), "{err}");
+    }
+
+    #[test]
+    fn closed_sets_are_typed_once_and_an_unknown_value_names_its_key() {
+        let cfg = Config::load_from(
+            None,
+            env(&[
+                ("PANOPTES__LOG__FORMAT", "json"),
+                ("PANOPTES__DETECTOR__MODEL", "yolo"),
+                ("PANOPTES__DETECTOR__EXECUTION_PROVIDER", "cuda"),
+                ("PANOPTES__BLOBS__BACKEND", "s3"),
+                ("PANOPTES__BLOBS__S3_BUCKET", "b"),
+                ("PANOPTES__REDIS__URL", "redis://127.0.0.1:6379"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(cfg.log.format, LogFormat::Json);
+        assert_eq!(cfg.detector.model, ModelKind::Yolo);
+        assert_eq!(cfg.detector.execution_provider, ExecutionProvider::Cuda);
+        assert_eq!(cfg.blobs.backend, BlobsBackend::S3);
+        assert_eq!(cfg.state_backend(), StateBackend::Redis);
+        assert_eq!(Config::default().state_backend(), StateBackend::Memory);
+        for (key, name) in [
+            ("PANOPTES__LOG__FORMAT", "log.format"),
+            ("PANOPTES__DETECTOR__MODEL", "detector.model"),
+            (
+                "PANOPTES__DETECTOR__EXECUTION_PROVIDER",
+                "detector.execution_provider",
+            ),
+            ("PANOPTES__BLOBS__BACKEND", "blobs.backend"),
+        ] {
+            let err = Config::load_from(None, env(&[(key, "bogus")])).unwrap_err();
+            assert!(
+                err.to_string().contains(name) && err.to_string().contains("bogus"),
+                "{err}"
+            );
+        }
+        assert_eq!("cuda".parse(), Ok(ExecutionProvider::Cuda));
+        assert!("gpu".parse::<ExecutionProvider>().is_err());
     }
 
     #[test]

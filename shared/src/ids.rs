@@ -84,6 +84,11 @@ typed_id!(
     SceneId
 );
 typed_id!(
+    /// A frame job: one frame to analyse. Its detection result is recorded
+    /// once per job id (a reclaimed job is not counted twice).
+    JobId
+);
+typed_id!(
     /// An analysis task: one run of a scene's analysis on a device, started
     /// and stopped by the API or the schedule. The `<taskId>` of SSE event ids.
     TaskId

@@ -4,11 +4,11 @@
 //! Nothing in here knows about HTTP: the gateway maps [`Error`] to status codes
 //! in one place, and workers use the same types without a web framework.
 
-pub mod analysis;
 pub mod config;
 pub mod domain;
 pub mod error;
 pub mod ids;
+pub mod lifecycle;
 pub mod metrics;
 pub mod outbound;
 pub mod ports;

@@ -3,6 +3,8 @@
 
 use tracing_subscriber::EnvFilter;
 
+use crate::config::LogFormat;
+
 /// The filter directives used when `RUST_LOG` is not set, for `level`.
 pub fn default_directives(level: &str) -> String {
     // ONNX Runtime logs every graph transform at info: keep its warnings only,
@@ -21,19 +23,26 @@ pub fn default_directives(level: &str) -> String {
 
 /// Install the global subscriber. Safe to call more than once (later calls
 /// are no-ops), so tests can call it freely.
-pub fn init(format: &str, level: &str) {
+pub fn init(format: LogFormat, level: &str) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(default_directives(level)));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(true);
-    let _ = if format == "json" {
-        builder
+    let _ = match format {
+        LogFormat::Json => builder
             .json()
             .flatten_event(true)
             .with_current_span(true)
-            .try_init()
-    } else {
-        builder.try_init()
+            .try_init(),
+        LogFormat::Pretty => builder.try_init(),
     };
+}
+
+/// [`init`] as `cfg.log` says, then report what loading `cfg` warned about.
+pub fn init_for(cfg: &crate::config::Config) {
+    init(cfg.log.format, &cfg.log.level);
+    for w in &cfg.warnings {
+        tracing::warn!("{w}");
+    }
 }

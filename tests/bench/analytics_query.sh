@@ -33,7 +33,7 @@ FROM generate_series(1, $SCENES) s, unnest(ARRAY['rolling5Min','rolling30Min','t
 VACUUM ANALYZE scene_analytics_snapshots;
 VACUUM ANALYZE scene_analytics_rolling;
 SQL
-# The API's statements (infra/src/store/analytics.rs), scene 2, last day / deep page.
+# The API's statements (infra/src/store/metrics_history.rs), scene 2, last day / deep page.
 END_MS=$((1000000000000 + 259200 * 10000)); DAY_START=$((END_MS - 86400000))
 declare -A SQLS=(
   [snapshots_page1]="SELECT * FROM scene_analytics_snapshots WHERE scene_id = 'scene-2' AND user_id = 'u' AND window_end >= -9223372036854775808 AND window_end <= 9223372036854775807 ORDER BY window_end DESC, id DESC LIMIT 20 OFFSET 0"

@@ -16,7 +16,7 @@ ensure_rust
 ensure_postgres
 ensure_redis
 log "building release binaries"
-cargo build --release --locked -q --bin panoptes -p panoptes-gateway
+cargo build --release --locked -q --bin panoptes -p panoptes-launcher
 cargo build --release --locked -q -p panoptes-bench
 
 db_url=$(fresh_database panoptes_bench)

@@ -19,9 +19,9 @@ ensure_postgres
 ensure_redis
 ulimit -n "$(ulimit -Hn)"
 if [ "$PROFILE" = release ]; then
-  cargo build --release --locked -q --bin panoptes -p panoptes-gateway
+  cargo build --release --locked -q --bin panoptes -p panoptes-launcher
 else
-  cargo build --locked -q --bin panoptes -p panoptes-gateway
+  cargo build --locked -q --bin panoptes -p panoptes-launcher
 fi
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 bin="$target_dir/$PROFILE/panoptes"

@@ -20,7 +20,7 @@ PORT="${PORT:-18191}"
 
 ensure_rust
 log "building release binaries"
-cargo build --release --locked -q --bin panoptes -p panoptes-gateway
+cargo build --release --locked -q --bin panoptes -p panoptes-launcher
 cargo build --release --locked -q -p panoptes-bench --bin login-flood
 
 out="$TOOLS/bench/login-flood"; rm -rf "$out"; mkdir -p "$out"

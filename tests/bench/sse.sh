@@ -34,7 +34,7 @@ ensure_postgres
 ensure_redis
 apt_install nginx-light libnginx-mod-nchan pushpin zurl
 ulimit -n "$(ulimit -Hn)"
-cargo build --release --locked -q --bin panoptes -p panoptes-gateway
+cargo build --release --locked -q --bin panoptes -p panoptes-launcher
 cargo build --release --locked -q -p panoptes-bench
 probe=./target/release/sse-probe
 work="$TOOLS/sse-bench"; rm -rf "$work"; mkdir -p "$work"

@@ -1,28 +1,19 @@
 //! Panoptes pipeline roles. `detect`: frame jobs in, detection results out
 //! (stateless, batched, ONNX Runtime on CPU or CUDA). `analytics`: owns each
 //! device, puts its results back in capture order and publishes
-//! `analysis_result` events. Each role is a worker with one `step` driven by
-//! a loop ([`roles::run`]), so tests drive them a step at a time.
+//! `analysis_result` events. Each role is a worker with one `step`, driven
+//! by a loop the launcher (`panoptes`) runs, so tests drive them a step at
+//! a time.
 
 #![forbid(unsafe_code)]
 
 pub mod analytics;
 pub mod detect;
-pub mod detector;
+pub mod image;
+pub mod inference;
 pub mod ingest;
 pub mod metrics;
 pub mod node;
-pub mod roles;
 pub mod scenes;
 pub mod scheduler;
 pub mod server;
-
-/// The roles a worker process can take.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Role {
-    Ingest,
-    Detect,
-    Analytics,
-    Notify,
-    Schedule,
-}

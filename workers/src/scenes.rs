@@ -10,9 +10,8 @@ use panoptes_shared::domain::scene::Scene;
 use panoptes_shared::ids::{SceneId, UserId};
 use panoptes_shared::ports::Store;
 use tokio::time::Instant;
-use uuid::Uuid;
 
-use crate::detector::Wanted;
+use crate::inference::Wanted;
 
 /// A looked-up scene (`None`: deleted) and when it was looked up.
 type Entry = (Option<Arc<Scene>>, Instant);
@@ -20,7 +19,7 @@ type Entry = (Option<Arc<Scene>>, Instant);
 pub struct SceneCache {
     store: Arc<dyn Store>,
     ttl: Duration,
-    entries: Mutex<HashMap<Uuid, Entry>>,
+    entries: Mutex<HashMap<SceneId, Entry>>,
 }
 
 impl SceneCache {
@@ -33,7 +32,7 @@ impl SceneCache {
     }
 
     /// The scene; `None` when it no longer exists.
-    pub async fn get(&self, user: UserId, scene: Uuid) -> Result<Option<Arc<Scene>>> {
+    pub async fn get(&self, user: UserId, scene: SceneId) -> Result<Option<Arc<Scene>>> {
         let now = Instant::now();
         if let Some((s, at)) = self
             .entries
@@ -44,11 +43,7 @@ impl SceneCache {
         {
             return Ok(s.clone());
         }
-        let found = self
-            .store
-            .get_scene(user, SceneId(scene))
-            .await?
-            .map(Arc::new);
+        let found = self.store.get_scene(user, scene).await?.map(Arc::new);
         self.entries
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -57,7 +52,7 @@ impl SceneCache {
     }
 
     /// What the detector looks for in the scene's frames.
-    pub async fn wanted(&self, user: UserId, scene: Uuid) -> Result<Option<Wanted>> {
+    pub async fn wanted(&self, user: UserId, scene: SceneId) -> Result<Option<Wanted>> {
         Ok(self.get(user, scene).await?.map(|s| Wanted {
             class: s.parameters.class,
             min_confidence: s.parameters.confidence_threshold as f32,

@@ -18,14 +18,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use panoptes_shared::analysis::{
-    StartRequest, analysis_seconds_quota, analysis_seconds_used, end, set_device_status, start,
-};
 use panoptes_shared::domain::device::{Device, DeviceStatus};
 use panoptes_shared::domain::page::PageRequest;
 use panoptes_shared::domain::scene::SceneStatus;
 use panoptes_shared::domain::task::{AnalysisTask, StopReason, TaskEnd, TaskTrigger};
 use panoptes_shared::ids::DeviceId;
+use panoptes_shared::lifecycle::{
+    StartRequest, analysis_seconds_quota, analysis_seconds_used, end, set_device_status, start,
+};
 use panoptes_shared::ports::Store;
 use panoptes_shared::{Error, Result};
 use tokio::sync::Mutex;

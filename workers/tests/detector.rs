@@ -5,9 +5,9 @@
 mod common;
 
 use panoptes_shared::domain::scene::DetectClass;
-use panoptes_workers::detector::image::decode_jpeg;
-use panoptes_workers::detector::runtime::{FrameIn, ModelKind, Provider};
-use panoptes_workers::detector::{Found, Wanted};
+use panoptes_workers::image::decode_jpeg;
+use panoptes_workers::inference::engine::{FrameIn, ModelKind, Provider};
+use panoptes_workers::inference::{Found, Wanted};
 use serde_json::Value;
 
 const PEOPLE: Wanted = Wanted {
@@ -140,7 +140,7 @@ fn the_yolo_adapter_maps_letterboxed_boxes_back_to_the_frame() {
         common::fixtures().join("yolo-format-test.onnx"),
     );
     assert_eq!(engine.adapter().input_size(), (640, 640));
-    let frame = panoptes_workers::detector::image::Rgb {
+    let frame = panoptes_workers::image::Rgb {
         width: 1280,
         height: 720,
         pixels: vec![90; 1280 * 720 * 3],
@@ -185,7 +185,7 @@ fn the_yolo_adapter_maps_letterboxed_boxes_back_to_the_frame() {
 
 #[test]
 fn a_missing_model_or_library_is_a_clear_error() {
-    use panoptes_workers::detector::runtime::{Engine, EngineOptions};
+    use panoptes_workers::inference::engine::{Engine, EngineOptions};
     let err = Engine::load(&EngineOptions {
         model: ModelKind::NanoDet,
         model_path: "/nonexistent/model.onnx".into(),
@@ -203,8 +203,8 @@ fn a_missing_model_or_library_is_a_clear_error() {
 fn cuda_falls_back_to_cpu_where_there_is_no_gpu() {
     // The CPU wheel has no CUDA provider: registering it fails, the engine warns
     // and runs on CPU. (On a GPU machine, tests/bench/detect_gpu.sh checks CUDA.)
-    let engine = panoptes_workers::detector::runtime::Engine::load(
-        &panoptes_workers::detector::runtime::EngineOptions {
+    let engine = panoptes_workers::inference::engine::Engine::load(
+        &panoptes_workers::inference::engine::EngineOptions {
             model: ModelKind::NanoDet,
             model_path: common::root().join("workers/models/nanodet-m-416.onnx"),
             library: Some(common::ort_library()),

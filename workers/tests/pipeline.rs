@@ -13,15 +13,15 @@ use panoptes_infra::coord::{RedisLeases, RedisNodes};
 use panoptes_infra::detections::RedisDetectionLog;
 use panoptes_infra::jobs::RedisJobQueue;
 use panoptes_infra::store::{SqlStore, StoreOptions};
-use panoptes_shared::ids::{DeviceId, SceneId, UserId};
+use panoptes_shared::ids::{DeviceId, JobId, SceneId, TaskId, UserId};
 use panoptes_shared::ports::bus::Offset;
 use panoptes_shared::ports::jobs::{FrameJob, QueuePolicy, now_ms};
 use panoptes_shared::ports::prelude::*;
 use panoptes_shared::ports::{
     BlobStore, DetectionLog, EventBus, JobQueue, Leases, NodeInfo, Store,
 };
-use panoptes_workers::analytics::{AnalyticsSettings, AnalyticsWorker};
-use panoptes_workers::detect::{DetectSettings, DetectWorker, Ports, SceneCache};
+use panoptes_workers::analytics::{AnalyticsPorts, AnalyticsSettings, AnalyticsWorker};
+use panoptes_workers::detect::{DetectPorts, DetectSettings, DetectWorker, SceneCache};
 use panoptes_workers::metrics::WorkerMetrics;
 use panoptes_workers::node::Heartbeat;
 use serde_json::Value;
@@ -29,13 +29,13 @@ use uuid::Uuid;
 
 use common::env;
 use common::rtsp::RtspServer;
-use panoptes_shared::analysis::{StartRequest, end, start};
-use panoptes_shared::domain::analytics::TimeRange;
 use panoptes_shared::domain::device::{DeviceStatus, RtspUrl};
 use panoptes_shared::domain::event::EventKind;
+use panoptes_shared::domain::metrics_history::TimeRange;
 use panoptes_shared::domain::page::PageRequest;
 use panoptes_shared::domain::task::{StopReason, TaskEnd, TaskTrigger};
-use panoptes_workers::ingest::{IngestSettings, IngestWorker};
+use panoptes_shared::lifecycle::{StartRequest, end, start};
+use panoptes_workers::ingest::{IngestPorts, IngestSettings, IngestWorker};
 
 /// Everything a test needs, each run in its own Redis prefix and S3 bucket.
 struct World {
@@ -50,7 +50,7 @@ struct World {
     user: UserId,
     device: DeviceId,
     scene: SceneId,
-    engine: Arc<panoptes_workers::detector::runtime::Engine>,
+    engine: Arc<panoptes_workers::inference::engine::Engine>,
 }
 
 async fn world(policy: QueuePolicy) -> World {
@@ -122,12 +122,12 @@ fn frame(n: u32) -> Vec<u8> {
 }
 
 impl World {
-    fn job(&self, jpeg: Vec<u8>, captured_at_ms: u64, task: Uuid) -> FrameJob {
+    fn job(&self, jpeg: Vec<u8>, captured_at_ms: u64, task: TaskId) -> FrameJob {
         FrameJob {
-            id: Uuid::new_v4(),
+            id: JobId::new(),
             user: self.user,
             device: self.device,
-            scene: self.scene.0,
+            scene: self.scene,
             task,
             captured_at_ms,
             jpeg,
@@ -139,15 +139,15 @@ impl World {
         let store: Arc<dyn Store> = self.store.clone();
         (
             DetectWorker::new(
-                Ports {
+                DetectPorts {
                     queue: self.queue.clone(),
                     scenes: Arc::new(SceneCache::new(store, Duration::from_secs(10))),
                     blobs: self.blobs.clone(),
                     log: self.log.clone(),
                     leases: self.leases.clone(),
+                    engine: self.engine.clone(),
+                    metrics: metrics.clone(),
                 },
-                self.engine.clone(),
-                metrics.clone(),
                 DetectSettings {
                     node: node.into(),
                     batch_size: batch,
@@ -168,13 +168,15 @@ impl World {
         let metrics = Arc::new(WorkerMetrics::default());
         (
             AnalyticsWorker::new(
-                self.store.clone(),
-                self.log.clone(),
-                self.leases.clone(),
-                self.bus.clone(),
-                self.blobs.clone(),
-                Arc::new(SceneCache::new(self.store.clone(), Duration::from_secs(10))),
-                metrics.clone(),
+                AnalyticsPorts {
+                    store: self.store.clone(),
+                    log: self.log.clone(),
+                    leases: self.leases.clone(),
+                    bus: self.bus.clone(),
+                    blobs: self.blobs.clone(),
+                    scenes: Arc::new(SceneCache::new(self.store.clone(), Duration::from_secs(10))),
+                    metrics: metrics.clone(),
+                },
                 AnalyticsSettings {
                     node: node.into(),
                     lease_ttl: lease,
@@ -217,7 +219,7 @@ where
 async fn a_frame_is_detected_once_with_a_snapshot_readable_through_a_presigned_url() {
     let w = world(policy()).await;
     let (detector, metrics) = w.detector("node-a", 4);
-    let job = w.job(frame(200), now_ms(), Uuid::new_v4());
+    let job = w.job(frame(200), now_ms(), TaskId::new());
     w.queue.enqueue(&job).await.unwrap();
     assert_eq!(detector.step().await.unwrap(), 1);
     let results = w.results().await;
@@ -276,7 +278,7 @@ async fn a_frame_is_detected_once_with_a_snapshot_readable_through_a_presigned_u
 #[tokio::test]
 async fn a_dead_consumers_job_is_reclaimed_and_finished_once() {
     let w = world(policy()).await;
-    let job = w.job(frame(50), now_ms(), Uuid::new_v4());
+    let job = w.job(frame(50), now_ms(), TaskId::new());
     w.queue.enqueue(&job).await.unwrap();
     // A detector takes the job and dies before acknowledging it.
     let taken = w
@@ -317,7 +319,7 @@ async fn a_poison_frame_goes_to_the_dead_letters_and_a_stale_one_is_dropped() {
     let poison = w.job(
         b"\xff\xd8 this is not a jpeg".to_vec(),
         now_ms(),
-        Uuid::new_v4(),
+        TaskId::new(),
     );
     w.queue.enqueue(&poison).await.unwrap();
     until(
@@ -342,7 +344,7 @@ async fn a_poison_frame_goes_to_the_dead_letters_and_a_stale_one_is_dropped() {
     );
     assert!(w.results().await.is_empty());
     // A frame captured long ago is dropped and counted, not detected.
-    let stale = w.job(frame(50), now_ms() - 120_000, Uuid::new_v4());
+    let stale = w.job(frame(50), now_ms() - 120_000, TaskId::new());
     w.queue.enqueue(&stale).await.unwrap();
     assert_eq!(detector.step().await.unwrap(), 0);
     assert_eq!(w.queue.stats().await.unwrap().dropped_stale, 1);
@@ -352,7 +354,7 @@ async fn a_poison_frame_goes_to_the_dead_letters_and_a_stale_one_is_dropped() {
 #[tokio::test]
 async fn results_are_published_in_capture_order_when_detectors_finish_out_of_order() {
     let w = world(policy()).await;
-    let task = Uuid::new_v4();
+    let task = TaskId::new();
     let mut sub = w.bus.subscribe(w.user).await.unwrap();
     let (a, _) = w.detector("node-a", 1);
     let (b, _) = w.detector("node-b", 1);
@@ -436,7 +438,7 @@ async fn results_are_published_in_capture_order_when_detectors_finish_out_of_ord
 #[tokio::test]
 async fn one_analytics_node_owns_a_device_and_another_takes_over_when_it_dies() {
     let w = world(policy()).await;
-    let task = Uuid::new_v4();
+    let task = TaskId::new();
     let mut sub = w.bus.subscribe(w.user).await.unwrap();
     let (detector, _) = w.detector("node-a", 4);
     let lease = Duration::from_millis(1500);
@@ -495,7 +497,7 @@ async fn nodes_heartbeat_and_export_the_queue_lag() {
     let metrics = Arc::new(WorkerMetrics::default());
     for n in 0..3 {
         w.queue
-            .enqueue(&w.job(frame(50), now_ms(), Uuid::new_v4()))
+            .enqueue(&w.job(frame(50), now_ms(), TaskId::new()))
             .await
             .unwrap();
         let _ = n;
@@ -572,12 +574,28 @@ impl World {
             &panoptes_infra::crypto::AesGcmCipher::generate_key(),
         )
         .unwrap();
+        let cipher: Arc<dyn panoptes_shared::ports::SecretCipher> = Arc::new(cipher);
+        // The RTSP test server is on loopback: private targets allowed.
+        let dialer = panoptes_infra::camera::Dialer::new(
+            Arc::new(panoptes_shared::outbound::OutboundGuard::new(
+                Arc::new(panoptes_infra::resolver::SystemResolver),
+                true,
+            )),
+            panoptes_infra::camera::Tls::system(),
+        );
         Arc::new(IngestWorker::new(
-            self.store.clone(),
-            self.queue.clone(),
-            self.leases.clone(),
-            Arc::new(cipher),
-            Arc::new(WorkerMetrics::default()),
+            IngestPorts {
+                store: self.store.clone(),
+                jobs: self.queue.clone(),
+                leases: self.leases.clone(),
+                cipher: cipher.clone(),
+                probe: Arc::new(panoptes_workers::ingest::DecodingProbe::new(
+                    cipher,
+                    dialer.clone(),
+                )),
+                dialer,
+                metrics: Arc::new(WorkerMetrics::default()),
+            },
             IngestSettings {
                 node: node.into(),
                 sample_fps: 4.0,
@@ -591,14 +609,6 @@ impl World {
                 max_streams: 8,
                 health_every: Some(Duration::from_millis(500)),
                 health_in_flight: 2,
-                // The RTSP test server is on loopback: private targets allowed.
-                dialer: panoptes_workers::ingest::Dialer::new(
-                    Arc::new(panoptes_shared::outbound::OutboundGuard::new(
-                        Arc::new(panoptes_infra::resolver::SystemResolver),
-                        true,
-                    )),
-                    panoptes_workers::ingest::tls::Tls::system(),
-                ),
             },
         ))
     }
@@ -613,7 +623,7 @@ impl World {
             .unwrap();
         d.rtsp_url = RtspUrl::parse(&server.url("vtest")).unwrap().0;
         self.store.update_device(self.user, &d).await.unwrap();
-        panoptes_shared::analysis::set_device_status(
+        panoptes_shared::lifecycle::set_device_status(
             self.store.as_ref(),
             self.user,
             self.device,
@@ -667,13 +677,15 @@ async fn a_camera_is_pulled_by_one_node_detected_tracked_measured_and_stored() {
     let (detector, _) = w.detector("detect-a", 4);
     let metrics = Arc::new(WorkerMetrics::default());
     let analytics = AnalyticsWorker::new(
-        w.store.clone(),
-        w.log.clone(),
-        w.leases.clone(),
-        w.bus.clone(),
-        w.blobs.clone(),
-        Arc::new(SceneCache::new(w.store.clone(), Duration::from_secs(10))),
-        metrics.clone(),
+        AnalyticsPorts {
+            store: w.store.clone(),
+            log: w.log.clone(),
+            leases: w.leases.clone(),
+            bus: w.bus.clone(),
+            blobs: w.blobs.clone(),
+            scenes: Arc::new(SceneCache::new(w.store.clone(), Duration::from_secs(10))),
+            metrics: metrics.clone(),
+        },
         AnalyticsSettings {
             node: "analytics-a".into(),
             lease_ttl: Duration::from_secs(5),
@@ -701,7 +713,7 @@ async fn a_camera_is_pulled_by_one_node_detected_tracked_measured_and_stored() {
         .unwrap();
     let v: Value = common::documented_event(&e.data);
     assert_eq!(v["analysisId"], task.id.to_string());
-    assert_eq!(e.task, task.id.0);
+    assert_eq!(e.task, task.id);
     assert!(v["metrics"]["inQueue"].is_u64(), "{v}");
     assert!(v["metrics"]["rolling5Min"]["avgInQueue"].is_number(), "{v}");
     let people = v["detections"].as_array().unwrap();

@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use panoptes_infra::store::{SqlStore, StoreOptions};
-use panoptes_shared::analysis::{StartRequest, end, start};
 use panoptes_shared::domain::device::{DeviceStatus, DeviceType};
 use panoptes_shared::domain::event::EventKind;
 use panoptes_shared::domain::page::PageRequest;
 use panoptes_shared::domain::schedule::{SLOTS_PER_DAY, Schedule, UtcOffset};
 use panoptes_shared::domain::task::{StopReason, TaskEnd, TaskStatus, TaskTrigger};
 use panoptes_shared::ids::{DeviceId, UserId};
+use panoptes_shared::lifecycle::{StartRequest, end, start};
 use panoptes_shared::ports::{DeviceRepo, EventRepo, SceneRepo, Store, TaskRepo};
 use panoptes_workers::scheduler::{Scheduler, SchedulerSettings};
 use uuid::Uuid;

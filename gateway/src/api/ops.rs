@@ -21,10 +21,30 @@ pub struct DependencyStatus {
     pub backend: String,
 }
 
+/// A part of the platform running in this process (the pipeline roles of
+/// `panoptes up`).
+#[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct ComponentStatus {
+    /// `ingest`, `detector`, `analytics`, `schedule`.
+    pub name: String,
+    /// `ok` or `unavailable`.
+    pub status: String,
+    /// Why it is unavailable.
+    pub reason: Option<String>,
+}
+
 #[derive(Debug, Object)]
 pub struct Readiness {
+    /// Requests can be served: every dependency answers.
     pub ready: bool,
+    /// `ready`; `degraded` when ready but a component of this process is
+    /// unavailable (e.g. `up` without a detector: no detections); `not_ready`.
+    pub status: String,
     pub dependencies: Vec<DependencyStatus>,
+    /// The components running in this process besides the gateway (empty
+    /// for a gateway on its own).
+    pub components: Vec<ComponentStatus>,
 }
 
 #[derive(ApiResponse)]
@@ -62,14 +82,18 @@ impl OpsApi {
             "alive",
             Readiness {
                 ready: true,
+                status: "ready".into(),
                 dependencies: vec![],
+                components: vec![],
             },
         )
     }
 
     /// Readiness: the store, the rate-limit backend and the event bus answer.
     /// Checked together, each within 900 ms, so the answer comes within a
-    /// second even when a dependency hangs.
+    /// second even when a dependency hangs. A component of this process that
+    /// is unavailable (`panoptes up` without a detector) makes the answer
+    /// `degraded`, still 200: the API serves.
     #[oai(path = "/readyz", method = "get", operation_id = "readyz")]
     async fn readyz(&self) -> ReadyResponse {
         let (store, limiter, bus) = tokio::join!(
@@ -84,7 +108,11 @@ impl OpsApi {
         };
         let deps = vec![
             dep("store", self.state.store.backend(), store.is_ok()),
-            dep("rateLimiter", self.state.limiter_backend, limiter.is_ok()),
+            dep(
+                "rateLimiter",
+                self.state.limiter_backend.as_str(),
+                limiter.is_ok(),
+            ),
             dep("eventBus", self.state.bus.backend(), bus.is_ok()),
         ];
         for (name, r) in [
@@ -97,11 +125,35 @@ impl OpsApi {
             }
         }
         let ready = store.is_ok() && limiter.is_ok() && bus.is_ok();
+        let components: Vec<ComponentStatus> = self
+            .state
+            .components
+            .list()
+            .into_iter()
+            .map(|c| ComponentStatus {
+                name: c.name,
+                status: if c.unavailable.is_some() {
+                    "unavailable"
+                } else {
+                    "ok"
+                }
+                .into(),
+                reason: c.unavailable,
+            })
+            .collect();
+        let degraded = components.iter().any(|c| c.reason.is_some());
+        let (status, message) = match (ready, degraded) {
+            (false, _) => ("not_ready", "not ready"),
+            (true, true) => ("degraded", "ready, degraded"),
+            (true, false) => ("ready", "ready"),
+        };
         let mut reply: Reply<Readiness> = Reply::new(
-            if ready { "ready" } else { "not ready" },
+            message,
             Readiness {
                 ready,
+                status: status.into(),
                 dependencies: deps,
+                components,
             },
         );
         if ready {

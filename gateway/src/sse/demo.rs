@@ -96,7 +96,7 @@ pub async fn publish(
             bus.publish(&Publication {
                 user,
                 device,
-                task,
+                task: task.into(),
                 data,
             })
             .await?,

@@ -259,13 +259,8 @@ async fn an_anonymous_log_in_flood_keeps_memory_bounded_and_lets_the_owner_in() 
         .local_addr()
         .unwrap()
         .port();
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_panoptes"))
-        .args([
-            "gateway",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_panoptes-gateway"))
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(&dir)
         .env("PANOPTES__LOG__LEVEL", "warn")
         .stdout(std::process::Stdio::null())

@@ -2,7 +2,7 @@
 //! PostgreSQL: filters, pagination, the latest rows, tenancy and validation.
 
 use chrono::{Duration, TimeZone, Utc};
-use panoptes_shared::domain::analytics::{
+use panoptes_shared::domain::metrics_history::{
     CurrentMetrics, RollingRow, RollingWindow, SceneSnapshot,
 };
 use panoptes_shared::domain::queue_metrics::{Occupancy, Window};

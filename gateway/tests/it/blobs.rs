@@ -1,7 +1,7 @@
 //! `/blobs/...`: presigned snapshot links of the local blob store, served by
 //! the gateway; the signature is the credential.
 
-use panoptes_shared::ids::{DeviceId, UserId};
+use panoptes_shared::ids::{DeviceId, JobId, UserId};
 use panoptes_shared::ports::blobs::snapshot_key;
 use reqwest::Method;
 use std::time::Duration;
@@ -15,7 +15,7 @@ async fn a_presigned_snapshot_link_serves_the_jpeg_until_tampered_with() {
         UserId::new(),
         DeviceId::new(),
         1_700_000_000_000,
-        uuid::Uuid::new_v4(),
+        JobId::new(),
     );
     let jpeg = b"\xff\xd8 pretend jpeg \xff\xd9".to_vec();
     app.state
@@ -49,13 +49,13 @@ async fn a_presigned_snapshot_link_serves_the_jpeg_until_tampered_with() {
     app.call(Method::GET, bare, None, None)
         .await
         .expect_error(401, "UNAUTHORIZED");
-    let other = snapshot_key(UserId::new(), DeviceId::new(), 1, uuid::Uuid::new_v4());
+    let other = snapshot_key(UserId::new(), DeviceId::new(), 1, JobId::new());
     let borrowed = format!("/blobs/{other}?{query}");
     app.call(Method::GET, &borrowed, None, None)
         .await
         .expect_error(403, "FORBIDDEN");
     // Signed, but gone (retention removed it): 404.
-    let gone = snapshot_key(UserId::new(), DeviceId::new(), 2, uuid::Uuid::new_v4());
+    let gone = snapshot_key(UserId::new(), DeviceId::new(), 2, JobId::new());
     let gone_url = app
         .state
         .blobs

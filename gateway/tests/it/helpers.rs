@@ -226,7 +226,7 @@ pub async fn spawn_with_env(
     extra: &[(&str, &str)],
 ) -> TestApp {
     if std::env::var("TEST_LOG").is_ok() {
-        panoptes_shared::telemetry::init("pretty", "debug");
+        panoptes_shared::telemetry::init(panoptes_shared::config::LogFormat::Pretty, "debug");
     }
     let mut env = config(&backend, redis_prefix);
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));

@@ -6,7 +6,6 @@ mod analytics;
 mod api_keys;
 mod auth;
 mod blobs;
-mod cli;
 mod connections;
 mod cors;
 mod devices;

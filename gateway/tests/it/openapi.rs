@@ -15,8 +15,7 @@ fn committed_dir() -> PathBuf {
 async fn committed_document_matches_the_code() {
     let doc = panoptes_gateway::openapi_doc::render(panoptes_gateway::app::spec_state());
     let (json, yaml) = (doc.json, doc.yaml);
-    let fix =
-        "regenerate it with: cargo run -p panoptes-gateway --bin panoptes -- openapi --out openapi";
+    let fix = "regenerate it with: cargo run -p panoptes-launcher --bin panoptes -- openapi --out openapi";
     let committed_json =
         std::fs::read_to_string(committed_dir().join("openapi.json")).unwrap_or_default();
     assert!(

@@ -7,12 +7,12 @@
 
 use std::sync::{Arc, Mutex};
 
+use panoptes_infra::camera::{Dialer, RtspProbe, Tls};
 use panoptes_infra::resolver::MemoryResolver;
 use panoptes_shared::domain::device::RtspUrl;
 use panoptes_shared::domain::page::PageRequest;
 use panoptes_shared::ids::{DeviceId, UserId};
 use panoptes_shared::outbound::OutboundGuard;
-use panoptes_workers::ingest::Dialer;
 use serde_json::{Value, json};
 
 use crate::fake_rtsp::{FakeCamera, Reply};
@@ -33,7 +33,10 @@ async fn guarded(resolver: Arc<MemoryResolver>) -> (TestApp, TestApp) {
     let mut state = app.state.clone();
     let guard = Arc::new(OutboundGuard::new(resolver, false));
     state.outbound = guard.clone();
-    state.camera_dialer = Dialer::new(guard, state.camera_dialer.tls().clone());
+    state.camera_probe = Arc::new(RtspProbe::new(
+        state.cipher.clone(),
+        Dialer::new(guard, Tls::system()),
+    ));
     let scripted = app.with_state(state).await;
     (app, scripted)
 }

@@ -414,7 +414,7 @@ async fn a_slow_consumer_is_cut_off_while_a_fast_one_keeps_receiving() {
     });
     // 600 events of 32 KiB: far more than socket buffers hold for the slow client.
     let padding = "x".repeat(32 * 1024);
-    let task = Uuid::new_v4();
+    let task = panoptes_shared::ids::TaskId::new();
     for n in 0..total {
         let data = json!({"deviceId": device["id"], "n": n, "padding": padding}).to_string();
         app.state
@@ -587,8 +587,8 @@ async fn spawn_child_replica(prefix: &str, extra: &[(&str, &str)]) -> ChildRepli
         .local_addr()
         .unwrap()
         .port();
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_panoptes"));
-    cmd.args(["gateway", "--listen", &format!("127.0.0.1:{port}")])
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_panoptes-gateway"));
+    cmd.args(["--listen", &format!("127.0.0.1:{port}")])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
@@ -603,7 +603,7 @@ async fn spawn_child_replica(prefix: &str, extra: &[(&str, &str)]) -> ChildRepli
         cmd.env(k, v);
     }
     let replica = ChildReplica {
-        child: cmd.spawn().expect("the panoptes binary starts"),
+        child: cmd.spawn().expect("the panoptes-gateway binary starts"),
         base: format!("http://127.0.0.1:{port}"),
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);

@@ -7,11 +7,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use panoptes_shared::Result;
 use panoptes_shared::domain::detection::DetectionResult;
-use panoptes_shared::ids::DeviceId;
+use panoptes_shared::ids::{DeviceId, JobId};
 use panoptes_shared::ports::bus::Offset;
 use panoptes_shared::ports::detections::DetectionLog;
 use tokio::time::Instant;
-use uuid::Uuid;
 
 /// Results kept per device (the oldest go first).
 const KEPT_PER_DEVICE: usize = 10_000;
@@ -29,8 +28,8 @@ struct DeviceLog {
 #[derive(Default)]
 struct State {
     devices: HashMap<DeviceId, DeviceLog>,
-    seen: HashSet<Uuid>,
-    seen_order: VecDeque<Uuid>,
+    seen: HashSet<JobId>,
+    seen_order: VecDeque<JobId>,
 }
 
 #[derive(Default)]

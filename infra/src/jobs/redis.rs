@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use panoptes_shared::ids::{DeviceId, UserId};
+use panoptes_shared::ids::{DeviceId, JobId, UserId};
 use panoptes_shared::ports::jobs::{
     Claimed, DeadLetter, FrameJob, JobQueue, QueuePolicy, QueueStats, Receipt, now_ms,
 };
@@ -140,7 +140,7 @@ impl RedisJobQueue {
     ) -> Result<()> {
         let Some(job) = job_of(entry) else {
             let letter = DeadLetter {
-                job_id: Uuid::nil(),
+                job_id: JobId(Uuid::nil()),
                 device: DeviceId(Uuid::nil()),
                 attempts,
                 error: "unreadable frame job".to_owned(),

@@ -14,10 +14,10 @@
 //! timeout is `Unavailable { dependency: "store" }` (503); anything else is
 //! `Internal` with the sqlx error as its source.
 
-mod analytics;
 mod api_keys;
 mod devices;
 mod events;
+mod metrics_history;
 mod rows;
 mod scenes;
 mod tasks;
@@ -86,15 +86,8 @@ impl SqlStore {
     /// Connect (creating the SQLite file and its folder if needed). Does not migrate.
     pub async fn connect(opts: &StoreOptions) -> Result<Self> {
         install_default_drivers();
-        let backend = if opts.url.starts_with("sqlite:") {
-            StoreBackend::Sqlite
-        } else if opts.url.starts_with("postgres://") || opts.url.starts_with("postgresql://") {
-            StoreBackend::Postgres
-        } else {
-            return Err(Error::internal(
-                "store url must start with sqlite: or postgres://",
-            ));
-        };
+        let backend = StoreBackend::of_url(&opts.url)
+            .ok_or_else(|| Error::internal("store url must start with sqlite: or postgres://"))?;
         let mut url = opts.url.clone();
         if backend == StoreBackend::Sqlite {
             let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
@@ -137,11 +130,7 @@ impl SqlStore {
     /// which never touches it).
     pub fn lazy(url: &str) -> Result<Self> {
         install_default_drivers();
-        let backend = if url.starts_with("sqlite:") {
-            StoreBackend::Sqlite
-        } else {
-            StoreBackend::Postgres
-        };
+        let backend = StoreBackend::of_url(url).unwrap_or(StoreBackend::Postgres);
         let pool = AnyPoolOptions::new()
             .max_connections(1)
             .connect_lazy(url)
@@ -174,10 +163,7 @@ impl SqlStore {
 #[async_trait]
 impl Store for SqlStore {
     fn backend(&self) -> &'static str {
-        match self.backend {
-            StoreBackend::Sqlite => "sqlite",
-            StoreBackend::Postgres => "postgres",
-        }
+        self.backend.as_str()
     }
 
     async fn ping(&self) -> Result<()> {

@@ -5,18 +5,18 @@
 use chrono::{DateTime, Duration, Utc};
 use panoptes_infra::store::SqlStore;
 use panoptes_shared::Error;
-use panoptes_shared::domain::analytics::{
-    CurrentMetrics, RollingRow, RollingWindow, SceneSnapshot, TimeRange,
-};
 use panoptes_shared::domain::device::{DeviceStatus, DeviceType};
 use panoptes_shared::domain::event::{EventKind, PlatformEvent};
+use panoptes_shared::domain::metrics_history::{
+    CurrentMetrics, RollingRow, RollingWindow, SceneSnapshot, TimeRange,
+};
 use panoptes_shared::domain::page::PageRequest;
 use panoptes_shared::domain::queue_metrics::Window;
 use panoptes_shared::domain::task::{
     AnalysisTask, Capability, StopReason, TaskEnd, TaskStatus, TaskTrigger,
 };
 use panoptes_shared::ids::{SceneId, TaskId, UserId};
-use panoptes_shared::ports::{AnalyticsRepo, DeviceRepo, EventRepo, SceneRepo, TaskRepo};
+use panoptes_shared::ports::{DeviceRepo, EventRepo, MetricsHistoryRepo, SceneRepo, TaskRepo};
 use panoptes_shared::time::now;
 use uuid::Uuid;
 

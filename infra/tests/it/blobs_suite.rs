@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use panoptes_infra::blobs::{LocalBlobs, S3Blobs, S3Options};
-use panoptes_shared::ids::{DeviceId, UserId};
+use panoptes_shared::ids::{DeviceId, JobId, UserId};
 use panoptes_shared::ports::blobs::{BlobStore, snapshot_key};
 use uuid::Uuid;
 
@@ -52,7 +52,7 @@ fn key() -> String {
         UserId::new(),
         DeviceId::new(),
         1_700_000_000_000,
-        Uuid::new_v4(),
+        JobId::new(),
     )
 }
 
@@ -118,7 +118,7 @@ async fn an_s3_presigned_url_serves_the_blob_and_a_tampered_one_is_refused() {
     let resp = reqwest::get(&url).await.unwrap();
     assert_eq!(resp.status(), 200, "{url}");
     assert_eq!(resp.bytes().await.unwrap().as_ref(), b"jpeg bytes");
-    let other = snapshot_key(UserId::new(), DeviceId::new(), 1, Uuid::new_v4());
+    let other = snapshot_key(UserId::new(), DeviceId::new(), 1, JobId::new());
     blobs
         .put(&other, b"someone else's".to_vec(), "image/jpeg")
         .await

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use panoptes_infra::bus::{MemoryBus, RedisBus};
-use panoptes_shared::ids::{DeviceId, UserId};
+use panoptes_shared::ids::{DeviceId, TaskId, UserId};
 use panoptes_shared::ports::bus::REPLAY_MIN_EVENTS;
 use panoptes_shared::ports::{BusEvent, EventBus, Offset, Publication, Subscription};
 use uuid::Uuid;
@@ -33,7 +33,7 @@ fn publication(user: UserId, device: DeviceId, n: usize) -> Publication {
     Publication {
         user,
         device,
-        task: Uuid::new_v4(),
+        task: TaskId::new(),
         data: format!("{{\"n\":{n}}}"),
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use panoptes_infra::detections::{MemoryDetectionLog, RedisDetectionLog};
 use panoptes_shared::domain::detection::{BoundingBox, Detection, DetectionResult};
 use panoptes_shared::domain::scene::DetectClass;
-use panoptes_shared::ids::{DeviceId, UserId};
+use panoptes_shared::ids::{DeviceId, JobId, SceneId, TaskId, UserId};
 use panoptes_shared::ports::bus::Offset;
 use panoptes_shared::ports::detections::DetectionLog;
 use uuid::Uuid;
@@ -35,11 +35,11 @@ fn redis() -> Made {
 
 fn result(device: DeviceId, captured: u64) -> DetectionResult {
     DetectionResult {
-        job_id: Uuid::new_v4(),
+        job_id: JobId::new(),
         user_id: UserId::new(),
         device_id: device,
-        scene_id: Uuid::new_v4(),
-        task_id: Uuid::new_v4(),
+        scene_id: SceneId::new(),
+        task_id: TaskId::new(),
         captured_at_ms: captured,
         width: 768,
         height: 576,

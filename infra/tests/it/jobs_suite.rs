@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use panoptes_infra::jobs::{MemoryJobQueue, RedisJobQueue};
-use panoptes_shared::ids::{DeviceId, UserId};
+use panoptes_shared::ids::{DeviceId, JobId, SceneId, TaskId, UserId};
 use panoptes_shared::ports::jobs::{Claimed, FrameJob, JobQueue, QueuePolicy, now_ms};
 use uuid::Uuid;
 
@@ -47,11 +47,11 @@ fn policy() -> QueuePolicy {
 
 fn job(device: DeviceId, captured_at_ms: u64) -> FrameJob {
     FrameJob {
-        id: Uuid::new_v4(),
+        id: JobId::new(),
         user: UserId::new(),
         device,
-        scene: Uuid::new_v4(),
-        task: Uuid::new_v4(),
+        scene: SceneId::new(),
+        task: TaskId::new(),
         captured_at_ms,
         jpeg: vec![0xff, 0xd8, 0x00, 0x01, 0xff, 0xd9],
     }

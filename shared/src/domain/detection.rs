@@ -1,11 +1,9 @@
 //! What the detector finds in one frame, and the COCO classes it maps to the
 //! scene's `person` / `vehicle`.
 
-use serde::{Deserialize, Serialize};
-use uuid::Uuid;
-
 use crate::domain::scene::DetectClass;
-use crate::ids::{DeviceId, UserId};
+use crate::ids::{DeviceId, JobId, SceneId, TaskId, UserId};
+use serde::{Deserialize, Serialize};
 
 /// A box in fractions of the frame (0-1, origin top-left).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -51,11 +49,11 @@ pub struct Detection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DetectionResult {
-    pub job_id: Uuid,
+    pub job_id: JobId,
     pub user_id: UserId,
     pub device_id: DeviceId,
-    pub scene_id: Uuid,
-    pub task_id: Uuid,
+    pub scene_id: SceneId,
+    pub task_id: TaskId,
     pub captured_at_ms: u64,
     /// Frame size in pixels.
     pub width: u32,
@@ -109,11 +107,11 @@ mod tests {
     #[test]
     fn results_round_trip_as_camel_case_json() {
         let r = DetectionResult {
-            job_id: Uuid::new_v4(),
+            job_id: JobId::new(),
             user_id: UserId::new(),
             device_id: DeviceId::new(),
-            scene_id: Uuid::new_v4(),
-            task_id: Uuid::new_v4(),
+            scene_id: SceneId::new(),
+            task_id: TaskId::new(),
             captured_at_ms: 1,
             width: 768,
             height: 576,

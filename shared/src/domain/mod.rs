@@ -1,10 +1,11 @@
 //! Domain model: the values the API talks about, each parsed once at the edge.
 
-pub mod analytics;
 pub mod api_key;
+pub mod camera;
 pub mod detection;
 pub mod device;
 pub mod event;
+pub mod metrics_history;
 pub mod page;
 pub mod plan;
 pub mod polygon;

@@ -4,10 +4,9 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use uuid::Uuid;
 
 use crate::Result;
-use crate::ids::{DeviceId, UserId};
+use crate::ids::{DeviceId, JobId, UserId};
 
 #[async_trait]
 pub trait BlobStore: Send + Sync {
@@ -27,7 +26,7 @@ pub trait BlobStore: Send + Sync {
 /// Where a device's snapshot of one frame lives: under its owner's prefix,
 /// so a tenant's blobs can be listed, exported or deleted together. Kept
 /// short: some S3-compatible servers turn keys into file names.
-pub fn snapshot_key(user: UserId, device: DeviceId, captured_at_ms: u64, job: Uuid) -> String {
+pub fn snapshot_key(user: UserId, device: DeviceId, captured_at_ms: u64, job: JobId) -> String {
     format!("{user}/snapshots/{device}/{captured_at_ms}-{job}.jpg")
 }
 
@@ -53,7 +52,7 @@ mod tests {
     #[test]
     fn snapshot_keys_are_valid_and_tenant_prefixed() {
         let (u, d) = (UserId::new(), DeviceId::new());
-        let k = snapshot_key(u, d, 1_700_000_000_123, Uuid::nil());
+        let k = snapshot_key(u, d, 1_700_000_000_123, JobId(uuid::Uuid::nil()));
         assert!(valid_key(&k), "{k}");
         assert!(k.starts_with(&format!("{u}/snapshots/{d}/")));
         for bad in [

@@ -20,10 +20,9 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use uuid::Uuid;
 
 use crate::error::Result;
-use crate::ids::{DeviceId, UserId};
+use crate::ids::{DeviceId, TaskId, UserId};
 
 pub const REPLAY_MIN_EVENTS: usize = 1_000;
 pub const REPLAY_MIN_AGE_MS: u64 = 5 * 60 * 1000;
@@ -63,7 +62,7 @@ pub struct Publication {
     pub user: UserId,
     pub device: DeviceId,
     /// The analysis task: the `<taskId>` of the SSE event id.
-    pub task: Uuid,
+    pub task: TaskId,
     /// The event's JSON payload, already serialised.
     pub data: String,
 }
@@ -73,7 +72,7 @@ pub struct Publication {
 pub struct BusEvent {
     pub offset: Offset,
     pub device: DeviceId,
-    pub task: Uuid,
+    pub task: TaskId,
     pub data: Arc<str>,
 }
 
@@ -95,9 +94,9 @@ pub struct ResumePoint {
 }
 
 /// Split an SSE event id `<taskId>-<epochMillis>`.
-pub fn parse_event_id(id: &str) -> Option<(Uuid, u64)> {
+pub fn parse_event_id(id: &str) -> Option<(TaskId, u64)> {
     let (task, ms) = id.rsplit_once('-')?;
-    Some((Uuid::parse_str(task).ok()?, ms.parse().ok()?))
+    Some((task.parse().ok()?, ms.parse().ok()?))
 }
 
 /// A live subscription to one user's events. Dropping it unsubscribes.
@@ -153,7 +152,7 @@ mod tests {
                 seq: 3,
             },
             device: DeviceId::new(),
-            task: Uuid::new_v4(),
+            task: TaskId::new(),
             data: "{}".into(),
         };
         assert_eq!(

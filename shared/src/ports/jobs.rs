@@ -15,19 +15,18 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use uuid::Uuid;
 
 use crate::Result;
-use crate::ids::{DeviceId, UserId};
+use crate::ids::{DeviceId, JobId, SceneId, TaskId, UserId};
 
 /// One frame to analyse.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FrameJob {
-    pub id: Uuid,
+    pub id: JobId,
     pub user: UserId,
     pub device: DeviceId,
-    pub scene: Uuid,
-    pub task: Uuid,
+    pub scene: SceneId,
+    pub task: TaskId,
     /// When the camera captured the frame (epoch milliseconds).
     pub captured_at_ms: u64,
     pub jpeg: Vec<u8>,
@@ -52,7 +51,7 @@ pub struct Claimed {
 /// A job given up on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetter {
-    pub job_id: Uuid,
+    pub job_id: JobId,
     pub device: DeviceId,
     pub attempts: u32,
     pub error: String,

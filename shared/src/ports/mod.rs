@@ -3,6 +3,7 @@
 
 pub mod blobs;
 pub mod bus;
+pub mod camera;
 pub mod cipher;
 pub mod coord;
 pub mod detections;
@@ -14,6 +15,7 @@ pub mod store;
 
 pub use blobs::BlobStore;
 pub use bus::{BusEvent, EventBus, Offset, Publication, ResumePoint, Subscription};
+pub use camera::CameraProbe;
 pub use cipher::SecretCipher;
 pub use coord::{Leases, NodeInfo, NodeRegistry, NodeStatus};
 pub use detections::DetectionLog;
@@ -22,7 +24,7 @@ pub use rate_limit::{RateDecision, RateLimiter};
 pub use resolver::Resolver;
 pub use slots::{SlotGrant, StreamSlots, StreamToken, TakenOver};
 pub use store::{
-    AnalyticsRepo, ApiKeyRepo, DeviceRepo, EventRepo, SceneRepo, SessionRepo, Store, TaskRepo,
+    ApiKeyRepo, DeviceRepo, EventRepo, MetricsHistoryRepo, SceneRepo, SessionRepo, Store, TaskRepo,
     UserRepo,
 };
 
@@ -30,6 +32,7 @@ pub use store::{
 pub mod prelude {
     pub use super::blobs::BlobStore as _;
     pub use super::bus::EventBus as _;
+    pub use super::camera::CameraProbe as _;
     pub use super::cipher::SecretCipher as _;
     pub use super::coord::{Leases as _, NodeRegistry as _};
     pub use super::detections::DetectionLog as _;
@@ -37,7 +40,7 @@ pub mod prelude {
     pub use super::rate_limit::RateLimiter as _;
     pub use super::slots::StreamSlots as _;
     pub use super::store::{
-        AnalyticsRepo as _, ApiKeyRepo as _, DeviceRepo as _, EventRepo as _, SceneRepo as _,
+        ApiKeyRepo as _, DeviceRepo as _, EventRepo as _, MetricsHistoryRepo as _, SceneRepo as _,
         SessionRepo as _, Store as _, TaskRepo as _, UserRepo as _,
     };
 }

@@ -8,10 +8,10 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::domain::analytics::{RollingRow, RollingWindow, SceneSnapshot, TimeRange};
 use crate::domain::api_key::{ApiKey, KeyHash};
 use crate::domain::device::{Device, DeviceStatus};
 use crate::domain::event::PlatformEvent;
+use crate::domain::metrics_history::{RollingRow, RollingWindow, SceneSnapshot, TimeRange};
 use crate::domain::page::{Page, PageRequest};
 use crate::domain::scene::Scene;
 use crate::domain::task::{AnalysisTask, TaskEnd};
@@ -121,7 +121,7 @@ pub trait TaskRepo {
 }
 
 #[async_trait]
-pub trait AnalyticsRepo {
+pub trait MetricsHistoryRepo {
     async fn insert_snapshot(&self, snapshot: &SceneSnapshot) -> Result<()>;
     async fn insert_rolling(&self, rows: &[RollingRow]) -> Result<()>;
     /// Newest `windowEnd` first.
@@ -184,7 +184,7 @@ pub trait Store:
     + DeviceRepo
     + SceneRepo
     + TaskRepo
-    + AnalyticsRepo
+    + MetricsHistoryRepo
     + EventRepo
     + Send
     + Sync

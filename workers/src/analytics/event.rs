@@ -3,7 +3,6 @@
 
 use panoptes_shared::domain::detection::DetectionResult;
 use panoptes_shared::domain::stream_events::{AnalysisResult, DetectedObject, Zone};
-use panoptes_shared::ids::{SceneId, TaskId};
 
 /// Per-device analysis of consecutive frames (in capture order). [`Tracked`]
 /// gives track ids; queue analytics (zones, wait times) extends it.
@@ -74,8 +73,8 @@ pub fn analysis_result(
         .collect();
     AnalysisResult {
         device_id: r.device_id,
-        analysis_id: TaskId(r.task_id),
-        scene_id: SceneId(r.scene_id),
+        analysis_id: r.task_id,
+        scene_id: r.scene_id,
         timestamp: panoptes_shared::time::from_millis(
             i64::try_from(r.captured_at_ms).unwrap_or(i64::MAX),
         ),

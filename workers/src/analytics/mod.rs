@@ -11,7 +11,7 @@ pub mod tracker;
 mod worker;
 
 pub use order::{Released, Reorder};
-pub use worker::{AnalyticsSettings, AnalyticsWorker};
+pub use worker::{AnalyticsPorts, AnalyticsSettings, AnalyticsWorker};
 
 /// A result captured at `captured_ms` with `detections`, for unit tests.
 #[cfg(test)]
@@ -20,11 +20,11 @@ pub(crate) fn test_result(
     detections: Vec<panoptes_shared::domain::detection::Detection>,
 ) -> panoptes_shared::domain::detection::DetectionResult {
     panoptes_shared::domain::detection::DetectionResult {
-        job_id: uuid::Uuid::new_v4(),
+        job_id: panoptes_shared::ids::JobId::new(),
         user_id: panoptes_shared::ids::UserId::new(),
         device_id: panoptes_shared::ids::DeviceId::new(),
-        scene_id: uuid::Uuid::nil(),
-        task_id: uuid::Uuid::nil(),
+        scene_id: panoptes_shared::ids::SceneId(uuid::Uuid::nil()),
+        task_id: panoptes_shared::ids::TaskId(uuid::Uuid::nil()),
         captured_at_ms: captured_ms,
         width: 100,
         height: 100,

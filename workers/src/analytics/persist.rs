@@ -4,10 +4,10 @@
 //! closes the window.
 
 use chrono::DateTime;
-use panoptes_shared::domain::analytics::{
+use panoptes_shared::domain::detection::DetectionResult;
+use panoptes_shared::domain::metrics_history::{
     CurrentMetrics, RollingRow, RollingWindow, SceneSnapshot,
 };
-use panoptes_shared::domain::detection::DetectionResult;
 use panoptes_shared::domain::queue_metrics::{Occupancy, Window};
 use uuid::Uuid;
 
@@ -62,9 +62,9 @@ impl Persister {
         let snapshot = SceneSnapshot {
             id: Uuid::now_v7(),
             user_id: r.user_id,
-            scene_id: r.scene_id.into(),
+            scene_id: r.scene_id,
             device_id: r.device_id,
-            task_id: r.task_id.into(),
+            task_id: r.task_id,
             window_start: time(since),
             window_end: time(at),
             current: CurrentMetrics {
@@ -81,9 +81,9 @@ impl Persister {
         let row = |window, span: Option<u64>, metrics| RollingRow {
             id: Uuid::now_v7(),
             user_id: r.user_id,
-            scene_id: r.scene_id.into(),
+            scene_id: r.scene_id,
             device_id: r.device_id,
-            task_id: r.task_id.into(),
+            task_id: r.task_id,
             window,
             window_start: time(span.map_or(m.first_ms, |s| at.saturating_sub(s).max(m.first_ms))),
             window_end: time(at),

@@ -11,9 +11,10 @@ use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::time::Duration;
 
+use panoptes_infra::redis_keys::lease_names;
 use panoptes_shared::Result;
 use panoptes_shared::domain::detection::DetectionResult;
-use panoptes_shared::ids::DeviceId;
+use panoptes_shared::ids::{DeviceId, TaskId};
 use panoptes_shared::ports::{BlobStore, DetectionLog, EventBus, Leases, Publication, Store};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
@@ -24,7 +25,19 @@ use super::persist::Persister;
 use super::queue::QueueAnalysis;
 use crate::metrics::WorkerMetrics;
 use crate::scenes::SceneCache;
-use uuid::Uuid;
+
+/// What the analytics role works with: its ports and the node's metrics.
+#[derive(Clone)]
+pub struct AnalyticsPorts {
+    pub store: Arc<dyn Store>,
+    /// Where the detect role appends each device's results.
+    pub log: Arc<dyn DetectionLog>,
+    pub leases: Arc<dyn Leases>,
+    pub bus: Arc<dyn EventBus>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub scenes: Arc<SceneCache>,
+    pub metrics: Arc<WorkerMetrics>,
+}
 
 #[derive(Debug, Clone)]
 pub struct AnalyticsSettings {
@@ -46,7 +59,7 @@ struct Owned {
     order: Reorder,
     analysis: Box<dyn FrameAnalysis>,
     /// The task `analysis` was built for (a new task starts afresh).
-    task: Option<Uuid>,
+    task: Option<TaskId>,
     persist: Persister,
     last_new: Instant,
     /// When this node last took or renewed the device's lease.
@@ -77,22 +90,17 @@ pub struct AnalyticsWorker {
 /// 5); per-scene values arrive with queue analytics.
 const TRACK_MAX_AGE_MS: u64 = 5_000;
 
-fn lease_key(device: DeviceId) -> String {
-    format!("analytics:{device}")
-}
-
 impl AnalyticsWorker {
-    #[expect(clippy::too_many_arguments, reason = "the role's ports, wired once")]
-    pub fn new(
-        store: Arc<dyn Store>,
-        log: Arc<dyn DetectionLog>,
-        leases: Arc<dyn Leases>,
-        bus: Arc<dyn EventBus>,
-        blobs: Arc<dyn BlobStore>,
-        scenes: Arc<SceneCache>,
-        metrics: Arc<WorkerMetrics>,
-        settings: AnalyticsSettings,
-    ) -> Self {
+    pub fn new(ports: AnalyticsPorts, settings: AnalyticsSettings) -> Self {
+        let AnalyticsPorts {
+            store,
+            log,
+            leases,
+            bus,
+            blobs,
+            scenes,
+            metrics,
+        } = ports;
         Self {
             store,
             log,
@@ -128,7 +136,7 @@ impl AnalyticsWorker {
         devices.extend(owned.keys().filter(|d| !active.contains(d)));
         let mut published = 0;
         for device in devices {
-            let key = lease_key(device);
+            let key = lease_names::analytics_owner(device);
             let due = match owned.get(&device) {
                 Some(s) => now.duration_since(s.renewed) >= renew_every,
                 None => foreign.get(&device).is_none_or(|retry| now >= *retry),
@@ -268,7 +276,7 @@ impl AnalyticsWorker {
         for device in owned.keys() {
             if let Err(e) = self
                 .leases
-                .release(&lease_key(*device), &self.settings.node)
+                .release(&lease_names::analytics_owner(*device), &self.settings.node)
                 .await
             {
                 tracing::warn!(%device, error = %e, "device lease not released");

@@ -3,4 +3,4 @@
 mod worker;
 
 pub use crate::scenes::SceneCache;
-pub use worker::{DetectSettings, DetectWorker, Ports};
+pub use worker::{DetectPorts, DetectSettings, DetectWorker};

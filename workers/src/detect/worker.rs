@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use panoptes_infra::redis_keys::lease_names;
 use panoptes_shared::domain::detection::{BoundingBox, Detection, DetectionResult};
 use panoptes_shared::ports::blobs::snapshot_key;
 use panoptes_shared::ports::jobs::Claimed;
@@ -13,19 +14,22 @@ use panoptes_shared::ports::{BlobStore, DetectionLog, JobQueue, Leases};
 use panoptes_shared::{Error, Result};
 
 use super::SceneCache;
-use crate::detector::image::{Rgb, decode_all};
-use crate::detector::runtime::{Engine, FrameIn};
-use crate::detector::{Found, Wanted};
+use crate::image::{Rgb, decode_all};
+use crate::inference::engine::{Engine, FrameIn};
+use crate::inference::{Found, Wanted};
 use crate::metrics::WorkerMetrics;
 
-/// The ports the detect role uses.
+/// What the detect role works with: its ports, the inference engine and
+/// the node's metrics.
 #[derive(Clone)]
-pub struct Ports {
+pub struct DetectPorts {
     pub queue: Arc<dyn JobQueue>,
     pub scenes: Arc<SceneCache>,
     pub blobs: Arc<dyn BlobStore>,
     pub log: Arc<dyn DetectionLog>,
     pub leases: Arc<dyn Leases>,
+    pub engine: Arc<Engine>,
+    pub metrics: Arc<WorkerMetrics>,
 }
 
 #[derive(Debug, Clone)]
@@ -40,9 +44,7 @@ pub struct DetectSettings {
 }
 
 pub struct DetectWorker {
-    ports: Ports,
-    engine: Arc<Engine>,
-    metrics: Arc<WorkerMetrics>,
+    ports: DetectPorts,
     settings: DetectSettings,
 }
 
@@ -55,18 +57,8 @@ enum Outcome {
 }
 
 impl DetectWorker {
-    pub fn new(
-        ports: Ports,
-        engine: Arc<Engine>,
-        metrics: Arc<WorkerMetrics>,
-        settings: DetectSettings,
-    ) -> Self {
-        Self {
-            ports,
-            engine,
-            metrics,
-            settings,
-        }
+    pub fn new(ports: DetectPorts, settings: DetectSettings) -> Self {
+        Self { ports, settings }
     }
 
     /// Pull and process one batch; returns how many jobs it handled.
@@ -88,7 +80,7 @@ impl DetectWorker {
             wanted.push(self.ports.scenes.wanted(c.job.user, c.job.scene).await?);
         }
         let started = Instant::now();
-        let engine = self.engine.clone();
+        let engine = self.ports.engine.clone();
         // The frames go to the blocking thread and come back for the snapshot.
         let jpegs: Vec<Vec<u8>> = claimed
             .iter_mut()
@@ -102,7 +94,9 @@ impl DetectWorker {
         .map_err(Error::internal)?;
         let frame_ms = started.elapsed().as_secs_f64() * 1000.0 / claimed.len() as f64;
         if let Some(ms) = inference_ms {
-            self.metrics.observe_batch(claimed.len(), ms, frame_ms);
+            self.ports
+                .metrics
+                .observe_batch(claimed.len(), ms, frame_ms);
         }
         for ((c, outcome), jpeg) in claimed.iter().zip(outcomes).zip(jpegs) {
             match outcome {
@@ -114,7 +108,7 @@ impl DetectWorker {
                 }
                 Outcome::Failed(error) => self.failed(c, &error).await?,
                 Outcome::NoScene => {
-                    self.metrics.scene_missing.add(1);
+                    self.ports.metrics.scene_missing.add(1);
                     self.ports.queue.ack(&c.receipt).await?;
                 }
             }
@@ -123,7 +117,7 @@ impl DetectWorker {
     }
 
     async fn failed(&self, c: &Claimed, error: &str) -> Result<()> {
-        self.metrics.frame_failures.add(1);
+        self.ports.metrics.frame_failures.add(1);
         tracing::warn!(job = %c.job.id, device = %c.job.device, attempt = c.attempts, error, "frame failed");
         self.ports.queue.fail(c, error).await
     }
@@ -142,7 +136,7 @@ impl DetectWorker {
             .ports
             .leases
             .acquire(
-                &format!("snapshot:{}", job.device),
+                &lease_names::snapshot(job.device),
                 &job.id.to_string(),
                 self.settings.snapshot_interval,
             )
@@ -150,7 +144,7 @@ impl DetectWorker {
         {
             let key = snapshot_key(job.user, job.device, job.captured_at_ms, job.id);
             self.ports.blobs.put(&key, jpeg, "image/jpeg").await?;
-            self.metrics.snapshots.add(1);
+            self.ports.metrics.snapshots.add(1);
             Some(key)
         } else {
             None
@@ -177,10 +171,10 @@ impl DetectWorker {
             snapshot_key: snapshot,
         };
         if !self.ports.log.append(&result).await? {
-            self.metrics.duplicate_results.add(1);
+            self.ports.metrics.duplicate_results.add(1);
         }
         self.ports.queue.ack(&c.receipt).await?;
-        self.metrics.frames.add(1);
+        self.ports.metrics.frames.add(1);
         Ok(())
     }
 }

@@ -14,21 +14,39 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use panoptes_infra::camera::{Camera, Dialer};
+use panoptes_infra::redis_keys::lease_names;
 use panoptes_shared::Result;
-use panoptes_shared::analysis::set_device_status;
+use panoptes_shared::domain::camera::{CameraError, SourceError};
 use panoptes_shared::domain::device::{Device, DeviceStatus};
 use panoptes_shared::domain::task::AnalysisTask;
-use panoptes_shared::ids::{DeviceId, TaskId};
-use panoptes_shared::ports::{FrameJob, JobQueue, Leases, SecretCipher, Store};
+use panoptes_shared::ids::{DeviceId, JobId, TaskId};
+use panoptes_shared::lifecycle::set_device_status;
+use panoptes_shared::ports::{CameraProbe, FrameJob, JobQueue, Leases, SecretCipher, Store};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::camera::{Camera, CameraError};
-use super::source::{self, SourceError};
-use crate::detector::image::{encode_jpeg, resize};
+use super::source;
+use crate::image::{encode_jpeg, resize};
 use crate::metrics::WorkerMetrics;
+
+/// What the ingest role works with: its ports, how cameras are reached,
+/// and the node's metrics.
+#[derive(Clone)]
+pub struct IngestPorts {
+    pub store: Arc<dyn Store>,
+    pub jobs: Arc<dyn JobQueue>,
+    pub leases: Arc<dyn Leases>,
+    /// Opens devices' RTSP credentials.
+    pub cipher: Arc<dyn SecretCipher>,
+    /// Camera connections: the outbound guard, and TLS for `rtsps://`.
+    pub dialer: Dialer,
+    /// How health checks try a camera (the probe endpoint's adapter).
+    pub probe: Arc<dyn CameraProbe>,
+    pub metrics: Arc<WorkerMetrics>,
+}
 
 #[derive(Debug, Clone)]
 pub struct IngestSettings {
@@ -46,8 +64,6 @@ pub struct IngestSettings {
     pub health_every: Option<Duration>,
     /// Probes in flight per node.
     pub health_in_flight: usize,
-    /// Camera connections: the outbound guard, and TLS for `rtsps://`.
-    pub dialer: super::relay::Dialer,
 }
 
 struct Running {
@@ -61,30 +77,32 @@ pub struct IngestWorker {
     jobs: Arc<dyn JobQueue>,
     leases: Arc<dyn Leases>,
     cipher: Arc<dyn SecretCipher>,
+    dialer: Dialer,
+    probe: Arc<dyn CameraProbe>,
     metrics: Arc<WorkerMetrics>,
     settings: IngestSettings,
     streams: Mutex<HashMap<DeviceId, Running>>,
     probes: Arc<tokio::sync::Semaphore>,
 }
 
-fn lease_key(device: DeviceId) -> String {
-    format!("ingest:{device}")
-}
-
 impl IngestWorker {
-    pub fn new(
-        store: Arc<dyn Store>,
-        jobs: Arc<dyn JobQueue>,
-        leases: Arc<dyn Leases>,
-        cipher: Arc<dyn SecretCipher>,
-        metrics: Arc<WorkerMetrics>,
-        settings: IngestSettings,
-    ) -> Self {
+    pub fn new(ports: IngestPorts, settings: IngestSettings) -> Self {
+        let IngestPorts {
+            store,
+            jobs,
+            leases,
+            cipher,
+            dialer,
+            probe,
+            metrics,
+        } = ports;
         Self {
             store,
             jobs,
             leases,
             cipher,
+            dialer,
+            probe,
             metrics,
             probes: Arc::new(tokio::sync::Semaphore::new(
                 settings.health_in_flight.max(1),
@@ -116,7 +134,7 @@ impl IngestWorker {
             if let Some(r) = streams.remove(&device) {
                 r.stop.cancel();
                 self.leases
-                    .release(&lease_key(device), &self.settings.node)
+                    .release(&lease_names::ingest_stream(device), &self.settings.node)
                     .await?;
                 changed += 1;
             }
@@ -132,7 +150,7 @@ impl IngestWorker {
             if self
                 .leases
                 .acquire(
-                    &lease_key(*device),
+                    &lease_names::ingest_stream(*device),
                     &self.settings.node,
                     self.settings.lease_ttl,
                 )
@@ -164,7 +182,7 @@ impl IngestWorker {
             if !self
                 .leases
                 .acquire(
-                    &lease_key(device.id),
+                    &lease_names::ingest_stream(device.id),
                     &self.settings.node,
                     self.settings.lease_ttl,
                 )
@@ -204,7 +222,7 @@ impl IngestWorker {
             let owner = format!("{}:{}", self.settings.node, Uuid::new_v4());
             if !self
                 .leases
-                .acquire(&format!("health:{}", device.id), &owner, every)
+                .acquire(&lease_names::health_check(device.id), &owner, every)
                 .await?
             {
                 continue; // checked within the interval (by this node or another)
@@ -224,27 +242,27 @@ impl IngestWorker {
         match Camera::of(self.cipher.as_ref(), device) {
             Ok(camera) => Some(camera),
             Err(e) => {
-                if let CameraError::Credentials(cause) = &e {
-                    tracing::error!(device = %device.id, error = %cause, "RTSP credentials cannot be opened");
-                }
-                self.set_status(device, DeviceStatus::Error, Some(&e.to_string()))
-                    .await;
+                self.target_failed(device, &e).await;
                 None
             }
         }
     }
 
+    async fn target_failed(&self, device: &Device, e: &CameraError) {
+        if let CameraError::Credentials(cause) = e {
+            tracing::error!(device = %device.id, error = %cause, "RTSP credentials cannot be opened");
+        }
+        self.set_status(device, DeviceStatus::Error, Some(&e.to_string()))
+            .await;
+    }
+
     async fn check(&self, device: &Device) {
-        let Some(camera) = self.target(device).await else {
-            return;
-        };
         let s = &self.settings;
-        let report = super::probe(&camera, s.connect_timeout, &s.dialer).await;
-        let detail = match (&report.error, &report.info) {
-            (Some(e), _) => format!("health check: {e}"),
-            (None, Some(i)) => format!("health check: {} {}x{}", i.codec, i.width, i.height),
-            (None, None) => "health check".to_owned(),
+        let report = match self.probe.probe(device, s.connect_timeout).await {
+            Ok(report) => report,
+            Err(e) => return self.target_failed(device, &e).await,
         };
+        let detail = report.detail("health check");
         let now = panoptes_shared::time::now();
         if report.error.is_none()
             && let Err(e) = self
@@ -264,7 +282,7 @@ impl IngestWorker {
             r.stop.cancel();
             if let Err(e) = self
                 .leases
-                .release(&lease_key(device), &self.settings.node)
+                .release(&lease_names::ingest_stream(device), &self.settings.node)
                 .await
             {
                 tracing::warn!(%device, error = %e, "stream lease not released");
@@ -326,7 +344,7 @@ impl IngestWorker {
         camera: &Camera,
     ) -> std::result::Result<(), (SourceError, bool)> {
         let s = &self.settings;
-        let mut stream = source::open(camera, s.connect_timeout, &s.dialer)
+        let mut stream = source::open(camera, s.connect_timeout, &self.dialer)
             .await
             .map_err(|e| (e, false))?;
         let period_ms = (1000.0 / s.sample_fps).max(1.0) as u64;
@@ -386,11 +404,11 @@ impl IngestWorker {
                 }
             };
             let job = FrameJob {
-                id: Uuid::now_v7(),
+                id: JobId::new(),
                 user: device.user_id,
                 device: device.id,
-                scene: task.scene_id.0,
-                task: task.id.0,
+                scene: task.scene_id,
+                task: task.id,
                 captured_at_ms: at,
                 jpeg,
             };

@@ -1,4 +1,5 @@
-//! Shared by the worker test binaries: the model, the library, the fixtures.
+//! Shared by the worker test binaries (and the launcher's worker process
+//! test): the model, the library, the fixtures.
 
 #![allow(dead_code)]
 
@@ -19,15 +20,20 @@ use panoptes_shared::domain::user::{Email, Role, User};
 use panoptes_shared::ids::{DeviceId, SceneId, UserId};
 use panoptes_shared::ports::{DeviceRepo, SceneRepo, UserRepo};
 use panoptes_shared::time::now;
-use panoptes_workers::detector::runtime::{Engine, EngineOptions, ModelKind, Provider};
+use panoptes_workers::inference::engine::{Engine, EngineOptions, ModelKind, Provider};
 use uuid::Uuid;
 
+/// The workspace root, whichever crate's tests include this module.
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors()
+        .find(|p| p.join("Cargo.lock").exists())
+        .unwrap_or(&here)
+        .to_owned()
 }
 
 pub fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+    root().join("workers/tests/fixtures")
 }
 
 /// `ORT_DYLIB_PATH`, or the library the test script installs into `.tools/venv`.

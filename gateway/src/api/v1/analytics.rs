@@ -6,10 +6,10 @@
 
 use chrono::{DateTime, Utc};
 use panoptes_shared::Error;
-use panoptes_shared::domain::analytics::{
+use panoptes_shared::domain::api_key::Scope;
+use panoptes_shared::domain::metrics_history::{
     CurrentMetrics, RollingRow, RollingWindow as DomainWindow, SceneSnapshot, TimeRange,
 };
-use panoptes_shared::domain::api_key::Scope;
 use panoptes_shared::domain::queue_metrics::WindowMetrics;
 use panoptes_shared::domain::scene::Scene;
 use panoptes_shared::ids::{SceneId, UserId};
@@ -383,7 +383,7 @@ impl AnalyticsApi {
         let store = self.state.store.as_ref();
         let snapshot = store.latest_snapshot(caller.user_id, scene.id).await?;
         let rolling = store.latest_rolling(caller.user_id, scene.id).await?;
-        let task = panoptes_shared::analysis::running_task(store, caller.user_id, scene.device_id)
+        let task = panoptes_shared::lifecycle::running_task(store, caller.user_id, scene.device_id)
             .await?
             .filter(|t| t.scene_id == scene.id);
         Ok(Reply::new(

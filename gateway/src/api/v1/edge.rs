@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use panoptes_shared::Error;
-use panoptes_shared::analysis::{running_task, set_device_status};
 use panoptes_shared::domain::api_key::Scope;
 use panoptes_shared::domain::device::{Device, DeviceStatus};
+use panoptes_shared::ids::JobId;
+use panoptes_shared::lifecycle::{running_task, set_device_status};
 use panoptes_shared::ports::FrameJob;
 use panoptes_shared::time::{from_millis, now};
 use poem_openapi::param::{Header, Path};
@@ -156,11 +157,11 @@ impl EdgeApi {
                 )
             })?;
         let job = FrameJob {
-            id: Uuid::now_v7(),
+            id: JobId::new(),
             user: device.user_id,
             device: device.id,
-            scene: task.scene_id.0,
-            task: task.id.0,
+            scene: task.scene_id,
+            task: task.id,
             captured_at_ms: u64::try_from(at.timestamp_millis()).unwrap_or(0),
             jpeg: jpeg.to_vec(),
         };
@@ -168,7 +169,7 @@ impl EdgeApi {
         Ok(Accepted::new(
             "Frame queued",
             FrameAcceptedDto {
-                job_id: job.id,
+                job_id: job.id.0,
                 device_id: device.id.0,
                 task_id: task.id.0,
                 scene_id: task.scene_id.0,

@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 use std::sync::OnceLock;
 
-use panoptes_shared::domain::{analytics, api_key, device, plan, scene, task};
+use panoptes_shared::domain::{api_key, device, metrics_history, plan, scene, task};
 use poem_openapi::Enum;
 use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
 use poem_openapi::types::{
@@ -225,7 +225,7 @@ api_enum!(
 );
 api_enum!(
     /// A stored rolling window, named as its metric path.
-    RollingWindow => analytics::RollingWindow {
+    RollingWindow => metrics_history::RollingWindow {
         FiveMinutes,
         ThirtyMinutes,
         Total,

@@ -10,9 +10,11 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Parser;
 use panoptes_shared::domain::scene::DetectClass;
-use panoptes_workers::detector::Wanted;
-use panoptes_workers::detector::image::decode_all;
-use panoptes_workers::detector::runtime::{Engine, EngineOptions, FrameIn, ModelKind, Provider};
+use panoptes_workers::image::decode_all;
+use panoptes_workers::inference::Wanted;
+use panoptes_workers::inference::engine::{
+    Engine, EngineOptions, ExecutionProvider, FrameIn, ModelKind, Provider,
+};
 
 #[derive(Parser)]
 struct Args {
@@ -29,7 +31,7 @@ struct Args {
     library: Option<PathBuf>,
     /// `cpu` or `cuda`.
     #[arg(long, default_value = "cpu")]
-    provider: String,
+    provider: ExecutionProvider,
     /// Batches in flight at once, as the detect role runs them
     /// (`detector.concurrency`, default 1): one decodes while another infers.
     #[arg(long, default_value_t = 1)]
@@ -60,11 +62,7 @@ fn main() -> anyhow::Result<()> {
         model: ModelKind::NanoDet,
         model_path: args.model.clone(),
         library: args.library.clone(),
-        provider: if args.provider == "cuda" {
-            Provider::Cuda { device: 0 }
-        } else {
-            Provider::Cpu
-        },
+        provider: Provider::new(args.provider, 0),
         threads: args.threads,
         iou: 0.5,
     })

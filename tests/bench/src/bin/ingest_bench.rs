@@ -13,7 +13,7 @@
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use panoptes_workers::detector::image::{encode_jpeg, resize};
+use panoptes_workers::image::{encode_jpeg, resize};
 use panoptes_workers::ingest::source;
 
 #[derive(Parser)]
@@ -86,14 +86,14 @@ async fn pull(
     // Connect every stream first, then measure a steady window.
     let mut opened = Vec::new();
     // The benchmark's camera is usually on this machine or the LAN.
-    let dialer = panoptes_workers::ingest::Dialer::new(
+    let dialer = panoptes_infra::camera::Dialer::new(
         std::sync::Arc::new(panoptes_shared::outbound::OutboundGuard::new(
             std::sync::Arc::new(panoptes_infra::resolver::SystemResolver),
             true,
         )),
-        panoptes_workers::ingest::tls::Tls::system(),
+        panoptes_infra::camera::Tls::system(),
     );
-    let camera = panoptes_workers::ingest::Camera::without_credentials(url);
+    let camera = panoptes_infra::camera::Camera::without_credentials(url);
     for _ in 0..streams {
         opened.push(source::open(&camera, Duration::from_secs(10), &dialer).await?);
     }
@@ -109,7 +109,7 @@ async fn pull(
                     .await
                 {
                     Ok(f) => f,
-                    Err(source::SourceError::Decode) => continue,
+                    Err(panoptes_shared::domain::camera::SourceError::Decode) => continue,
                     Err(e) => return Err(anyhow::anyhow!("{e}")),
                 };
                 decoded += 1;

@@ -3,10 +3,10 @@
 //! `<taskId>` of SSE event ids); one task runs per device at a time.
 
 use chrono::{DateTime, Utc};
-use panoptes_shared::analysis::{StartRequest, analysis_seconds_quota, analysis_seconds_used};
 use panoptes_shared::domain::device::Device;
 use panoptes_shared::domain::task::{AnalysisTask, Capability as DomainCapability};
 use panoptes_shared::ids::SceneId;
+use panoptes_shared::lifecycle::{StartRequest, analysis_seconds_quota, analysis_seconds_used};
 use poem_openapi::Object;
 use serde::Deserialize;
 use uuid::Uuid;

@@ -38,7 +38,7 @@ pub struct DevicesApi {
 impl AppState {
     /// The device's analysis seconds used this month.
     pub async fn analysis_seconds_used(&self, device: &Device) -> Result<u64, Error> {
-        panoptes_shared::analysis::analysis_seconds_used(
+        panoptes_shared::lifecycle::analysis_seconds_used(
             self.store.as_ref(),
             device.user_id,
             device.id,
@@ -337,7 +337,7 @@ impl DevicesApi {
         caller.require(Scope::TaskWrite)?;
         let req = body.parse()?.into_request();
         let device = self.state.device(caller, id.0).await?;
-        let task = panoptes_shared::analysis::start(
+        let task = panoptes_shared::lifecycle::start(
             self.state.store.as_ref(),
             caller.user_id,
             device.id,
@@ -364,10 +364,10 @@ impl DevicesApi {
         caller.require(Scope::TaskWrite)?;
         let device = self.state.device(caller, id.0).await?;
         let store = self.state.store.as_ref();
-        let task = panoptes_shared::analysis::running_task(store, caller.user_id, device.id)
+        let task = panoptes_shared::lifecycle::running_task(store, caller.user_id, device.id)
             .await?
             .ok_or_else(|| Error::Conflict("no analysis is running on this device".into()))?;
-        let ended = panoptes_shared::analysis::end(
+        let ended = panoptes_shared::lifecycle::end(
             store,
             &task,
             TaskEnd::stopped(StopReason::User, panoptes_shared::time::now()),

@@ -1,5 +1,6 @@
-//! `POST /devices/{id}/probe`: the ingest role's RTSP client tries the
-//! stream now, and the device's status follows the outcome. A failure is
+//! `POST /devices/{id}/probe`: the camera probe ([`CameraProbe`], the
+//! adapter the binary chose) tries the stream now, and the device's status
+//! follows the outcome. A failure is
 //! reported as a stable class and a fixed message: nothing the target sent
 //! is echoed (in the response, the logs or the stored status), so a probe
 //! tells a tenant what is wrong with its camera and nothing about whatever
@@ -7,11 +8,11 @@
 
 use chrono::{DateTime, Utc};
 use panoptes_shared::Error;
-use panoptes_shared::analysis::set_device_status;
+use panoptes_shared::domain::camera::{CameraError, SourceError};
 use panoptes_shared::domain::device::Device;
-use panoptes_workers::ingest::Camera;
-use panoptes_workers::ingest::camera::CameraError;
-use panoptes_workers::ingest::source::SourceError;
+use panoptes_shared::lifecycle::set_device_status;
+#[cfg(doc)]
+use panoptes_shared::ports::CameraProbe;
 use poem_openapi::{Enum, Object};
 use uuid::Uuid;
 
@@ -89,21 +90,19 @@ impl From<&SourceError> for ProbeError {
 }
 
 pub async fn run(state: &AppState, device: &Device) -> Result<ProbeDto, Error> {
-    let camera = Camera::of(state.cipher.as_ref(), device).map_err(|e| match e {
-        CameraError::InvalidUrl(e) => {
-            Error::validation("rtspUrl", format!("is not a valid URL ({e})"))
-        }
-        CameraError::Credentials(e) => e,
-    })?;
-    let report =
-        panoptes_workers::ingest::probe(&camera, state.probe_timeout, &state.camera_dialer).await;
+    let report = state
+        .camera_probe
+        .probe(device, state.probe_timeout)
+        .await
+        .map_err(|e| match e {
+            CameraError::InvalidUrl(e) => {
+                Error::validation("rtspUrl", format!("is not a valid URL ({e})"))
+            }
+            CameraError::Credentials(e) => e,
+        })?;
     let at = panoptes_shared::time::now();
     let error = report.error.as_ref();
-    let detail = match (&report.info, error) {
-        (_, Some(e)) => format!("probe: {e}"),
-        (Some(i), None) => format!("probe: {} {}x{}", i.codec, i.width, i.height),
-        (None, None) => "probe".to_owned(),
-    };
+    let detail = report.detail("probe");
     // A push device's status is its contact's, not its RTSP URL's.
     if !device.is_push() {
         set_device_status(

@@ -32,10 +32,10 @@ impl ScenesApi {
     async fn stop_analysis_of(&self, scene: &Scene) -> Result<(), Error> {
         let store = self.state.store.as_ref();
         if let Some(task) =
-            panoptes_shared::analysis::running_task(store, scene.user_id, scene.device_id).await?
+            panoptes_shared::lifecycle::running_task(store, scene.user_id, scene.device_id).await?
             && task.scene_id == scene.id
         {
-            panoptes_shared::analysis::end(
+            panoptes_shared::lifecycle::end(
                 store,
                 &task,
                 TaskEnd::stopped(StopReason::SceneUnavailable, panoptes_shared::time::now()),

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use clap::Parser as _;
 use histogram::Histogram;
-use panoptes_shared::ids::{DeviceId, UserId};
+use panoptes_shared::ids::{DeviceId, TaskId, UserId};
 use panoptes_shared::ports::{EventBus, Publication};
 use tokio::sync::{Semaphore, watch};
 
@@ -253,7 +253,7 @@ async fn publish_channel(
     shared: Arc<Shared>,
 ) -> anyhow::Result<()> {
     let interval = Duration::from_secs_f64(1.0 / rate);
-    let (task, device) = (uuid::Uuid::new_v4(), DeviceId::new());
+    let (task, device) = (TaskId::new(), DeviceId::new());
     let mut next = start;
     let mut seq = 0u64;
     while next < end {
@@ -293,7 +293,7 @@ impl Target {
         &self,
         c: usize,
         seq: u64,
-        task: uuid::Uuid,
+        task: TaskId,
         device: DeviceId,
         data: String,
     ) -> anyhow::Result<()> {

@@ -1,19 +1,21 @@
-//! The `panoptes` command line: run the platform, migrate, create an admin,
-//! write the OpenAPI document.
+//! The `panoptes` command line: run the platform (in one process, or as a
+//! gateway or worker node: [`crate::compose`]), migrate, create an admin,
+//! publish demo events, write the OpenAPI document.
 
 use panoptes_shared::ports::prelude::*;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use panoptes_gateway::app::{self, ServeArgs};
+use panoptes_infra::wiring;
 use panoptes_shared::config::Config;
 use panoptes_shared::domain::user::{Email, Role, User, check_password};
 use panoptes_shared::ids::UserId;
-use panoptes_shared::ports::Store;
 use panoptes_shared::time::now;
-use tokio_util::sync::CancellationToken;
 
-use crate::app::{self, Application};
+use crate::compose;
+use crate::roles;
 
 #[derive(Parser)]
 #[command(
@@ -32,9 +34,12 @@ pub struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the whole platform in one process (embedded defaults: SQLite, no Redis).
-    Up(RunArgs),
+    Up(ServeArgs),
     /// Run the HTTP gateway only (for distributed deployments).
-    Gateway(RunArgs),
+    Gateway(ServeArgs),
+    /// Run pipeline roles (for distributed deployments): `--role ingest
+    /// --role detect ...` (also installed as `panoptes-worker`).
+    Worker(WorkerArgs),
     /// Apply database migrations and exit.
     Migrate,
     /// Create an admin account, or promote an existing one. The password is read
@@ -65,66 +70,31 @@ enum Command {
 }
 
 #[derive(clap::Args)]
-struct RunArgs {
-    /// Listen address (server.listen).
-    #[arg(long)]
-    listen: Option<String>,
-    /// Data directory for the SQLite file and generated secrets (data.dir).
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
+pub struct WorkerArgs {
+    /// Roles to run (repeatable).
+    #[arg(long, value_enum, required = true)]
+    pub role: Vec<roles::Role>,
 }
 
 impl Cli {
     pub async fn run(self) -> anyhow::Result<()> {
         if let Command::Openapi { out } = &self.command {
-            crate::openapi_doc::write(out, app::spec_state())
+            panoptes_gateway::openapi_doc::write(out, app::spec_state())
                 .with_context(|| format!("cannot write {}", out.display()))?;
             println!("wrote {0}/openapi.json and {0}/openapi.yaml", out.display());
             return Ok(());
         }
         let mut cfg = Config::load(self.config.as_deref())?;
         if let Command::Up(args) | Command::Gateway(args) = &self.command {
-            if let Some(listen) = &args.listen {
-                cfg.server.listen = listen.clone();
-            }
-            if let Some(dir) = &args.data_dir {
-                cfg.data.dir = dir.clone();
-            }
+            args.apply(&mut cfg);
         }
-        panoptes_shared::telemetry::init(&cfg.log.format, &cfg.log.level);
-        for w in &cfg.warnings {
-            tracing::warn!("{w}");
-        }
+        panoptes_shared::telemetry::init_for(&cfg);
         match self.command {
-            Command::Up(_) | Command::Gateway(_) => {
-                let app = Application::build(&cfg).await?;
-                let shutdown = CancellationToken::new();
-                tokio::spawn(stop_on_signal(shutdown.clone()));
-                let up = matches!(self.command, Command::Up(_));
-                let workers = up.then(|| {
-                    tokio::spawn(run_workers(
-                        cfg.clone(),
-                        app.state().clone(),
-                        shutdown.clone(),
-                    ))
-                });
-                if up && cfg.edge.demo_camera {
-                    let (store, addr, dir) =
-                        (app.state().store.clone(), app.addr(), cfg.data.dir.clone());
-                    let (edge, stop) = (cfg.edge.clone(), shutdown.clone());
-                    tokio::spawn(async move {
-                        crate::demo_camera::run(store, addr, &dir, edge, stop).await
-                    });
-                }
-                let served = app.run_until_stopped(shutdown.clone()).await;
-                shutdown.cancel();
-                if let Some(w) = workers {
-                    w.await.context("the worker roles panicked")?;
-                }
-                served
-            }
+            Command::Up(_) => compose::up(&cfg).await,
+            Command::Gateway(_) => compose::gateway(&cfg).await,
+            Command::Worker(args) => compose::worker(&cfg, &args.role).await,
             Command::Migrate => {
-                let store = app::connect_store(&cfg).await?;
+                let store = wiring::connect_store(&cfg).await?;
                 println!("migrations applied ({})", store.backend());
                 Ok(())
             }
@@ -142,7 +112,7 @@ impl Cli {
 
 async fn create_admin(cfg: &Config, email: &str) -> anyhow::Result<()> {
     let email = Email::parse(email).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let store = app::connect_store(cfg).await?;
+    let store = wiring::connect_store(cfg).await?;
     if let Some((user, _)) = store.find_user_by_email(&email).await? {
         store.set_user_role(user.id, Role::Admin).await?;
         println!("{} is now an admin", email.as_str());
@@ -179,7 +149,7 @@ async fn publish_demo(
     count: u64,
     interval_ms: u64,
 ) -> anyhow::Result<()> {
-    let state = app::build_state(cfg).await?;
+    let state = wiring::connect(cfg).await?;
     let email = Email::parse(email).map_err(|e| anyhow::anyhow!("{e}"))?;
     let (user, _) = state
         .store
@@ -193,9 +163,14 @@ async fn publish_demo(
         .context("no such device for this user")?;
     let task = uuid::Uuid::new_v4();
     for n in 0..count {
-        let published =
-            crate::sse::demo::publish(state.bus.as_ref(), user.id, device.id, task, n..n + 1)
-                .await?;
+        let published = panoptes_gateway::sse::demo::publish(
+            state.backends.bus.as_ref(),
+            user.id,
+            device.id,
+            task,
+            n..n + 1,
+        )
+        .await?;
         if let Some(e) = published.first() {
             println!("{} {}", e.event_id(), n + 1);
         }
@@ -204,58 +179,4 @@ async fn publish_demo(
         }
     }
     Ok(())
-}
-
-/// `up`: the ingest, detect, analytics and schedule roles inside this process, on the same
-/// ports as the gateway. Without a usable detector (no ONNX Runtime library,
-/// say) the platform still runs, without detection, and says why.
-async fn run_workers(cfg: Config, state: crate::state::AppState, shutdown: CancellationToken) {
-    use panoptes_workers::Role;
-    let shared = panoptes_workers::roles::Shared {
-        store: state.store.clone(),
-        backends: state.backends.clone(),
-        blobs: state.blobs.store.clone(),
-        cipher: state.cipher.clone(),
-    };
-    let all = [Role::Ingest, Role::Detect, Role::Analytics, Role::Schedule];
-    if let Err(e) = panoptes_workers::roles::run(&cfg, &all, shared.clone(), shutdown.clone()).await
-    {
-        if shutdown.is_cancelled() {
-            tracing::error!(error = format!("{e:#}"), "worker roles failed");
-            return;
-        }
-        tracing::error!(
-            error = format!("{e:#}"),
-            "detection is disabled: the detect role cannot start"
-        );
-        let rest = [Role::Ingest, Role::Analytics, Role::Schedule];
-        if let Err(e) = panoptes_workers::roles::run(&cfg, &rest, shared, shutdown).await {
-            tracing::error!(error = format!("{e:#}"), "the worker roles failed");
-        }
-    }
-}
-
-/// Cancel `token` on Ctrl-C or SIGTERM.
-async fn stop_on_signal(token: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    token.cancel();
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("shutting down");
-    token.cancel();
 }

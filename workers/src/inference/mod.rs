@@ -1,20 +1,19 @@
 //! Person (and vehicle) detection: model adapters behind one trait, run by an
-//! ONNX Runtime session ([`runtime::Engine`]) on CPU or CUDA.
+//! ONNX Runtime session ([`engine::Engine`]) on CPU or CUDA.
 //!
 //! A model adapter owns what is specific to a model family: how a frame
 //! becomes its slice of the input tensor (resize, letterbox, channel order,
 //! normalisation) and how the output tensors become boxes. The engine owns
 //! the session, batching and the execution provider.
 
-pub mod image;
+pub mod engine;
 pub mod nanodet;
 pub mod nms;
-pub mod runtime;
 pub mod yolo;
 
 use panoptes_shared::domain::scene::DetectClass;
 
-use self::image::Rgb;
+use crate::image::Rgb;
 
 /// An output tensor of one batch run.
 pub struct Output<'a> {

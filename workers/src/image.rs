@@ -1,5 +1,6 @@
-//! Frame pixels: JPEG decoding (libjpeg-turbo, via mozjpeg) and the resize every model adapter
-//! uses, a port of Pillow's bilinear resampling (`Image.resize(..., BILINEAR)`,
+//! Frame pixels, shared by ingest (encode what it samples) and detect
+//! (decode what it pulls): JPEG coding (libjpeg-turbo, via mozjpeg) and the
+//! resize every model adapter uses, a port of Pillow's bilinear resampling (`Image.resize(..., BILINEAR)`,
 //! a triangle filter widened when shrinking, so downscaling averages instead of
 //! aliasing) in the same 8-bit fixed point, so our input tensors match a
 //! Python pipeline built on Pillow.

@@ -3,6 +3,7 @@
 //! an `analysis_result` comes out on the bus, `/metrics` counts it, the node
 //! heartbeats; SIGKILLed, it is reported offline.
 
+#[path = "../../../workers/tests/common/mod.rs"]
 mod common;
 
 use std::process::{Child, Command, Stdio};
@@ -13,6 +14,7 @@ use panoptes_infra::coord::RedisNodes;
 use panoptes_infra::jobs::RedisJobQueue;
 use panoptes_infra::wiring::queue_policy;
 use panoptes_shared::config::Config;
+use panoptes_shared::ids::{JobId, TaskId};
 use panoptes_shared::ports::jobs::{FrameJob, now_ms};
 use panoptes_shared::ports::prelude::*;
 use serde_json::Value;
@@ -111,13 +113,13 @@ async fn the_worker_binary_detects_publishes_reports_and_goes_offline_when_kille
     )
     .await
     .unwrap();
-    let task = Uuid::new_v4();
+    let task = TaskId::new();
     queue
         .enqueue(&FrameJob {
-            id: Uuid::new_v4(),
+            id: JobId::new(),
             user,
             device,
-            scene: scene.0,
+            scene,
             task,
             captured_at_ms: now_ms(),
             jpeg: std::fs::read(common::fixtures().join("frames/vtest-650.jpg")).unwrap(),

@@ -1,4 +1,4 @@
-//! RTSPS (RTSP over TLS). retina speaks plain RTSP, so ingest opens the TLS
+//! RTSPS (RTSP over TLS). retina speaks plain RTSP, so we open the TLS
 //! session to the camera itself (rustls, certificates verified against the
 //! system roots plus `ingest.tls_ca_file`) on the connection the outbound
 //! guard made, and the relay ([`super::relay`]) hands retina a loopback port
@@ -12,7 +12,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
 
-use super::source::SourceError;
+use panoptes_shared::domain::camera::SourceError;
 
 /// TLS client settings for cameras. Cheap to clone.
 #[derive(Clone)]

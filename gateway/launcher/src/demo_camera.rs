@@ -27,7 +27,7 @@ use panoptes_shared::domain::user::{Email, Role, User};
 use panoptes_shared::ids::{ApiKeyId, DeviceId, SceneId, UserId};
 use panoptes_shared::ports::Store;
 use panoptes_shared::time::now;
-use panoptes_workers::detector::image::{Rgb, encode_jpeg};
+use panoptes_workers::image::{Rgb, encode_jpeg};
 use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
@@ -142,15 +142,15 @@ async fn prepare(store: &dyn Store, data_dir: &Path) -> anyhow::Result<Demo> {
             &generated.hash,
         )
         .await?;
-    if panoptes_shared::analysis::running_task(store, user.id, device)
+    if panoptes_shared::lifecycle::running_task(store, user.id, device)
         .await?
         .is_none()
     {
-        panoptes_shared::analysis::start(
+        panoptes_shared::lifecycle::start(
             store,
             user.id,
             device,
-            panoptes_shared::analysis::StartRequest {
+            panoptes_shared::lifecycle::StartRequest {
                 scene,
                 capabilities: vec![],
                 trigger: TaskTrigger::Edge,

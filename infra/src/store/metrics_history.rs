@@ -7,12 +7,12 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use panoptes_shared::Result;
-use panoptes_shared::domain::analytics::{
+use panoptes_shared::domain::metrics_history::{
     CurrentMetrics, RollingRow, RollingWindow, SceneSnapshot, TimeRange,
 };
 use panoptes_shared::domain::page::{Page, PageRequest};
 use panoptes_shared::ids::{SceneId, UserId};
-use panoptes_shared::ports::AnalyticsRepo;
+use panoptes_shared::ports::MetricsHistoryRepo;
 use sqlx::any::AnyRow;
 
 use super::rows::{count, enum_col, get, id, json, ms, time, to_json};
@@ -75,7 +75,7 @@ fn rolling(row: &AnyRow) -> Result<RollingRow> {
 }
 
 #[async_trait]
-impl AnalyticsRepo for SqlStore {
+impl MetricsHistoryRepo for SqlStore {
     async fn insert_snapshot(&self, s: &SceneSnapshot) -> Result<()> {
         let c = &s.current;
         sqlx::query(concat!(

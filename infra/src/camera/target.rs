@@ -3,6 +3,7 @@
 //! connection target is worked out, so probes, health checks and streams
 //! cannot disagree.
 
+use panoptes_shared::domain::camera::CameraError;
 use panoptes_shared::domain::device::Device;
 use panoptes_shared::ports::SecretCipher;
 use panoptes_shared::ports::cipher::open_credentials;
@@ -34,15 +35,6 @@ impl std::fmt::Debug for Camera {
     }
 }
 
-/// Why a device's target cannot be worked out (its configuration is broken).
-#[derive(Debug, thiserror::Error)]
-pub enum CameraError {
-    #[error("the stored RTSP URL is not valid")]
-    InvalidUrl(#[source] url::ParseError),
-    #[error("the stored RTSP credentials cannot be opened")]
-    Credentials(#[source] panoptes_shared::Error),
-}
-
 impl Camera {
     /// The device's target. Stored credentials are opened and kept only if
     /// they were given for the URL's `host:port`: credentials never follow
@@ -53,7 +45,7 @@ impl Camera {
         let stored = open_credentials(cipher, device.credentials.as_ref())
             .map_err(CameraError::Credentials)?;
         let creds = if stored.may_be_sent_to(&device.rtsp_url) {
-            super::source::credentials(
+            super::session::credentials(
                 stored.username.as_deref(),
                 stored.password.as_ref().map(|p| p.expose_secret()),
             )

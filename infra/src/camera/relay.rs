@@ -32,8 +32,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use url::Url;
 
-use super::source::SourceError;
 use super::tls::Tls;
+use panoptes_shared::domain::camera::SourceError;
 
 /// retina connects right after the relay is set up; a relay nobody used by
 /// then (or whose [`Relay`] was dropped first) is abandoned.

@@ -3,9 +3,9 @@
 //! size; output `[N, 4 + classes, anchors]` (cx, cy, w, h in input pixels,
 //! then class scores). Class indices are COCO-80.
 
-use super::image::{Rgb, resize};
 use super::nms::{Candidate, nms};
 use super::{Fit, Found, ModelAdapter, Output, Wanted, coco_indices};
+use crate::image::{Rgb, resize};
 
 const PAD: f32 = 114.0 / 255.0;
 

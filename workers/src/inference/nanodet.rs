@@ -6,9 +6,9 @@
 //! `[cells, 44]` (left, top, right, bottom x 11 bins); a side's distance is
 //! the expectation of the softmax over its bins, times the stride.
 
-use super::image::{Rgb, resize};
 use super::nms::{Candidate, nms};
 use super::{Fit, Found, ModelAdapter, Output, Wanted, coco_indices};
+use crate::image::{Rgb, resize};
 
 const SIZE: usize = 416;
 const MEAN_BGR: [f32; 3] = [103.53, 116.28, 123.675];

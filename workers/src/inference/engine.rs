@@ -11,33 +11,38 @@ use ort::session::Session;
 use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 use ort::value::TensorRef;
 
-use super::image::Rgb;
 use super::nanodet::NanoDet;
 use super::yolo::Yolo;
 use super::{Fit, Found, ModelAdapter, Output, Wanted};
+use crate::image::Rgb;
 
-/// Which model family the file is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ModelKind {
-    NanoDet,
-    Yolo,
-}
-
-impl ModelKind {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "nanodet" => Some(Self::NanoDet),
-            "yolo" => Some(Self::Yolo),
-            _ => None,
-        }
-    }
-}
+pub use panoptes_shared::config::{ExecutionProvider, ModelKind};
 
 /// Where inference runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Provider {
     Cpu,
     Cuda { device: i32 },
+}
+
+impl Provider {
+    /// `execution_provider`, on CUDA device `cuda_device`.
+    pub fn new(execution_provider: ExecutionProvider, cuda_device: i32) -> Self {
+        match execution_provider {
+            ExecutionProvider::Cpu => Self::Cpu,
+            ExecutionProvider::Cuda => Self::Cuda {
+                device: cuda_device,
+            },
+        }
+    }
+
+    /// Which execution provider this is (`cpu`, `cuda`).
+    pub fn kind(self) -> ExecutionProvider {
+        match self {
+            Self::Cpu => ExecutionProvider::Cpu,
+            Self::Cuda { .. } => ExecutionProvider::Cuda,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -253,7 +258,7 @@ impl Engine {
                 .zip(input.chunks_exact_mut(per))
                 .map(|(f, out)| (f, std::sync::Mutex::new(out)))
                 .collect();
-            super::image::par_map(&slots, |(f, out)| {
+            crate::image::par_map(&slots, |(f, out)| {
                 let mut out = out.lock().unwrap_or_else(|p| p.into_inner());
                 self.adapter.preprocess(f.frame, &mut out)
             })

@@ -1,0 +1,398 @@
+//! The `panoptes` binary's commands, run as a user would: the maintenance
+//! commands, `up` with and without a detector, and `worker`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+fn panoptes(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_panoptes"));
+    cmd.args(args).stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("panoptes runs")
+}
+
+fn temp_dir(what: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("panoptes-{what}-{}", uuid::Uuid::new_v4()))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Wait (bounded) until `url` answers.
+async fn answering(url: &str, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    while reqwest::get(url).await.is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{url} never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `panoptes <command> --listen <port> --data-dir <dir>`, to spawn.
+fn serve(
+    command: &str,
+    dir: &Path,
+    port: u16,
+    env: &[(&str, &str)],
+    log: Option<PathBuf>,
+) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_panoptes"));
+    cmd.args([
+        command,
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--data-dir",
+    ])
+    .arg(dir)
+    .env("PANOPTES__WORKER__METRICS_LISTEN", "")
+    .env("PANOPTES__LOG__LEVEL", "info,panoptes_gateway::http=warn")
+    .stdout(log.map_or_else(Stdio::null, |f| std::fs::File::create(f).unwrap().into()))
+    .stderr(Stdio::null())
+    .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+#[tokio::test]
+async fn create_admin_makes_an_account_that_can_use_admin_endpoints() {
+    let dir = temp_dir("admin");
+    let data = [("PANOPTES__DATA__DIR", dir.to_str().unwrap())];
+    let email = format!("admin-{}@example.com", uuid::Uuid::new_v4());
+    let out = panoptes(
+        &["create-admin", "--email", &email],
+        &[data[0], ("PANOPTES_ADMIN_PASSWORD", "admin password 1")],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("admin password 1"),
+        "password never printed"
+    );
+    let port = free_port();
+    let _gateway = serve(
+        "gateway",
+        &dir,
+        port,
+        &[("PANOPTES__AUTH__LOGINS_PER_CLIENT_PER_MINUTE", "1000")],
+        None,
+    )
+    .spawn()
+    .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    answering(&format!("{base}/healthz"), Duration::from_secs(30)).await;
+    let client = reqwest::Client::new();
+    let login = |email: String, password: &'static str| {
+        let (client, base) = (client.clone(), base.clone());
+        async move {
+            let r = client
+                .post(format!("{base}/api/v1/auth/login"))
+                .json(&json!({"email": email, "password": password}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()["data"].clone()
+        }
+    };
+    let admin_get = |token: String| {
+        let (client, base) = (client.clone(), base.clone());
+        async move {
+            client
+                .get(format!("{base}/api/v1/admin/users"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    let admin = login(email, "admin password 1").await;
+    assert_eq!(admin["user"]["role"], "admin");
+    assert_eq!(
+        admin_get(admin["token"].as_str().unwrap().into()).await,
+        200
+    );
+
+    // Running it again for an existing user promotes, and a short password is refused.
+    let user = format!("user-{}@example.com", uuid::Uuid::new_v4());
+    let r = client
+        .post(format!("{base}/api/v1/auth/signup"))
+        .json(&json!({"email": user, "password": "a long password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let out = panoptes(&["create-admin", "--email", &user], &data);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let promoted = login(user, "a long password").await;
+    assert_eq!(
+        admin_get(promoted["token"].as_str().unwrap().into()).await,
+        200
+    );
+    let out = panoptes(
+        &["create-admin", "--email", "new-admin@example.com"],
+        &[data[0], ("PANOPTES_ADMIN_PASSWORD", "short")],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("password"));
+}
+
+#[test]
+fn bad_configuration_is_refused_with_the_key_named() {
+    let out = panoptes(&["migrate"], &[("PANOPTES__STORE__URL", "mysql://nope")]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("store.url"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = panoptes(
+        &["migrate"],
+        &[
+            ("PANOPTES__AUTH__JWT_SECRET", "too-short"),
+            ("PANOPTES__DATA__DIR", "/tmp/panoptes-cli-x"),
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("auth.jwt_secret") && !err.contains("too-short"),
+        "{err}"
+    );
+}
+
+#[test]
+fn migrate_creates_the_embedded_database() {
+    let dir = temp_dir("cli");
+    let out = panoptes(
+        &["migrate"],
+        &[("PANOPTES__DATA__DIR", dir.to_str().unwrap())],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("sqlite"));
+    assert!(dir.join("panoptes.db").exists());
+    // Idempotent.
+    assert!(
+        panoptes(
+            &["migrate"],
+            &[("PANOPTES__DATA__DIR", dir.to_str().unwrap())]
+        )
+        .status
+        .success()
+    );
+}
+
+/// A worker role that cannot start is an error the process exits with.
+#[test]
+fn a_worker_whose_role_cannot_start_exits_non_zero_and_says_why() {
+    let dir = temp_dir("worker");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_panoptes"));
+    cmd.args(["worker", "--role", "analytics", "--role", "detect"])
+        .env("PANOPTES__DATA__DIR", &dir)
+        .env("PANOPTES__WORKER__METRICS_LISTEN", "")
+        .env("PANOPTES__DETECTOR__ORT_LIBRARY", "")
+        .env_remove("ORT_DYLIB_PATH")
+        .stdin(Stdio::null());
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot start the detect role") && err.contains("ONNX Runtime"),
+        "{err}"
+    );
+    // The same under the former name.
+    let out = Command::new(env!("CARGO_BIN_EXE_panoptes-worker"))
+        .args(["--role", "notify"])
+        .env("PANOPTES__DATA__DIR", &dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("notify role is not available"));
+}
+
+/// `panoptes up` without ONNX Runtime: the API serves, and `/readyz` says
+/// the platform is degraded because the detector is unavailable, and why.
+#[tokio::test]
+async fn up_without_a_detector_serves_and_reports_itself_degraded() {
+    let dir = temp_dir("up-nodet");
+    let port = free_port();
+    let _up = serve(
+        "up",
+        &dir,
+        port,
+        &[
+            ("PANOPTES__EDGE__DEMO_CAMERA", "false"),
+            ("PANOPTES__DETECTOR__ORT_LIBRARY", ""),
+        ],
+        None,
+    )
+    .env_remove("ORT_DYLIB_PATH")
+    .spawn()
+    .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    answering(&format!("{base}/healthz"), Duration::from_secs(30)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let ready = loop {
+        let r = reqwest::get(format!("{base}/readyz")).await.unwrap();
+        assert_eq!(r.status(), 200);
+        let body: Value = r.json().await.unwrap();
+        if body["data"]["components"].as_array().unwrap().len() == 4 {
+            break body;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let data = &ready["data"];
+    assert_eq!(data["ready"], true, "{ready}");
+    assert_eq!(data["status"], "degraded", "{ready}");
+    let detector = data["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "detector")
+        .unwrap();
+    assert_eq!(detector["status"], "unavailable");
+    assert!(
+        detector["reason"]
+            .as_str()
+            .unwrap()
+            .contains("ONNX Runtime"),
+        "{detector}"
+    );
+    assert!(
+        data["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["name"] != "detector")
+            .all(|c| c["status"] == "ok"),
+        "{ready}"
+    );
+}
+
+/// `panoptes up` as a newcomer runs it: the demo camera pushes its clip
+/// through the edge API, and the demo account sees live counts stored as
+/// snapshots and rolling metrics, without any camera or service.
+#[tokio::test]
+async fn up_runs_a_demo_camera_whose_metrics_reach_the_data_query_api() {
+    let dir = temp_dir("up");
+    let port = free_port();
+    let model = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../workers/models/nanodet-m-416.onnx"
+    );
+    let mut child = serve(
+        "up",
+        &dir,
+        port,
+        &[
+            ("PANOPTES__ANALYTICS__PERSIST_INTERVAL_MS", "1000"),
+            ("PANOPTES__EDGE__DEMO_FPS", "2"),
+            ("PANOPTES__DETECTOR__MODEL_PATH", model),
+        ],
+        Some(dir.with_extension("log")),
+    )
+    .spawn()
+    .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let wait = || async {
+        assert!(tokio::time::Instant::now() < deadline, "timed out");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    // The demo account's password is in the data dir, not in the logs.
+    let account = loop {
+        if let Ok(text) = std::fs::read_to_string(dir.join("demo-account.txt")) {
+            break text;
+        }
+        wait().await;
+    };
+    let password = account
+        .lines()
+        .find_map(|l| l.strip_prefix("password: "))
+        .unwrap()
+        .to_owned();
+    let login = loop {
+        if let Ok(r) = client
+            .post(format!("{base}/api/v1/auth/login"))
+            .json(&json!({"email": "demo@panoptes.local", "password": password}))
+            .send()
+            .await
+            && r.status() == 200
+        {
+            break r.json::<Value>().await.unwrap();
+        }
+        wait().await;
+    };
+    let token = login["data"]["token"].as_str().unwrap().to_owned();
+    let get = |path: String| {
+        let (client, token, base) = (client.clone(), token.clone(), base.clone());
+        async move {
+            client
+                .get(format!("{base}{path}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let devices = get("/api/v1/devices".into()).await;
+    let device = &devices["data"][0];
+    assert_eq!(device["type"], "usb_camera");
+    let device_id = device["id"].as_str().unwrap().to_owned();
+    let scenes = get(format!("/api/v1/devices/{device_id}/scenes")).await;
+    let scene = scenes["data"][0]["id"].as_str().unwrap().to_owned();
+    // Frames flow: detection, tracking and metrics land in the store.
+    let latest = loop {
+        let l = get(format!("/api/v1/analytics/scenes/{scene}/latest")).await;
+        if l["data"]["snapshot"].is_object() && l["data"]["rolling"]["total"].is_object() {
+            break l;
+        }
+        wait().await;
+    };
+    assert_eq!(latest["data"]["analyzing"], true);
+    assert_eq!(latest["data"]["task"]["trigger"], "edge");
+    assert!(latest["data"]["snapshot"]["currentMetrics"]["inQueue"].is_u64());
+    let status = get(format!("/api/v1/devices/{device_id}/analysis/status")).await;
+    assert_eq!(status["data"]["deviceStatus"], "online");
+    assert_eq!(status["data"]["running"], true);
+    // Every role runs: ready, not degraded.
+    let ready: Value = reqwest::get(format!("{base}/readyz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["data"]["status"], "ready", "{ready}");
+    child.kill().await.unwrap();
+}
