@@ -137,3 +137,10 @@ ensure_rtsp() {
   bash "$ROOT/tests/rtsp/clips.sh" "$@"
   export PANOPTES_TEST_CLIP="${PANOPTES_TEST_CLIP:-$TOOLS/media/vtest.mp4}"
 }
+
+# promtool (from Debian's `prometheus` package) for the tests that check each
+# `/metrics` with `promtool check metrics`; they fail without it unless
+# PANOPTES_TEST_SKIP_PROMTOOL=1.
+ensure_promtool() {
+  command -v promtool >/dev/null 2>&1 || apt_install prometheus
+}

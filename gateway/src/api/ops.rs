@@ -124,6 +124,7 @@ impl OpsApi {
             hub.active_streams(),
             hub.active_users().await
         ));
+        panoptes_shared::metrics::process::render(&mut text);
         PlainText(text)
     }
 }

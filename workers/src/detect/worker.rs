@@ -102,7 +102,8 @@ impl DetectWorker {
         .map_err(Error::internal)?;
         let frame_ms = started.elapsed().as_secs_f64() * 1000.0 / claimed.len() as f64;
         if let Some(ms) = inference_ms {
-            self.metrics.observe_batch(claimed.len(), ms, frame_ms);
+            self.metrics
+                .observe_batch(claimed.len(), ms / 1000.0, frame_ms / 1000.0);
         }
         for ((c, outcome), jpeg) in claimed.iter().zip(outcomes).zip(jpegs) {
             match outcome {
