@@ -91,11 +91,16 @@ impl Cli {
                 cfg.data.dir = dir.clone();
             }
         }
-        panoptes_shared::telemetry::init(&cfg.log.format, &cfg.log.level);
+        let telemetry = panoptes_shared::telemetry::init_with(
+            &cfg.log.format,
+            &cfg.log.level,
+            &cfg.telemetry,
+            "panoptes",
+        );
         for w in &cfg.warnings {
             tracing::warn!("{w}");
         }
-        match self.command {
+        let result = match self.command {
             Command::Up(_) | Command::Gateway(_) => {
                 let app = Application::build(&cfg).await?;
                 let shutdown = CancellationToken::new();
@@ -136,7 +141,10 @@ impl Cli {
                 interval_ms,
             } => publish_demo(&cfg, &email, device, count, interval_ms).await,
             Command::Openapi { .. } => Ok(()),
-        }
+        };
+        // The spans of the last requests and frames, before the process exits.
+        telemetry.shutdown().await;
+        result
     }
 }
 

@@ -31,7 +31,12 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let cfg = Config::load(args.config.as_deref())?;
-    panoptes_shared::telemetry::init(&cfg.log.format, &cfg.log.level);
+    let telemetry = panoptes_shared::telemetry::init_with(
+        &cfg.log.format,
+        &cfg.log.level,
+        &cfg.telemetry,
+        "panoptes-worker",
+    );
     for w in &cfg.warnings {
         tracing::warn!("{w}");
     }
@@ -57,5 +62,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             });
         }
     }
-    panoptes_workers::roles::run(&cfg, &args.role, shared, shutdown).await
+    let result = panoptes_workers::roles::run(&cfg, &args.role, shared, shutdown).await;
+    // The spans of the last frames, before the process exits.
+    telemetry.shutdown().await;
+    result
 }
