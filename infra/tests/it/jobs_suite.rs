@@ -54,6 +54,7 @@ fn job(device: DeviceId, captured_at_ms: u64) -> FrameJob {
         task: Uuid::new_v4(),
         captured_at_ms,
         jpeg: vec![0xff, 0xd8, 0x00, 0x01, 0xff, 0xd9],
+        traceparent: Some(panoptes_shared::telemetry::TraceParent::random().to_string()),
     }
 }
 
@@ -73,7 +74,9 @@ async fn pull_n(q: &Arc<dyn JobQueue>, consumer: &str, n: usize) -> Vec<Claimed>
 
 async fn a_job_is_handed_out_once_and_forgotten_when_acknowledged(make: Factory) {
     let q = make(policy()).await;
-    let jobs: Vec<_> = (0..5).map(|_| job(DeviceId::new(), now_ms())).collect();
+    let mut jobs: Vec<_> = (0..5).map(|_| job(DeviceId::new(), now_ms())).collect();
+    // A job enqueued before jobs carried a traceparent.
+    jobs[0].traceparent = None;
     for j in &jobs {
         q.enqueue(j).await.unwrap();
     }
@@ -85,11 +88,13 @@ async fn a_job_is_handed_out_once_and_forgotten_when_acknowledged(make: Factory)
     ids.sort();
     want.sort();
     assert_eq!(ids, want);
-    let original = jobs.iter().find(|j| j.id == got[0].job.id).unwrap();
-    assert_eq!(
-        &got[0].job, original,
-        "every field and the JPEG bytes survive"
-    );
+    for c in &got {
+        let original = jobs.iter().find(|j| j.id == c.job.id).unwrap();
+        assert_eq!(
+            &c.job, original,
+            "every field (the traceparent or its absence too) and the JPEG bytes survive"
+        );
+    }
     assert!(got.iter().all(|c| c.attempts == 1));
     assert!(
         q.pull("b", 10, Duration::ZERO).await.unwrap().is_empty(),

@@ -23,6 +23,7 @@ use panoptes_shared::ports::{FrameJob, JobQueue, Leases, SecretCipher, Store};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::camera::{Camera, CameraError};
@@ -363,6 +364,13 @@ impl IngestWorker {
             } else {
                 at + period_ms
             };
+            // A frame's trace starts here; detect and analytics continue it.
+            let span = tracing::info_span!(
+                "frame.ingest",
+                device = %device.id,
+                trace_id = tracing::field::Empty,
+            );
+            let trace = panoptes_shared::telemetry::start_trace(&span);
             let (quality, max_width) = (s.jpeg_quality, s.max_width as usize);
             let jpeg = tokio::task::spawn_blocking(move || {
                 let rgb = if max_width > 0 && rgb.width > max_width {
@@ -373,6 +381,7 @@ impl IngestWorker {
                 };
                 encode_jpeg(&rgb, quality)
             })
+            .instrument(span.clone())
             .await;
             let jpeg = match jpeg {
                 Ok(Ok(j)) => j,
@@ -393,8 +402,9 @@ impl IngestWorker {
                 task: task.id.0,
                 captured_at_ms: at,
                 jpeg,
+                traceparent: Some(trace.to_string()),
             };
-            if let Err(e) = self.jobs.enqueue(&job).await {
+            if let Err(e) = self.jobs.enqueue(&job).instrument(span).await {
                 // The queue is down: drop this frame (live analytics wants fresh ones).
                 tracing::warn!(device = %device.id, error = %e, "frame not enqueued");
                 continue;
