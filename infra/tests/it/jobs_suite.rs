@@ -261,6 +261,55 @@ async fn a_waiting_pull_wakes_when_a_job_arrives(make: Factory) {
     );
 }
 
+/// An entry written to the Redis stream before jobs carried a traceparent
+/// (no `tp` field) is still handed out, without one.
+#[tokio::test]
+async fn a_redis_job_from_before_traceparents_is_still_handed_out() {
+    let client = ::redis::Client::open(crate::backends::redis_url()).expect("redis url");
+    let conn = panoptes_infra::redis_conn::RedisConn::connect(client.clone(), Default::default())
+        .await
+        .expect("Redis must be running for these tests");
+    let prefix = format!("panoptes-test:{}", Uuid::new_v4());
+    let policy = QueuePolicy {
+        shards: 1,
+        ..policy()
+    };
+    let q = RedisJobQueue::connect(&client, conn, prefix.clone(), policy)
+        .await
+        .unwrap();
+    let j = job(DeviceId::new(), now_ms());
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    ::redis::cmd("XADD")
+        .arg(panoptes_infra::redis_keys::frame_jobs(&prefix, 0))
+        .arg("*")
+        .arg("i")
+        .arg(j.id.to_string())
+        .arg("u")
+        .arg(j.user.to_string())
+        .arg("d")
+        .arg(j.device.to_string())
+        .arg("s")
+        .arg(j.scene.to_string())
+        .arg("t")
+        .arg(j.task.to_string())
+        .arg("c")
+        .arg(j.captured_at_ms)
+        .arg("j")
+        .arg(&j.jpeg)
+        .query_async::<()>(&mut raw)
+        .await
+        .unwrap();
+    let got = q.pull("a", 1, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        got[0].job,
+        FrameJob {
+            traceparent: None,
+            ..j
+        }
+    );
+}
+
 macro_rules! for_each_queue {
     ($($test:ident),* $(,)?) => {
         mod memory {

@@ -253,6 +253,7 @@ impl AnalyticsWorker {
                 data: analysis_result(r, &a, snapshot_url.as_deref()),
             })
             .await?;
+        tracing::debug!("frame published");
         if let Some(m) = &a.metrics
             && let Some(rows) = state.persist.observe(r, m, &self.settings.node)
         {

@@ -209,6 +209,7 @@ impl DetectWorker {
         }
         self.ports.queue.ack(&c.receipt).await?;
         self.metrics.frames.add(1);
+        tracing::debug!(detections = result.detections.len(), "frame detected");
         Ok(())
     }
 }
