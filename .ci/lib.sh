@@ -150,3 +150,10 @@ ensure_redocly() {
   fi
   REDOCLY="$bin"
 }
+
+# promtool (from Debian's `prometheus` package) for the tests that check each
+# `/metrics` with `promtool check metrics`; they fail without it unless
+# PANOPTES_TEST_SKIP_PROMTOOL=1.
+ensure_promtool() {
+  command -v promtool >/dev/null 2>&1 || apt_install prometheus
+}

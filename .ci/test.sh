@@ -13,6 +13,7 @@ ensure_s3
 ensure_venv "openapi-spec-validator==0.7.2" "schemathesis==4.32.5"
 ensure_onnxruntime
 ensure_rtsp
+ensure_promtool
 drop_test_databases
 
 log "cargo fmt --check"

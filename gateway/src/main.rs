@@ -42,9 +42,15 @@ async fn main() -> std::process::ExitCode {
 async fn run(args: Args) -> anyhow::Result<()> {
     let mut cfg = Config::load(args.config.as_deref())?;
     args.serve.apply(&mut cfg);
-    panoptes_shared::telemetry::init_for(&cfg);
-    let app = Application::build(&cfg).await?;
-    let shutdown = CancellationToken::new();
-    panoptes_infra::process::cancel_on_signal(shutdown.clone());
-    app.run_until_stopped(shutdown).await
+    let telemetry = panoptes_shared::telemetry::init_for(&cfg, "panoptes-gateway");
+    let served = async {
+        let app = Application::build(&cfg).await?;
+        let shutdown = CancellationToken::new();
+        panoptes_infra::process::cancel_on_signal(shutdown.clone());
+        app.run_until_stopped(shutdown).await
+    }
+    .await;
+    // The spans of the last requests, before the process exits.
+    telemetry.shutdown().await;
+    served
 }

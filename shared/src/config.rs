@@ -38,6 +38,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub sse: SseConfig,
     pub log: LogConfig,
+    pub telemetry: TelemetryConfig,
     pub jobs: JobsConfig,
     pub blobs: BlobsConfig,
     pub detector: DetectorConfig,
@@ -484,6 +485,36 @@ pub struct LogConfig {
     pub level: String,
 }
 
+/// Trace export: OpenTelemetry spans over OTLP/HTTP (protobuf), off unless
+/// `otlp_endpoint` is set. Without it every request and frame span still
+/// carries a `trace_id` field, so the logs of all stages of a frame share it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct TelemetryConfig {
+    /// Base URL of an OTLP/HTTP collector, e.g. `http://127.0.0.1:4318`:
+    /// spans are POSTed to `<otlp_endpoint>/v1/traces` (a URL that already
+    /// has a path is used as it is). Plain `http://` only: run a collector
+    /// beside the process to reach a TLS one. Empty: no export.
+    pub otlp_endpoint: String,
+    /// `service.name` of the exported spans; empty: the binary's name
+    /// (`panoptes`, `panoptes-worker`).
+    pub service_name: String,
+    /// Share of traces recorded, 0 to 1, decided where a trace starts (an HTTP
+    /// request, an ingested frame); the pipeline stages after it follow that
+    /// decision through the frame's `traceparent`.
+    pub sample_ratio: f64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: String::new(),
+            service_name: String::new(),
+            sample_ratio: 1.0,
+        }
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
@@ -794,6 +825,19 @@ impl Config {
                     .into(),
             );
         }
+        let otlp = &self.telemetry.otlp_endpoint;
+        if !otlp.is_empty()
+            && url::Url::parse(otlp)
+                .ok()
+                .is_none_or(|u| u.scheme() != "http" || !u.has_host())
+        {
+            return invalid(format!(
+                "telemetry.otlp_endpoint must be an http:// URL like http://127.0.0.1:4318 (or empty), not `{otlp}`"
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.telemetry.sample_ratio) {
+            return invalid("telemetry.sample_ratio must be between 0 and 1".into());
+        }
         Ok(())
     }
 
@@ -1009,6 +1053,39 @@ mod tests {
         std::fs::write(&file, "[server]\ntrusted_proxies = [\"192.168.0.1\"]\n").unwrap();
         let cfg = Config::load_from(Some(&file), env(&[])).unwrap();
         assert_eq!(cfg.server.trusted_proxies, vec!["192.168.0.1"]);
+    }
+
+    #[test]
+    fn trace_export_is_off_by_default_and_takes_only_http_endpoints() {
+        let cfg = Config::load_from(None, env(&[])).unwrap();
+        assert!(cfg.telemetry.otlp_endpoint.is_empty());
+        assert_eq!(cfg.telemetry.sample_ratio, 1.0);
+        let cfg = Config::load_from(
+            None,
+            env(&[
+                (
+                    "PANOPTES__TELEMETRY__OTLP_ENDPOINT",
+                    "http://127.0.0.1:4318",
+                ),
+                ("PANOPTES__TELEMETRY__SERVICE_NAME", "panoptes-eu1"),
+                ("PANOPTES__TELEMETRY__SAMPLE_RATIO", "0.25"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(cfg.telemetry.otlp_endpoint, "http://127.0.0.1:4318");
+        assert_eq!(cfg.telemetry.service_name, "panoptes-eu1");
+        assert_eq!(cfg.telemetry.sample_ratio, 0.25);
+        for (key, value) in [
+            ("PANOPTES__TELEMETRY__OTLP_ENDPOINT", "127.0.0.1:4318"),
+            (
+                "PANOPTES__TELEMETRY__OTLP_ENDPOINT",
+                "grpc://collector:4317",
+            ),
+            ("PANOPTES__TELEMETRY__SAMPLE_RATIO", "1.5"),
+        ] {
+            let err = Config::load_from(None, env(&[(key, value)])).unwrap_err();
+            assert!(err.to_string().contains("telemetry."), "{err}");
+        }
     }
 
     #[test]

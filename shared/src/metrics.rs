@@ -1,6 +1,9 @@
-//! A Prometheus histogram with fixed buckets, rendered in text format 0.0.4.
+//! A Prometheus histogram with fixed buckets, rendered in text format 0.0.4,
+//! and the process metrics every `/metrics` ends with ([`process`]).
 
 use std::fmt::Write;
+
+pub mod process;
 
 #[derive(Debug, Clone)]
 pub struct Histogram {

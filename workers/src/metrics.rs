@@ -9,9 +9,8 @@ use panoptes_shared::metrics::Histogram;
 use panoptes_shared::ports::QueueStats;
 
 const BATCH_BOUNDS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0];
-const MS_BOUNDS: &[f64] = &[
-    5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0,
-];
+/// Seconds (Prometheus base unit): 5 ms to 5 s.
+const SECONDS_BOUNDS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 
 #[derive(Default)]
 pub struct Counter(AtomicU64);
@@ -40,8 +39,8 @@ pub struct WorkerMetrics {
     pub ingest_decode_failures: Counter,
     pub ingest_reconnects: Counter,
     batch_sizes: Mutex<Histogram>,
-    inference_ms: Mutex<Histogram>,
-    frame_ms: Mutex<Histogram>,
+    inference_seconds: Mutex<Histogram>,
+    frame_seconds: Mutex<Histogram>,
     queue: Mutex<Option<QueueStats>>,
 }
 
@@ -61,8 +60,8 @@ impl Default for WorkerMetrics {
             ingest_decode_failures: Counter::default(),
             ingest_reconnects: Counter::default(),
             batch_sizes: Mutex::new(Histogram::new(BATCH_BOUNDS)),
-            inference_ms: Mutex::new(Histogram::new(MS_BOUNDS)),
-            frame_ms: Mutex::new(Histogram::new(MS_BOUNDS)),
+            inference_seconds: Mutex::new(Histogram::new(SECONDS_BOUNDS)),
+            frame_seconds: Mutex::new(Histogram::new(SECONDS_BOUNDS)),
             queue: Mutex::new(None),
         }
     }
@@ -73,12 +72,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl WorkerMetrics {
-    pub fn observe_batch(&self, size: usize, inference_ms: f64, frame_ms: f64) {
+    /// One inference batch of `size` frames: the batch's inference time and
+    /// each frame's share of the whole step, in seconds.
+    pub fn observe_batch(&self, size: usize, inference_seconds: f64, frame_seconds: f64) {
         lock(&self.batch_sizes).observe(size as f64);
-        lock(&self.inference_ms).observe(inference_ms);
-        let mut f = lock(&self.frame_ms);
+        lock(&self.inference_seconds).observe(inference_seconds);
+        let mut f = lock(&self.frame_seconds);
         for _ in 0..size {
-            f.observe(frame_ms);
+            f.observe(frame_seconds);
         }
     }
 
@@ -177,15 +178,15 @@ impl WorkerMetrics {
         );
         hist(
             &mut out,
-            "panoptes_detect_inference_ms",
-            "Inference time per batch, ms.",
-            &self.inference_ms,
+            "panoptes_detect_inference_seconds",
+            "Inference time per batch, in seconds.",
+            &self.inference_seconds,
         );
         hist(
             &mut out,
-            "panoptes_detect_frame_ms",
-            "Decode + inference + post-processing per frame, ms.",
-            &self.frame_ms,
+            "panoptes_detect_frame_seconds",
+            "Decode + inference + post-processing per frame (its share of the batch), in seconds.",
+            &self.frame_seconds,
         );
         if let Some(q) = *lock(&self.queue) {
             let gauge = |out: &mut String, name: &str, help: &str, v: u64| {
@@ -209,16 +210,17 @@ impl WorkerMetrics {
                 "Queue lag: waiting + pending jobs.",
                 q.waiting + q.pending,
             );
-            gauge(
-                &mut out,
-                "panoptes_jobs_oldest_age_ms",
-                "Age of the oldest unacknowledged job.",
-                q.oldest_age_ms.unwrap_or(0),
+            let _ = writeln!(
+                out,
+                "# HELP panoptes_jobs_oldest_age_seconds Age (since capture) of the oldest unacknowledged job, in seconds; 0 when none.\n\
+                 # TYPE panoptes_jobs_oldest_age_seconds gauge\n\
+                 panoptes_jobs_oldest_age_seconds {}",
+                q.oldest_age_ms.unwrap_or(0) as f64 / 1000.0
             );
-            gauge(
+            counter(
                 &mut out,
-                "panoptes_jobs_dropped_stale",
-                "Jobs dropped as stale (cluster total).",
+                "panoptes_jobs_dropped_stale_total",
+                "Jobs dropped as stale, cluster-wide since the queue was created.",
                 q.dropped_stale,
             );
             gauge(
@@ -228,6 +230,7 @@ impl WorkerMetrics {
                 q.dead_letters,
             );
         }
+        panoptes_shared::metrics::process::render(&mut out);
         out
     }
 }

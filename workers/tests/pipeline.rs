@@ -20,6 +20,7 @@ use panoptes_shared::ports::prelude::*;
 use panoptes_shared::ports::{
     BlobStore, DetectionLog, EventBus, JobQueue, Leases, NodeInfo, Store,
 };
+use panoptes_shared::telemetry::TraceParent;
 use panoptes_workers::analytics::{AnalyticsPorts, AnalyticsSettings, AnalyticsWorker};
 use panoptes_workers::detect::{DetectPorts, DetectSettings, DetectWorker, SceneCache};
 use panoptes_workers::metrics::WorkerMetrics;
@@ -131,6 +132,7 @@ impl World {
             task,
             captured_at_ms,
             jpeg,
+            traceparent: Some(TraceParent::random().to_string()),
         }
     }
 
@@ -240,6 +242,11 @@ async fn a_frame_is_detected_once_with_a_snapshot_readable_through_a_presigned_u
         b.x >= 0.0 && b.y >= 0.0 && b.x + b.width <= 1.0 && b.y + b.height <= 1.0 && b.width > 0.0
     }));
     assert!(r.processing_ms > 0.0);
+    // The result continues the job's trace, from the detect span.
+    let traced = |tp: &Option<String>| TraceParent::parse(tp.as_deref().unwrap()).unwrap();
+    let (sent, handed) = (traced(&job.traceparent), traced(&r.traceparent));
+    assert_eq!(handed.trace_id, sent.trace_id);
+    assert_ne!(handed.span_id, sent.span_id);
     let stats = w.queue.stats().await.unwrap();
     assert_eq!((stats.waiting, stats.pending), (0, 0), "acknowledged");
     // The snapshot: in S3 under the tenant's prefix, readable by URL.
@@ -259,13 +266,17 @@ async fn a_frame_is_detected_once_with_a_snapshot_readable_through_a_presigned_u
     let got = reqwest::get(&url).await.unwrap();
     assert_eq!(got.status(), 200);
     assert_eq!(got.bytes().await.unwrap().as_ref(), frame(200).as_slice());
-    // The next frame within the interval stores none.
-    w.queue
-        .enqueue(&w.job(frame(350), now_ms(), job.task))
-        .await
-        .unwrap();
+    // The next frame within the interval stores none. It was enqueued
+    // without a traceparent (as before they existed): a trace of its own.
+    let untraced = FrameJob {
+        traceparent: None,
+        ..w.job(frame(350), now_ms(), job.task)
+    };
+    w.queue.enqueue(&untraced).await.unwrap();
     assert_eq!(detector.step().await.unwrap(), 1);
-    assert!(w.results().await[1].snapshot_key.is_none());
+    let second = &w.results().await[1];
+    assert!(second.snapshot_key.is_none());
+    assert_ne!(traced(&second.traceparent).trace_id, sent.trace_id);
     assert_eq!(metrics.snapshots.get(), 1);
     assert_eq!(metrics.frames.get(), 2);
     assert!(
@@ -722,6 +733,18 @@ async fn a_camera_is_pulled_by_one_node_detected_tracked_measured_and_stored() {
         "vtest.avi has walkers in every frame: {v}"
     );
     assert!(people.iter().all(|p| p["trackId"].is_string()));
+    // Each ingested frame started a trace that detect continued.
+    let traces: std::collections::HashSet<u128> = w
+        .results()
+        .await
+        .iter()
+        .map(|r| {
+            TraceParent::parse(r.traceparent.as_deref().expect("set by ingest, via detect"))
+                .unwrap()
+                .trace_id
+        })
+        .collect();
+    assert_eq!(traces.len(), w.results().await.len(), "one trace per frame");
     // Stored rows, readable through the data query port.
     let snaps = w
         .store

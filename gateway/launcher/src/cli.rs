@@ -88,8 +88,8 @@ impl Cli {
         if let Command::Up(args) | Command::Gateway(args) = &self.command {
             args.apply(&mut cfg);
         }
-        panoptes_shared::telemetry::init_for(&cfg);
-        match self.command {
+        let telemetry = panoptes_shared::telemetry::init_for(&cfg, "panoptes");
+        let result = match self.command {
             Command::Up(_) => compose::up(&cfg).await,
             Command::Gateway(_) => compose::gateway(&cfg).await,
             Command::Worker(args) => compose::worker(&cfg, &args.role).await,
@@ -106,7 +106,10 @@ impl Cli {
                 interval_ms,
             } => publish_demo(&cfg, &email, device, count, interval_ms).await,
             Command::Openapi { .. } => Ok(()),
-        }
+        };
+        // The spans of the last requests and frames, before the process exits.
+        telemetry.shutdown().await;
+        result
     }
 }
 

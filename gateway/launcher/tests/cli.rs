@@ -396,3 +396,210 @@ async fn up_runs_a_demo_camera_whose_metrics_reach_the_data_query_api() {
     assert_eq!(ready["data"]["status"], "ready", "{ready}");
     child.kill().await.unwrap();
 }
+
+/// (content type, body) of each POST a [`Collector`] received.
+type Posts = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
+
+/// A stand-in OTLP/HTTP collector on loopback: keeps what is POSTed to
+/// `/v1/traces`, answers 200.
+struct Collector {
+    addr: std::net::SocketAddr,
+    posts: Posts,
+}
+
+impl Collector {
+    async fn start() -> Self {
+        use poem::listener::{Acceptor, Listener};
+        let posts = Posts::default();
+        let kept = posts.clone();
+        let app = poem::Route::new().at(
+            "/v1/traces",
+            poem::post(poem::endpoint::make(move |req: poem::Request| {
+                let kept = kept.clone();
+                async move {
+                    let content_type = req.content_type().unwrap_or_default().to_owned();
+                    let body = req.into_body().into_vec().await.unwrap_or_default();
+                    kept.lock().unwrap().push((content_type, body));
+                    poem::Response::builder()
+                        .content_type("application/x-protobuf")
+                        .body(Vec::<u8>::new())
+                }
+            })),
+        );
+        let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0")
+            .into_acceptor()
+            .await
+            .unwrap();
+        let addr = *acceptor.local_addr()[0].as_socket_addr().unwrap();
+        tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app));
+        Self { addr, posts }
+    }
+
+    /// Every span received: (trace id, span id, parent span id, name,
+    /// attributes as text), after checking each POST is OTLP protobuf from
+    /// the named service.
+    fn spans(&self, service: &str) -> Vec<ExportedSpan> {
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+        use opentelemetry_proto::tonic::common::v1::any_value::Value;
+        use prost::Message;
+        let text = |v: &Option<opentelemetry_proto::tonic::common::v1::AnyValue>| match v
+            .as_ref()
+            .and_then(|v| v.value.as_ref())
+        {
+            Some(Value::StringValue(s)) => s.clone(),
+            Some(Value::IntValue(i)) => i.to_string(),
+            Some(Value::BoolValue(b)) => b.to_string(),
+            other => format!("{other:?}"),
+        };
+        let mut spans = Vec::new();
+        for (content_type, body) in self.posts.lock().unwrap().iter() {
+            assert_eq!(content_type, "application/x-protobuf");
+            let request = ExportTraceServiceRequest::decode(body.as_slice()).unwrap();
+            for rs in request.resource_spans {
+                let resource = rs.resource.unwrap_or_default();
+                assert!(
+                    resource
+                        .attributes
+                        .iter()
+                        .any(|a| a.key == "service.name" && text(&a.value) == service),
+                    "{:?}",
+                    resource.attributes
+                );
+                for s in rs.scope_spans.into_iter().flat_map(|s| s.spans) {
+                    spans.push(ExportedSpan {
+                        trace_id: hex::encode(&s.trace_id),
+                        span_id: hex::encode(&s.span_id),
+                        parent: hex::encode(&s.parent_span_id),
+                        name: s.name,
+                        attributes: s
+                            .attributes
+                            .iter()
+                            .map(|a| (a.key.clone(), text(&a.value)))
+                            .collect(),
+                    });
+                }
+            }
+        }
+        spans
+    }
+}
+
+#[derive(Debug, Clone)]
+struct ExportedSpan {
+    trace_id: String,
+    span_id: String,
+    parent: String,
+    name: String,
+    attributes: std::collections::BTreeMap<String, String>,
+}
+
+/// With `telemetry.otlp_endpoint` set, `panoptes up` exports its spans over
+/// OTLP/HTTP: each frame the demo camera pushes is one trace, from the edge
+/// push request through detect to the analytics publish, each span the child
+/// of the one before; and what is still buffered is sent on SIGTERM (the
+/// periodic export is pushed beyond the test, so that flush is the only one).
+#[tokio::test]
+async fn up_exports_one_trace_per_frame_from_edge_push_to_publish() {
+    let collector = Collector::start().await;
+    let dir = std::env::temp_dir().join(format!("panoptes-otlp-{}", uuid::Uuid::new_v4()));
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (port, worker_port) = (free_port(), free_port());
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_panoptes"))
+        .args(["up", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(&dir)
+        .env(
+            "PANOPTES__TELEMETRY__OTLP_ENDPOINT",
+            format!("http://{}", collector.addr),
+        )
+        .env("PANOPTES__TELEMETRY__SERVICE_NAME", "panoptes-otlp-test")
+        .env("OTEL_BSP_SCHEDULE_DELAY", "600000")
+        .env(
+            "PANOPTES__WORKER__METRICS_LISTEN",
+            format!("127.0.0.1:{worker_port}"),
+        )
+        .env("PANOPTES__EDGE__DEMO_FPS", "4")
+        .env(
+            "PANOPTES__DETECTOR__MODEL_PATH",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../workers/models/nanodet-m-416.onnx"
+            ),
+        )
+        .env("PANOPTES__LOG__LEVEL", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Frames flow until analytics has published a few.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let published = async {
+            let text = reqwest::get(format!("http://127.0.0.1:{worker_port}/metrics"))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            text.lines()
+                .find_map(|l| l.strip_prefix("panoptes_analytics_published_total "))?
+                .parse::<u64>()
+                .ok()
+        };
+        if published.await.unwrap_or(0) >= 3 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no published frames"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait())
+        .await
+        .expect("panoptes stops on SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status}");
+
+    let spans = collector.spans("panoptes-otlp-test");
+    let by_id: std::collections::HashMap<&str, &ExportedSpan> =
+        spans.iter().map(|s| (s.span_id.as_str(), s)).collect();
+    let parent_of = |s: &ExportedSpan| {
+        let p = by_id
+            .get(s.parent.as_str())
+            .unwrap_or_else(|| panic!("the parent of {s:?} was exported"));
+        assert_eq!(p.trace_id, s.trace_id, "one trace: {s:?} {p:?}");
+        *p
+    };
+    let publishes: Vec<&ExportedSpan> =
+        spans.iter().filter(|s| s.name == "frame.publish").collect();
+    assert!(publishes.len() >= 3, "{spans:#?}");
+    for publish in publishes {
+        let detect = parent_of(publish);
+        assert_eq!(detect.name, "frame.detect");
+        let push = parent_of(detect);
+        assert_eq!(push.name, "POST /api/v1/devices/{id}/frames");
+        assert_eq!(push.parent, "", "the push request starts the trace");
+        assert_eq!(push.attributes["route"], "/api/v1/devices/{id}/frames");
+        assert_eq!(push.attributes["status"], "202");
+        assert_eq!(push.attributes["method"], "POST");
+        assert!(push.attributes.contains_key("request_id"), "{push:?}");
+        for s in [publish, detect, push] {
+            assert_eq!(s.attributes["trace_id"], s.trace_id, "{s:?}");
+        }
+    }
+}

@@ -123,6 +123,7 @@ async fn the_worker_binary_detects_publishes_reports_and_goes_offline_when_kille
             task,
             captured_at_ms: now_ms(),
             jpeg: std::fs::read(common::fixtures().join("frames/vtest-650.jpg")).unwrap(),
+            traceparent: None,
         })
         .await
         .unwrap();
@@ -165,6 +166,11 @@ async fn the_worker_binary_detects_publishes_reports_and_goes_offline_when_kille
         metrics.contains("panoptes_analytics_published_total 1"),
         "{metrics}"
     );
+    assert!(
+        metrics.contains("panoptes_detect_frame_seconds_count 1"),
+        "{metrics}"
+    );
+    common::promtool_check(&metrics);
     let nodes = RedisNodes::new(conn, prefix);
     let listed = nodes.list().await.unwrap();
     assert!(
@@ -186,4 +192,62 @@ async fn the_worker_binary_detects_publishes_reports_and_goes_offline_when_kille
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Every series a worker can export, with samples, served by the worker's
+/// own listener and checked by promtool (the binary test above checks what a
+/// detect + analytics node exports after real traffic).
+#[tokio::test]
+async fn worker_metrics_pass_promtool() {
+    use std::sync::Arc;
+
+    use panoptes_shared::ports::QueueStats;
+    use panoptes_workers::metrics::WorkerMetrics;
+
+    let metrics = Arc::new(WorkerMetrics::default());
+    metrics.observe_batch(4, 0.040, 0.012);
+    metrics.observe_batch(1, 0.008, 0.009);
+    for c in [&metrics.frames, &metrics.published, &metrics.ingest_frames] {
+        c.add(5);
+    }
+    metrics.set_queue(QueueStats {
+        waiting: 3,
+        pending: 2,
+        oldest_age_ms: Some(1_250),
+        dropped_stale: 7,
+        dead_letters: 1,
+    });
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(panoptes_workers::server::serve(
+        format!("127.0.0.1:{port}"),
+        metrics,
+        shutdown.clone(),
+    ));
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        match reqwest::get(&url).await {
+            Ok(r) => break r.text().await.unwrap(),
+            Err(_) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("the worker's /metrics never answered: {e}"),
+        }
+    };
+    shutdown.cancel();
+    for line in [
+        "panoptes_detect_inference_seconds_bucket{le=\"0.01\"} 1\n",
+        "panoptes_detect_frame_seconds_count 5\n",
+        "panoptes_jobs_oldest_age_seconds 1.25\n",
+        "# TYPE panoptes_jobs_dropped_stale_total counter\npanoptes_jobs_dropped_stale_total 7\n",
+        "panoptes_build_info{version=\"",
+    ] {
+        assert!(text.contains(line), "{line:?} in {text}");
+    }
+    common::promtool_check(&text);
 }

@@ -176,6 +176,7 @@ impl OpsApi {
             hub.active_streams(),
             hub.active_users().await
         ));
+        panoptes_shared::metrics::process::render(&mut text);
         PlainText(text)
     }
 }

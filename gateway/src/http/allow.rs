@@ -30,22 +30,36 @@ impl AllowTable {
         Self { routes }
     }
 
+    /// The routes whose template matches `path`.
+    fn matching<'a>(
+        &'a self,
+        path: &'a str,
+    ) -> impl Iterator<Item = &'a (Vec<String>, BTreeSet<String>)> + 'a {
+        let parts: Vec<&str> = path.split('/').collect();
+        self.routes.iter().filter(move |(segments, _)| {
+            segments.len() == parts.len()
+                && segments
+                    .iter()
+                    .zip(&parts)
+                    .all(|(s, p)| s.starts_with('{') || s == p)
+        })
+    }
+
     /// `GET, PATCH, ...` for `path`, if any route matches it.
     pub fn allowed(&self, path: &str) -> Option<String> {
-        let parts: Vec<&str> = path.split('/').collect();
         let methods: BTreeSet<&str> = self
-            .routes
-            .iter()
-            .filter(|(segments, _)| {
-                segments.len() == parts.len()
-                    && segments
-                        .iter()
-                        .zip(&parts)
-                        .all(|(s, p)| s.starts_with('{') || s == p)
-            })
+            .matching(path)
             .flat_map(|(_, m)| m.iter().map(String::as_str))
             .collect();
         (!methods.is_empty()).then(|| methods.into_iter().collect::<Vec<_>>().join(", "))
+    }
+
+    /// The documented route `path` is an instance of (`/api/v1/devices/{id}`
+    /// for `/api/v1/devices/6f1...`); the most literal one when several match.
+    pub fn template(&self, path: &str) -> Option<String> {
+        self.matching(path)
+            .max_by_key(|(segments, _)| segments.iter().filter(|s| !s.starts_with('{')).count())
+            .map(|(segments, _)| segments.join("/"))
     }
 }
 
@@ -64,5 +78,14 @@ mod tests {
         );
         assert_eq!(t.allowed("/api/v1/devices").as_deref(), Some("GET, POST"));
         assert_eq!(t.allowed("/api/v1/nope"), None);
+        assert_eq!(
+            t.template("/api/v1/devices/abc").as_deref(),
+            Some("/api/v1/devices/{id}")
+        );
+        assert_eq!(
+            t.template("/api/v1/devices").as_deref(),
+            Some("/api/v1/devices")
+        );
+        assert_eq!(t.template("/api/v1/nope"), None);
     }
 }

@@ -1,18 +1,21 @@
 //! The request middleware, outermost on every route: assigns the request id,
 //! turns every error (ours, poem's, poem-openapi's) into the documented
 //! envelope, adds `X-Request-Id` and rate-limit headers, records metrics and
-//! writes one log line per request (with the internal cause of any 5xx).
+//! writes one log line per request (with the internal cause of any 5xx), all
+//! in one span per request that starts a trace (see `request_span`).
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use panoptes_shared::error::RateLimitInfo;
+use panoptes_shared::telemetry;
 use poem::http::{HeaderMap, HeaderValue, StatusCode};
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
 use poem_openapi::OperationId;
 use poem_openapi::error::{
     AuthorizationError, ContentTypeError, ParseParamError, ParsePathError, ParseRequestPayloadError,
 };
+use tracing::{Instrument, Span};
 
 use super::allow::AllowTable;
 use super::body::BodyLimit;
@@ -75,12 +78,51 @@ fn request_id(req: &Request) -> String {
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
+/// The request's span: method, the documented route it matched (else its
+/// path, never its query string, where tickets travel), request id, and the
+/// status once known. Named `METHOD /route` for trace viewers; an unmatched
+/// path does not go into the name, which must stay a small set.
+fn request_span(req: &Request, id: &str, allow: &AllowTable) -> Span {
+    let method = req.method().as_str();
+    let span = tracing::info_span!(
+        "request",
+        otel.name = tracing::field::Empty,
+        otel.kind = "server",
+        method,
+        route = tracing::field::Empty,
+        request_id = id,
+        status = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+    );
+    // Nobody listens (logs above info, no export): no route lookup either.
+    if !span.is_disabled() {
+        let path = req.uri().path();
+        let template = allow.template(path);
+        // Before the span is first entered, the name still reaches the exporter.
+        match &template {
+            Some(t) => span.record("otel.name", format!("{method} {t}")),
+            None => span.record("otel.name", method),
+        };
+        span.record("route", template.as_deref().unwrap_or(path));
+    }
+    span
+}
+
 impl<E: Endpoint> Endpoint for RequestEndpoint<E> {
     type Output = Response;
 
-    async fn call(&self, mut req: Request) -> poem::Result<Response> {
-        let started = Instant::now();
+    async fn call(&self, req: Request) -> poem::Result<Response> {
         let id = request_id(&req);
+        let span = request_span(&req, &id, &self.allow);
+        telemetry::start_trace(&span);
+        self.respond(req, id).instrument(span).await
+    }
+}
+
+impl<E: Endpoint> RequestEndpoint<E> {
+    async fn respond(&self, mut req: Request, id: String) -> poem::Result<Response> {
+        let started = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
         req.set_data(BodyLimit(self.body_limit));
@@ -156,6 +198,11 @@ impl<E: Endpoint> Endpoint for RequestEndpoint<E> {
             resp.headers_mut().insert(poem::http::header::ALLOW, v);
         }
         let status = resp.status().as_u16();
+        let span = Span::current();
+        span.record("status", status);
+        if status >= 500 {
+            span.record("otel.status_code", "error");
+        }
         let elapsed = started.elapsed();
         self.metrics.observe(
             operation.unwrap_or("unmatched"),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use panoptes_infra::store::SqlStore;
 use reqwest::Method;
 
-use crate::helpers::{serve, spawn_app};
+use crate::helpers::{promtool_check, serve, spawn_app};
 
 #[tokio::test]
 async fn health_and_readiness_report_each_dependency() {
@@ -68,4 +68,30 @@ async fn metrics_count_requests_by_operation_and_status() {
         text.contains("panoptes_http_request_duration_seconds_bucket{operation=\"signup\""),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn metrics_pass_promtool_after_traffic() {
+    let app = spawn_app().await;
+    let user = app.signup().await;
+    app.get("/api/v1/devices", &user.token).await.expect(200);
+    app.get("/api/v1/devices", "bogus").await.expect(401);
+    app.get("/api/v1/no-such-route", &user.token)
+        .await
+        .expect(404);
+    let text = app.metrics().await;
+    for name in [
+        "panoptes_http_request_duration_seconds_bucket{",
+        "panoptes_http_connections_open{",
+        "panoptes_sse_streams ",
+        "panoptes_build_info{version=\"",
+        "process_cpu_seconds_total ",
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
+        "process_start_time_seconds ",
+    ] {
+        let linux_only = name.starts_with("process_") && !cfg!(target_os = "linux");
+        assert!(linux_only || text.contains(name), "{name} in {text}");
+    }
+    promtool_check(&text);
 }

@@ -228,6 +228,8 @@ fn job_of(e: &StreamId) -> Option<FrameJob> {
         task: text("t")?.parse().ok()?,
         captured_at_ms: e.get("c")?,
         jpeg: e.get("j")?,
+        // Empty when the producer had none; absent in jobs from before it.
+        traceparent: text("tp").filter(|t| !t.is_empty()),
     })
 }
 
@@ -254,6 +256,8 @@ impl JobQueue for RedisJobQueue {
             .arg(job.captured_at_ms)
             .arg("j")
             .arg(&job.jpeg)
+            .arg("tp")
+            .arg(job.traceparent.as_deref().unwrap_or_default())
             .query_async::<()>(&mut self.conn.clone())
             .await
             .map_err(unavailable)

@@ -51,6 +51,7 @@ fn result(device: DeviceId, captured: u64) -> DetectionResult {
         processing_ms: 12.5,
         node_id: "node-a".into(),
         snapshot_key: Some("u/snapshots/d/1-j.jpg".into()),
+        traceparent: Some(panoptes_shared::telemetry::TraceParent::random().to_string()),
     }
 }
 

@@ -54,6 +54,7 @@ fn job(device: DeviceId, captured_at_ms: u64) -> FrameJob {
         task: TaskId::new(),
         captured_at_ms,
         jpeg: vec![0xff, 0xd8, 0x00, 0x01, 0xff, 0xd9],
+        traceparent: Some(panoptes_shared::telemetry::TraceParent::random().to_string()),
     }
 }
 
@@ -73,7 +74,9 @@ async fn pull_n(q: &Arc<dyn JobQueue>, consumer: &str, n: usize) -> Vec<Claimed>
 
 async fn a_job_is_handed_out_once_and_forgotten_when_acknowledged(make: Factory) {
     let q = make(policy()).await;
-    let jobs: Vec<_> = (0..5).map(|_| job(DeviceId::new(), now_ms())).collect();
+    let mut jobs: Vec<_> = (0..5).map(|_| job(DeviceId::new(), now_ms())).collect();
+    // A job enqueued before jobs carried a traceparent.
+    jobs[0].traceparent = None;
     for j in &jobs {
         q.enqueue(j).await.unwrap();
     }
@@ -85,11 +88,13 @@ async fn a_job_is_handed_out_once_and_forgotten_when_acknowledged(make: Factory)
     ids.sort();
     want.sort();
     assert_eq!(ids, want);
-    let original = jobs.iter().find(|j| j.id == got[0].job.id).unwrap();
-    assert_eq!(
-        &got[0].job, original,
-        "every field and the JPEG bytes survive"
-    );
+    for c in &got {
+        let original = jobs.iter().find(|j| j.id == c.job.id).unwrap();
+        assert_eq!(
+            &c.job, original,
+            "every field (the traceparent or its absence too) and the JPEG bytes survive"
+        );
+    }
     assert!(got.iter().all(|c| c.attempts == 1));
     assert!(
         q.pull("b", 10, Duration::ZERO).await.unwrap().is_empty(),
@@ -253,6 +258,55 @@ async fn a_waiting_pull_wakes_when_a_job_arrives(make: Factory) {
     assert!(
         took < Duration::from_secs(5),
         "woke on arrival, not at the end of the wait ({took:?})"
+    );
+}
+
+/// An entry written to the Redis stream before jobs carried a traceparent
+/// (no `tp` field) is still handed out, without one.
+#[tokio::test]
+async fn a_redis_job_from_before_traceparents_is_still_handed_out() {
+    let client = ::redis::Client::open(crate::backends::redis_url()).expect("redis url");
+    let conn = panoptes_infra::redis_conn::RedisConn::connect(client.clone(), Default::default())
+        .await
+        .expect("Redis must be running for these tests");
+    let prefix = format!("panoptes-test:{}", Uuid::new_v4());
+    let policy = QueuePolicy {
+        shards: 1,
+        ..policy()
+    };
+    let q = RedisJobQueue::connect(&client, conn, prefix.clone(), policy)
+        .await
+        .unwrap();
+    let j = job(DeviceId::new(), now_ms());
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    ::redis::cmd("XADD")
+        .arg(panoptes_infra::redis_keys::frame_jobs(&prefix, 0))
+        .arg("*")
+        .arg("i")
+        .arg(j.id.to_string())
+        .arg("u")
+        .arg(j.user.to_string())
+        .arg("d")
+        .arg(j.device.to_string())
+        .arg("s")
+        .arg(j.scene.to_string())
+        .arg("t")
+        .arg(j.task.to_string())
+        .arg("c")
+        .arg(j.captured_at_ms)
+        .arg("j")
+        .arg(&j.jpeg)
+        .query_async::<()>(&mut raw)
+        .await
+        .unwrap();
+    let got = q.pull("a", 1, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        got[0].job,
+        FrameJob {
+            traceparent: None,
+            ..j
+        }
     );
 }
 

@@ -64,6 +64,10 @@ pub struct DetectionResult {
     pub node_id: String,
     /// Blob key of the snapshot stored with this frame, if one was.
     pub snapshot_key: Option<String>,
+    /// W3C `traceparent` of the detect span: analytics continues the frame's
+    /// trace when it publishes. Absent in results from before this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 /// COCO-80 (0-based) class index to the scene class it counts as.
@@ -123,13 +127,25 @@ mod tests {
             processing_ms: 3.5,
             node_id: "n1".into(),
             snapshot_key: None,
+            traceparent: None,
         };
         let json = serde_json::to_string(&r).unwrap();
         assert!(
             json.contains("\"type\":\"person\"") && json.contains("boundingBox"),
             "{json}"
         );
+        assert!(!json.contains("traceparent"), "{json}");
         assert_eq!(serde_json::from_str::<DetectionResult>(&json).unwrap(), r);
+        let traced = DetectionResult {
+            traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+            ..r
+        };
+        let json = serde_json::to_string(&traced).unwrap();
+        assert!(json.contains("\"traceparent\":\"00-4bf9"), "{json}");
+        assert_eq!(
+            serde_json::from_str::<DetectionResult>(&json).unwrap(),
+            traced
+        );
         assert_eq!(coco_class(0), Some(DetectClass::Person));
         assert_eq!(coco_class(2), Some(DetectClass::Vehicle));
         assert_eq!(coco_class(16), None);

@@ -30,6 +30,10 @@ pub struct FrameJob {
     /// When the camera captured the frame (epoch milliseconds).
     pub captured_at_ms: u64,
     pub jpeg: Vec<u8>,
+    /// W3C `traceparent` of the stage that made the job (ingest, edge push):
+    /// detect continues its trace ([`crate::telemetry`]). Jobs from before
+    /// this field have none.
+    pub traceparent: Option<String>,
 }
 
 /// Identifies a claimed job to acknowledge or fail it.

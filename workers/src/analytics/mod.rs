@@ -32,5 +32,6 @@ pub(crate) fn test_result(
         processing_ms: 1.0,
         node_id: "n".into(),
         snapshot_key: None,
+        traceparent: None,
     }
 }

@@ -18,6 +18,7 @@ use panoptes_shared::ids::{DeviceId, TaskId};
 use panoptes_shared::ports::{BlobStore, DetectionLog, EventBus, Leases, Publication, Store};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::Reorder;
 use super::event::{FrameAnalysis, Tracked, analysis_result};
@@ -229,7 +230,20 @@ impl AnalyticsWorker {
         u64::try_from(self.settings.persist_every.as_millis()).unwrap_or(u64::MAX)
     }
 
+    /// Publish one frame's event (and maybe store rows), in a span of the
+    /// trace the frame's producer started.
     async fn publish(&self, r: &DetectionResult, state: &mut Owned) -> Result<()> {
+        let span = tracing::info_span!(
+            "frame.publish",
+            job = %r.job_id,
+            device = %r.device_id,
+            trace_id = tracing::field::Empty,
+        );
+        panoptes_shared::telemetry::continue_trace(&span, r.traceparent.as_deref());
+        self.publish_in_span(r, state).instrument(span).await
+    }
+
+    async fn publish_in_span(&self, r: &DetectionResult, state: &mut Owned) -> Result<()> {
         let snapshot_url = match &r.snapshot_key {
             Some(key) => Some(
                 self.blobs
@@ -250,6 +264,7 @@ impl AnalyticsWorker {
                     })?,
             })
             .await?;
+        tracing::debug!("frame published");
         if let Some(m) = &a.metrics
             && let Some(rows) = state.persist.observe(r, m, &self.settings.node)
         {

@@ -11,7 +11,9 @@ use panoptes_shared::domain::detection::{BoundingBox, Detection, DetectionResult
 use panoptes_shared::ports::blobs::snapshot_key;
 use panoptes_shared::ports::jobs::Claimed;
 use panoptes_shared::ports::{BlobStore, DetectionLog, JobQueue, Leases};
+use panoptes_shared::telemetry::continue_trace;
 use panoptes_shared::{Error, Result};
+use tracing::Instrument;
 
 use super::SceneCache;
 use crate::image::{Rgb, decode_all};
@@ -75,6 +77,25 @@ impl DetectWorker {
         if claimed.is_empty() {
             return Ok(0);
         }
+        // One span per frame, in the trace its producer started; open from
+        // the pull to the acknowledgement (the batch's inference included).
+        // From here on the job's traceparent names this span, so the result
+        // hands it to analytics (even where the span itself is not recorded).
+        let spans: Vec<tracing::Span> = claimed
+            .iter_mut()
+            .map(|c| {
+                let span = tracing::info_span!(
+                    "frame.detect",
+                    job = %c.job.id,
+                    device = %c.job.device,
+                    attempt = c.attempts,
+                    trace_id = tracing::field::Empty,
+                );
+                let handed = continue_trace(&span, c.job.traceparent.as_deref());
+                c.job.traceparent = Some(handed.to_string());
+                span
+            })
+            .collect();
         let mut wanted = Vec::with_capacity(claimed.len());
         for c in &claimed {
             wanted.push(self.ports.scenes.wanted(c.job.user, c.job.scene).await?);
@@ -96,22 +117,26 @@ impl DetectWorker {
         if let Some(ms) = inference_ms {
             self.ports
                 .metrics
-                .observe_batch(claimed.len(), ms, frame_ms);
+                .observe_batch(claimed.len(), ms / 1000.0, frame_ms / 1000.0);
         }
-        for ((c, outcome), jpeg) in claimed.iter().zip(outcomes).zip(jpegs) {
-            match outcome {
-                Outcome::Found(found, w, h) => {
-                    match self.record(c, jpeg, found, w, h, frame_ms as f32).await {
-                        Ok(()) => {}
-                        Err(e) => self.failed(c, &format!("result not recorded: {e}")).await?,
+        for (((c, outcome), jpeg), span) in claimed.iter().zip(outcomes).zip(jpegs).zip(spans) {
+            async {
+                match outcome {
+                    Outcome::Found(found, w, h) => {
+                        match self.record(c, jpeg, found, w, h, frame_ms as f32).await {
+                            Ok(()) => Ok(()),
+                            Err(e) => self.failed(c, &format!("result not recorded: {e}")).await,
+                        }
+                    }
+                    Outcome::Failed(error) => self.failed(c, &error).await,
+                    Outcome::NoScene => {
+                        self.ports.metrics.scene_missing.add(1);
+                        self.ports.queue.ack(&c.receipt).await
                     }
                 }
-                Outcome::Failed(error) => self.failed(c, &error).await?,
-                Outcome::NoScene => {
-                    self.ports.metrics.scene_missing.add(1);
-                    self.ports.queue.ack(&c.receipt).await?;
-                }
             }
+            .instrument(span)
+            .await?;
         }
         Ok(claimed.len())
     }
@@ -169,12 +194,15 @@ impl DetectWorker {
             processing_ms: ms,
             node_id: self.settings.node.clone(),
             snapshot_key: snapshot,
+            // The detect span's context (see `step`): analytics continues from it.
+            traceparent: job.traceparent.clone(),
         };
         if !self.ports.log.append(&result).await? {
             self.ports.metrics.duplicate_results.add(1);
         }
         self.ports.queue.ack(&c.receipt).await?;
         self.ports.metrics.frames.add(1);
+        tracing::debug!(detections = result.detections.len(), "frame detected");
         Ok(())
     }
 }

@@ -26,6 +26,7 @@ use panoptes_shared::ports::{CameraProbe, FrameJob, JobQueue, Leases, SecretCiph
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::source;
@@ -381,6 +382,13 @@ impl IngestWorker {
             } else {
                 at + period_ms
             };
+            // A frame's trace starts here; detect and analytics continue it.
+            let span = tracing::info_span!(
+                "frame.ingest",
+                device = %device.id,
+                trace_id = tracing::field::Empty,
+            );
+            let trace = panoptes_shared::telemetry::start_trace(&span);
             let (quality, max_width) = (s.jpeg_quality, s.max_width as usize);
             let jpeg = tokio::task::spawn_blocking(move || {
                 let rgb = if max_width > 0 && rgb.width > max_width {
@@ -391,6 +399,7 @@ impl IngestWorker {
                 };
                 encode_jpeg(&rgb, quality)
             })
+            .instrument(span.clone())
             .await;
             let jpeg = match jpeg {
                 Ok(Ok(j)) => j,
@@ -411,8 +420,9 @@ impl IngestWorker {
                 task: task.id,
                 captured_at_ms: at,
                 jpeg,
+                traceparent: Some(trace.to_string()),
             };
-            if let Err(e) = self.jobs.enqueue(&job).await {
+            if let Err(e) = self.jobs.enqueue(&job).instrument(span).await {
                 // The queue is down: drop this frame (live analytics wants fresh ones).
                 tracing::warn!(device = %device.id, error = %e, "frame not enqueued");
                 continue;

@@ -32,6 +32,9 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let cfg = Config::load(args.config.as_deref())?;
-    panoptes_shared::telemetry::init_for(&cfg);
-    panoptes_launcher::compose::worker(&cfg, &args.worker.role).await
+    let telemetry = panoptes_shared::telemetry::init_for(&cfg, "panoptes-worker");
+    let result = panoptes_launcher::compose::worker(&cfg, &args.worker.role).await;
+    // The spans of the last frames, before the process exits.
+    telemetry.shutdown().await;
+    result
 }

@@ -164,6 +164,10 @@ impl EdgeApi {
             task: task.id,
             captured_at_ms: u64::try_from(at.timestamp_millis()).unwrap_or(0),
             jpeg: jpeg.to_vec(),
+            // The request's trace (http::middleware): detect and analytics continue it.
+            traceparent: Some(
+                panoptes_shared::telemetry::traceparent(&tracing::Span::current()).to_string(),
+            ),
         };
         self.state.backends.jobs.enqueue(&job).await?;
         Ok(Accepted::new(
