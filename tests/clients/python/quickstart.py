@@ -3,11 +3,13 @@
 
 It signs up, creates a personal API key, registers a push camera (an edge
 device that sends its own JPEG frames) with a queue-analysis scene, creates the
-camera's device key, starts analysis, pushes frames, reads live results from
-the Server-Sent Events stream and finally reads the stored snapshots.
+camera's device key and sends a heartbeat, starts analysis, pushes frames,
+reads live results from the Server-Sent Events stream, reads the stored
+snapshots and the scene's latest state, and stops analysis.
 
 Generate the client (openapi-python-client 0.29.1) next to this file, then run it
-against a platform (`bash .ci/up.sh --listen 127.0.0.1:8080 --data-dir .data`),
+against a platform
+(`PANOPTES__OUTBOUND__ALLOW_PRIVATE=true bash .ci/up.sh --listen 127.0.0.1:8080 --data-dir .data`),
 from the repository root:
 
     pip install openapi-python-client==0.29.1   # also brings httpx and attrs, which the client uses

@@ -2,12 +2,13 @@
 //
 // It signs up, creates a personal API key, registers a push camera (an edge
 // device that sends its own JPEG frames) with a queue-analysis scene, creates
-// the camera's device key, starts analysis, pushes frames, reads live results
-// from the Server-Sent Events stream and finally reads the stored snapshots.
+// the camera's device key and sends a heartbeat, starts analysis, pushes frames,
+// reads live results from the Server-Sent Events stream, reads the stored
+// snapshots and the scene's latest state, and stops analysis.
 //
 // Generate the client (@hey-api/openapi-ts, fetch client) into ./generated next
 // to this file, type-check, build and run it on Node 20 against a platform
-// (`bash .ci/up.sh --listen 127.0.0.1:8080 --data-dir .data`):
+// (`PANOPTES__OUTBOUND__ALLOW_PRIVATE=true bash .ci/up.sh --listen 127.0.0.1:8080 --data-dir .data`):
 //
 //   npm ci
 //   npx openapi-ts -i ../../../openapi/openapi.json -o generated -c @hey-api/client-fetch
