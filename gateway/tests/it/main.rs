@@ -19,6 +19,8 @@ mod openapi;
 mod ops;
 mod outages;
 mod outbound;
+#[path = "../../../workers/tests/common/promtool.rs"]
+mod promtool;
 #[path = "../../../workers/tests/common/rtsp.rs"]
 mod rtsp;
 mod scenes;

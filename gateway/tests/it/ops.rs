@@ -5,7 +5,8 @@ use std::sync::Arc;
 use panoptes_infra::store::SqlStore;
 use reqwest::Method;
 
-use crate::helpers::{promtool_check, serve, spawn_app};
+use crate::helpers::{serve, spawn_app};
+use crate::promtool::promtool_check;
 
 #[tokio::test]
 async fn health_and_readiness_report_each_dependency() {

@@ -4,10 +4,13 @@
 #![allow(dead_code)]
 
 pub mod event_schema;
+pub mod promtool;
 pub mod rtsp;
 
 #[allow(unused_imports)]
 pub use event_schema::documented_event;
+#[allow(unused_imports)]
+pub use promtool::promtool_check;
 
 use std::path::PathBuf;
 
@@ -135,47 +138,4 @@ pub async fn tenant(store: &panoptes_infra::store::SqlStore) -> (UserId, DeviceI
 /// An environment variable, or `default`.
 pub fn env(key: &str, default: &str) -> String {
     std::env::var(key).unwrap_or_else(|_| default.to_owned())
-}
-
-/// Checks a `/metrics` text with `promtool check metrics` (Debian package
-/// `prometheus`), which must print nothing. A missing promtool fails the
-/// test, unless `PANOPTES_TEST_SKIP_PROMTOOL=1` says to skip the check.
-pub fn promtool_check(text: &str) {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    if std::env::var("PANOPTES_TEST_SKIP_PROMTOOL").is_ok_and(|v| v == "1") {
-        eprintln!("PANOPTES_TEST_SKIP_PROMTOOL=1: /metrics not checked with promtool");
-        return;
-    }
-    let mut child = match Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-    {
-        Ok(child) => child,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-            "promtool is not installed: install Debian's `prometheus` package \
-             (apt-get install --no-install-recommends prometheus; .ci/test.sh does), \
-             or set PANOPTES_TEST_SKIP_PROMTOOL=1 to skip this check"
-        ),
-        Err(e) => panic!("promtool cannot be run: {e}"),
-    };
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let findings = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && findings.trim().is_empty(),
-        "promtool check metrics: {findings}\n--- /metrics ---\n{text}"
-    );
 }
