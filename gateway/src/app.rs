@@ -270,7 +270,11 @@ pub fn routes(state: AppState, body_limit: usize) -> impl poem::Endpoint<Output 
     ));
     Route::new()
         .nest("/", api)
-        .at("/docs", static_text(docs, "text/html; charset=utf-8"))
+        .at(
+            "/docs",
+            static_text(docs.clone(), "text/html; charset=utf-8"),
+        )
+        .at("/docs/", static_text(docs, "text/html; charset=utf-8"))
         .at(
             "/openapi.json",
             static_text(document.json, "application/json"),

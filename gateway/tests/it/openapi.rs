@@ -184,6 +184,13 @@ async fn the_server_serves_the_document_and_an_offline_ui() {
         html.contains("StreamTokenEvent") && html.contains("\"security\": []"),
         "the UI shows the finished document"
     );
+    let slash = app
+        .client
+        .get(format!("{}/docs/", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(slash.status(), 200, "/docs/ serves the same page");
 }
 
 #[tokio::test]
