@@ -259,12 +259,13 @@ pub fn routes(state: AppState, body_limit: usize) -> impl poem::Endpoint<Output 
     let frame_limit = state.edge.max_frame_bytes;
     let cors = state.cors.clone();
     let api = crate::api::service(state.clone());
-    let allow = Arc::new(crate::http::allow::AllowTable::from_spec(&api.spec()));
-    let document = crate::openapi_doc::render(state.clone());
+    let spec = api.spec();
+    let document = crate::openapi_doc::finished(&spec);
+    let allow = Arc::new(crate::http::allow::AllowTable::from_spec(&document.json));
     // Swagger UI (assets embedded, no CDN) showing the finished document.
     let docs = api
         .swagger_ui_html()
-        .replace(&api.spec(), document.json.trim_end());
+        .replace(&spec, document.json.trim_end());
     let constraints = Arc::new(crate::http::constraints::Constraints::from_document(
         &document.json,
     ));

@@ -30,9 +30,12 @@ pub struct Document {
 
 /// Render the document. Building it needs no running dependency.
 pub fn render(state: AppState) -> Document {
-    let svc = crate::api::service(state);
-    let mut doc: Value =
-        serde_json::from_str(&svc.spec()).expect("poem-openapi renders valid JSON");
+    finished(&crate::api::service(state).spec())
+}
+
+/// The finished document from poem-openapi's rendering (`spec`).
+pub fn finished(spec: &str) -> Document {
+    let mut doc: Value = serde_json::from_str(spec).expect("poem-openapi renders valid JSON");
     finish(&mut doc);
     let mut json = serde_json::to_string_pretty(&doc).expect("a JSON value serialises");
     json.push('\n');
@@ -49,6 +52,7 @@ pub fn write(dir: &Path, state: AppState) -> std::io::Result<()> {
 
 /// Apply the document-wide rules (see the module docs).
 pub fn finish(doc: &mut Value) {
+    stream_events_are_one_of_the_event_types(doc);
     add_stream_event_schemas(doc);
     plain_refs(doc);
     public_security(doc);
@@ -62,7 +66,6 @@ fn schemas(doc: &mut Value) -> &mut Map<String, Value> {
 }
 
 fn add_stream_event_schemas(doc: &mut Value) {
-    stream_events_are_one_of_the_event_types(doc);
     let target = schemas(doc);
     for (name, schema) in panoptes_shared::domain::stream_events::schemas() {
         match target.get(&name) {

@@ -34,7 +34,9 @@ impl Constraints {
             .cloned()
             .unwrap_or_default();
         let mut patterns = HashMap::new();
-        collect_patterns(&Value::Object(schemas.clone()), &mut patterns);
+        schemas
+            .values()
+            .for_each(|s| collect_patterns(s, &mut patterns));
         Self { schemas, patterns }
     }
 

@@ -6,23 +6,27 @@
 /// enums, required fields, and no field the document does not name (every
 /// object is held closed). Panics with the path of the first mismatch.
 pub fn documented_event(data: &str) -> serde_json::Value {
-    let doc: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .ancestors()
-                .map(|dir| dir.join("openapi/openapi.json"))
-                .find(|path| path.exists())
-                .expect("openapi/openapi.json above the crate"),
-        )
-        .expect("the committed OpenAPI document"),
-    )
-    .expect("the document is JSON");
+    let doc = document();
     let event: serde_json::Value = serde_json::from_str(data).expect("event data is JSON");
     let schema = serde_json::json!({ "$ref": "#/components/schemas/AnalysisResult" });
-    if let Err(e) = conforms(&doc, &schema, &event, "event") {
+    if let Err(e) = conforms(doc, &schema, &event, "event") {
         panic!("an emitted event does not match the document: {e}\nevent: {event}");
     }
     event
+}
+
+/// The committed document, read once per test binary.
+fn document() -> &'static serde_json::Value {
+    static DOC: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    DOC.get_or_init(|| {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .ancestors()
+            .map(|dir| dir.join("openapi/openapi.json"))
+            .find(|path| path.exists())
+            .expect("openapi/openapi.json above the crate");
+        let text = std::fs::read_to_string(path).expect("the committed OpenAPI document");
+        serde_json::from_str(&text).expect("the document is JSON")
+    })
 }
 
 /// OpenAPI 3.0 schema check, the subset the stream events use.
