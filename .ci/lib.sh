@@ -140,8 +140,13 @@ ensure_rtsp() {
 
 # @redocly/cli (npm) into .tools/redocly, for linting the OpenAPI document.
 REDOCLY_VERSION=2.77.0
-ensure_redocly() {
+# Node.js and npm (the machine's, else Debian's) for the npm-based tools.
+ensure_node() {
   command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+}
+
+ensure_redocly() {
+  ensure_node
   local bin="$TOOLS/redocly/node_modules/.bin/redocly"
   if [ ! -x "$bin" ] || [ "$("$bin" --version 2>/dev/null)" != "$REDOCLY_VERSION" ]; then
     log "installing @redocly/cli $REDOCLY_VERSION into .tools/redocly"

@@ -58,6 +58,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   exit 1
 fi
 
+ensure_node
 log "installing @hey-api/openapi-ts and TypeScript (npm ci, package-lock.json)"
 TS="$WORK/typescript"
 mkdir -p "$TS"
