@@ -148,6 +148,7 @@ pub fn build_state(
         slots: crate::sse::slots::Slots::new(backends.slots.clone()),
         sse,
         outbound: Arc::new(wiring::outbound_guard(cfg)),
+        webhook_sender: Arc::new(wiring::webhook_sender(cfg)?),
         camera_probe,
         probe_timeout: Duration::from_millis(cfg.ingest.connect_timeout_ms),
         components,
@@ -168,6 +169,7 @@ pub fn build_state(
             TrustedProxies::parse(&cfg.server.trusted_proxies).map_err(anyhow::Error::msg)?,
         ),
         max_devices_per_user: cfg.limits.max_devices_per_user,
+        webhooks_allow_http: cfg.webhooks.allow_http,
         cors: Arc::new(
             CorsPolicy::new(
                 &cfg.server.cors_allowed_origins,
@@ -341,6 +343,9 @@ pub fn spec_state() -> AppState {
         slots: crate::sse::slots::Slots::new(Arc::new(MemorySlots::new())),
         sse: SseSettings::default(),
         outbound: outbound.clone(),
+        webhook_sender: Arc::new(
+            wiring::webhook_sender(&Config::default()).expect("the system roots make a sender"),
+        ),
         camera_probe: Arc::new(RtspProbe::new(cipher, Dialer::new(outbound, Tls::system()))),
         probe_timeout: Duration::from_secs(10),
         components: Arc::default(),
@@ -358,6 +363,7 @@ pub fn spec_state() -> AppState {
         auth_limits: AuthLimits::from(&Config::default().auth),
         proxies: Arc::new(TrustedProxies::default()),
         max_devices_per_user: 0,
+        webhooks_allow_http: false,
         cors: Arc::new(CorsPolicy::default()),
     }
 }

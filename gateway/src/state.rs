@@ -32,6 +32,9 @@ pub struct AppState {
     /// Vets every outbound target configured for a customer (camera URLs
     /// now; webhook and VLM endpoints later) and makes their connections.
     pub outbound: Arc<panoptes_shared::outbound::OutboundGuard>,
+    /// Sends webhook test events (through `outbound`); the notify role
+    /// sends everything else.
+    pub webhook_sender: Arc<dyn panoptes_shared::ports::WebhookSender>,
     /// How `POST /devices/{id}/probe` tries a camera (the adapter the
     /// binary chose: the pipeline's decoding probe, or one without codecs).
     pub camera_probe: Arc<dyn CameraProbe>,
@@ -57,6 +60,8 @@ pub struct AppState {
     pub proxies: Arc<crate::http::client_ip::TrustedProxies>,
     /// Devices per user (0 = no cap).
     pub max_devices_per_user: u32,
+    /// Webhook URLs may be `http://` (`webhooks.allow_http`: tests, on-premise).
+    pub webhooks_allow_http: bool,
     /// Which web origins may call the API from a browser.
     pub cors: Arc<crate::http::cors::CorsPolicy>,
 }

@@ -30,4 +30,5 @@ pub mod resolver;
 pub mod secrets_file;
 pub mod slots;
 pub mod store;
+pub mod webhooks;
 pub mod wiring;

@@ -84,7 +84,7 @@ pub fn lease(prefix: &str, name: &str) -> String {
 /// in-process leases use the same names). One per thing leased, so two
 /// roles never contend for each other's leases.
 pub mod lease_names {
-    use panoptes_shared::ids::DeviceId;
+    use panoptes_shared::ids::{DeviceId, UserId};
 
     /// `ingest:<device>`: the ingest node that pulls the device's stream.
     pub fn ingest_stream(device: DeviceId) -> String {
@@ -100,6 +100,17 @@ pub mod lease_names {
     /// `analytics:<device>`: the analytics node that owns the device's results.
     pub fn analytics_owner(device: DeviceId) -> String {
         format!("analytics:{device}")
+    }
+
+    /// `notify:<user>`: the notify node that evaluates the user's alert rules.
+    pub fn notify_rules(user: UserId) -> String {
+        format!("notify:{user}")
+    }
+
+    /// `webhook:<user>`: the notify node delivering to the user's endpoint
+    /// (one at a time, so deliveries go out in order).
+    pub fn webhook_sender(user: UserId) -> String {
+        format!("webhook:{user}")
     }
 
     /// `snapshot:<device>`: at most one stored snapshot per device per

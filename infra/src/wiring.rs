@@ -275,3 +275,19 @@ pub fn camera_dialer(cfg: &Config) -> anyhow::Result<Dialer> {
 pub fn rtsp_probe(cfg: &Config, platform: &Platform) -> anyhow::Result<RtspProbe> {
     Ok(RtspProbe::new(platform.cipher.clone(), camera_dialer(cfg)?))
 }
+
+/// How webhooks are sent: through the outbound guard, TLS trusting the
+/// system roots plus `webhooks.tls_ca_file`.
+pub fn webhook_sender(cfg: &Config) -> anyhow::Result<crate::webhooks::HttpWebhookSender> {
+    let ca = &cfg.webhooks.tls_ca_file;
+    let tls = Tls::trusting(
+        "webhooks.tls_ca_file",
+        (!ca.as_os_str().is_empty()).then_some(ca.as_path()),
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
+    Ok(crate::webhooks::HttpWebhookSender::new(
+        Arc::new(outbound_guard(cfg)),
+        tls,
+        panoptes_shared::domain::webhook::RESPONSE_BODY_LIMIT,
+    ))
+}

@@ -49,6 +49,8 @@ pub struct Config {
     pub scheduler: SchedulerConfig,
     pub outbound: OutboundConfig,
     pub limits: LimitsConfig,
+    pub notify: NotifyConfig,
+    pub webhooks: WebhooksConfig,
     /// Unknown keys found while loading (reported once telemetry is up).
     #[serde(skip)]
     pub warnings: Vec<String>,
@@ -461,6 +463,67 @@ impl Default for LimitsConfig {
     }
 }
 
+/// The notify role: alert rules on the analytics results, the outbox of
+/// platform events, webhook delivery.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct NotifyConfig {
+    /// Pause between passes that found nothing to do (events from other
+    /// processes are seen this late at most; this process's own at once).
+    pub poll_ms: u64,
+    /// Lease on a user's rule evaluation (one notify node per user).
+    pub lease_ttl_ms: u64,
+    /// How long enabled rules are cached before they are read again.
+    pub rules_refresh_ms: u64,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        Self {
+            poll_ms: 200,
+            lease_ttl_ms: 15_000,
+            rules_refresh_ms: 2_000,
+        }
+    }
+}
+
+/// Webhook delivery (the notify role).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct WebhooksConfig {
+    /// Accept `http://` endpoint URLs (tests and on-premise receivers only;
+    /// the API otherwise requires `https://`).
+    pub allow_http: bool,
+    /// PEM certificates trusted for receivers besides the system roots.
+    pub tls_ca_file: std::path::PathBuf,
+    /// Seconds before retry 1, 2, ... (the last repeats), each with jitter.
+    #[serde(deserialize_with = "list_or_csv_f64")]
+    pub retry_schedule_seconds: Vec<f64>,
+    /// Each wait is scaled by a random factor in `1 +- jitter`.
+    pub retry_jitter: f64,
+    /// Requests in flight from one node, all endpoints together; one
+    /// endpoint has at most one (deliveries go out in order).
+    pub max_in_flight: usize,
+    /// Deliveries taken per endpoint per turn.
+    pub batch: u32,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self {
+            allow_http: false,
+            tls_ca_file: std::path::PathBuf::new(),
+            retry_schedule_seconds: crate::domain::webhook::DEFAULT_RETRY_SCHEDULE_SECONDS
+                .iter()
+                .map(|s| *s as f64)
+                .collect(),
+            retry_jitter: 0.2,
+            max_in_flight: 256,
+            batch: 50,
+        }
+    }
+}
+
 /// The scheduler role: device schedules, quota enforcement, retention, edge liveness.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
@@ -726,6 +789,27 @@ impl Config {
                 self.server.listen
             ));
         }
+        let w = &self.webhooks;
+        if w.retry_schedule_seconds.is_empty()
+            || w.retry_schedule_seconds
+                .iter()
+                .any(|s| !(*s > 0.0 && *s <= 86_400.0))
+        {
+            return invalid(
+                "webhooks.retry_schedule_seconds must list 1+ waits of (0, 86400] seconds".into(),
+            );
+        }
+        if !(0.0..=1.0).contains(&w.retry_jitter) || w.max_in_flight == 0 || w.batch == 0 {
+            return invalid(
+                "webhooks.retry_jitter must be 0-1; webhooks.max_in_flight and webhooks.batch positive"
+                    .into(),
+            );
+        }
+        if self.notify.poll_ms == 0 || self.notify.lease_ttl_ms < 1_000 {
+            return invalid(
+                "notify.poll_ms must be positive and notify.lease_ttl_ms >= 1000".into(),
+            );
+        }
         if self.server.body_limit_bytes < 1024 {
             return invalid("server.body_limit_bytes must be at least 1024".into());
         }
@@ -890,6 +974,27 @@ impl Config {
 }
 
 /// A list, or one comma-separated string (environment variables are scalars).
+/// Numbers as a list or a comma-separated string (environment variables).
+fn list_or_csv_f64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Numbers {
+        List(Vec<f64>),
+        One(f64),
+        Csv(String),
+    }
+    match Numbers::deserialize(d)? {
+        Numbers::List(list) => Ok(list),
+        Numbers::One(n) => Ok(vec![n]),
+        Numbers::Csv(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse::<f64>().map_err(serde::de::Error::custom))
+            .collect(),
+    }
+}
+
 fn list_or_csv<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]

@@ -93,3 +93,20 @@ typed_id!(
     /// and stopped by the API or the schedule. The `<taskId>` of SSE event ids.
     TaskId
 );
+typed_id!(
+    /// An alert rule: a condition on a scene's queue metrics.
+    AlertRuleId
+);
+typed_id!(
+    /// One firing of an alert rule.
+    AlertId
+);
+typed_id!(
+    /// A user's webhook endpoint configuration.
+    WebhookId
+);
+typed_id!(
+    /// One event sent (and maybe re-sent) to a webhook endpoint; its
+    /// `webhook-id` header, the same on every attempt.
+    DeliveryId
+);

@@ -14,6 +14,7 @@ pub mod inference;
 pub mod ingest;
 pub mod metrics;
 pub mod node;
+pub mod notify;
 pub mod scenes;
 pub mod scheduler;
 pub mod server;

@@ -38,6 +38,9 @@ pub struct WorkerMetrics {
     pub ingest_frames: Counter,
     pub ingest_decode_failures: Counter,
     pub ingest_reconnects: Counter,
+    pub alerts_fired: Counter,
+    pub webhook_deliveries: Counter,
+    pub webhook_failures: Counter,
     batch_sizes: Mutex<Histogram>,
     inference_seconds: Mutex<Histogram>,
     frame_seconds: Mutex<Histogram>,
@@ -59,6 +62,9 @@ impl Default for WorkerMetrics {
             ingest_frames: Counter::default(),
             ingest_decode_failures: Counter::default(),
             ingest_reconnects: Counter::default(),
+            alerts_fired: Counter::default(),
+            webhook_deliveries: Counter::default(),
+            webhook_failures: Counter::default(),
             batch_sizes: Mutex::new(Histogram::new(BATCH_BOUNDS)),
             inference_seconds: Mutex::new(Histogram::new(SECONDS_BOUNDS)),
             frame_seconds: Mutex::new(Histogram::new(SECONDS_BOUNDS)),
@@ -162,6 +168,21 @@ impl WorkerMetrics {
                 "panoptes_ingest_reconnects_total",
                 "RTSP sessions lost and retried.",
                 &self.ingest_reconnects,
+            ),
+            (
+                "panoptes_notify_alerts_fired_total",
+                "Alert rules fired (one per breach, cluster-wide exactly once).",
+                &self.alerts_fired,
+            ),
+            (
+                "panoptes_webhook_deliveries_total",
+                "Webhook attempts answered with 2xx.",
+                &self.webhook_deliveries,
+            ),
+            (
+                "panoptes_webhook_failures_total",
+                "Webhook attempts that failed (non-2xx, timeout, refused target).",
+                &self.webhook_failures,
             ),
         ] {
             counter(&mut out, name, help, v.get());

@@ -5,8 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use panoptes_shared::domain::event::EventKind;
 use panoptes_shared::ports::jobs::now_ms;
-use panoptes_shared::ports::{JobQueue, NodeInfo, NodeRegistry, NodeStatus};
+use panoptes_shared::ports::{JobQueue, NodeInfo, NodeRegistry, NodeStatus, Store};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::WorkerMetrics;
@@ -27,6 +28,8 @@ pub fn node_id(configured: &str) -> String {
 
 pub struct Heartbeat {
     pub nodes: Arc<dyn NodeRegistry>,
+    /// Where `node_online` / `node_offline` events are recorded.
+    pub store: Arc<dyn Store>,
     pub queue: Arc<dyn JobQueue>,
     pub metrics: Arc<WorkerMetrics>,
     pub info: NodeInfo,
@@ -35,23 +38,38 @@ pub struct Heartbeat {
 }
 
 impl Heartbeat {
-    /// One beat: register, report lapsed nodes, refresh the queue gauges.
+    /// One beat: register, report lapsed nodes (a `node_offline` event for
+    /// every user with a running analysis: the pool serves them all; each
+    /// lapse is handed to one caller cluster-wide), refresh the queue gauges.
     pub async fn beat(&self) -> panoptes_shared::Result<Vec<NodeStatus>> {
         self.nodes.heartbeat(&self.info, self.ttl).await?;
         let offline = self.nodes.take_offline().await?;
         for n in &offline {
+            let silent_ms = now_ms().saturating_sub(n.last_seen_ms);
             tracing::warn!(
                 node = %n.info.id,
                 roles = ?n.info.roles,
-                silent_ms = now_ms().saturating_sub(n.last_seen_ms),
+                silent_ms,
                 "node_offline: compute node stopped heartbeating"
             );
+            let data = serde_json::json!({
+                "nodeId": n.info.id,
+                "roles": n.info.roles,
+                "lastSeenAt": panoptes_shared::time::from_millis(i64::try_from(n.last_seen_ms).unwrap_or(0)),
+            });
+            node_event(self.store.as_ref(), EventKind::NodeOffline, &data).await;
         }
         self.metrics.set_queue(self.queue.stats().await?);
         Ok(offline)
     }
 
     pub async fn run(self, shutdown: CancellationToken) {
+        let data = serde_json::json!({
+            "nodeId": self.info.id,
+            "roles": self.info.roles,
+            "executionProvider": self.info.execution_provider,
+        });
+        node_event(self.store.as_ref(), EventKind::NodeOnline, &data).await;
         let mut tick = tokio::time::interval(self.every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -63,5 +81,17 @@ impl Heartbeat {
                 tracing::warn!(error = %e, "heartbeat failed");
             }
         }
+    }
+}
+
+/// Record a compute-node event for every user with a running analysis; a
+/// store that fails is logged, never fatal to the node.
+pub async fn node_event(store: &dyn Store, kind: EventKind, data: &serde_json::Value) {
+    match store
+        .record_for_running_users(kind, data, panoptes_shared::time::now())
+        .await
+    {
+        Ok(n) => tracing::info!(event = kind.as_str(), users = n, "node event recorded"),
+        Err(e) => tracing::warn!(event = kind.as_str(), error = %e, "node event not recorded"),
     }
 }

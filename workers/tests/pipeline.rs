@@ -515,6 +515,7 @@ async fn nodes_heartbeat_and_export_the_queue_lag() {
     }
     let beat = Heartbeat {
         nodes: nodes.clone(),
+        store: w.store.clone(),
         queue: w.queue.clone(),
         metrics: metrics.clone(),
         info: NodeInfo {
@@ -540,6 +541,7 @@ async fn nodes_heartbeat_and_export_the_queue_lag() {
             ..beat.info.clone()
         },
         nodes: nodes.clone(),
+        store: w.store.clone(),
         queue: w.queue.clone(),
         metrics: Arc::new(WorkerMetrics::default()),
         every: beat.every,

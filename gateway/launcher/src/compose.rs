@@ -40,11 +40,6 @@ pub async fn gateway(cfg: &Config) -> anyhow::Result<()> {
 /// `panoptes worker --role ...`: the roles in their own process, on the
 /// shared backends named by config (Redis, PostgreSQL, S3).
 pub async fn worker(cfg: &Config, roles: &[Role]) -> anyhow::Result<()> {
-    if roles.contains(&Role::Notify) {
-        anyhow::bail!(
-            "the notify role is not available yet (ingest, detect, analytics and schedule are)"
-        );
-    }
     let platform = wiring::connect(cfg)
         .await
         .map_err(|e| e.context("cannot connect the worker's backends"))?;
@@ -58,8 +53,8 @@ pub async fn worker(cfg: &Config, roles: &[Role]) -> anyhow::Result<()> {
     pipeline.run().await
 }
 
-/// `panoptes up`: the gateway and the ingest, detect, analytics and
-/// schedule roles in one process, on the same ports, plus the demo camera.
+/// `panoptes up`: the gateway and the ingest, detect, analytics, notify
+/// and schedule roles in one process, on the same ports, plus the demo camera.
 ///
 /// Without a usable detector (no ONNX Runtime library, say) the platform
 /// still runs, without detections: `/readyz` answers `degraded` and names
@@ -99,7 +94,13 @@ async fn up_roles(
     components: Arc<Components>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    for role in [Role::Detect, Role::Ingest, Role::Analytics, Role::Schedule] {
+    for role in [
+        Role::Detect,
+        Role::Ingest,
+        Role::Analytics,
+        Role::Notify,
+        Role::Schedule,
+    ] {
         let name = component_name(role);
         match pipeline.start(role).await {
             Ok(()) => components.running(name),

@@ -23,6 +23,10 @@ use panoptes_workers::inference::engine::{Engine, EngineOptions, Provider};
 use panoptes_workers::ingest::{IngestPorts, IngestSettings, IngestWorker};
 use panoptes_workers::metrics::WorkerMetrics;
 use panoptes_workers::node::{Heartbeat, node_id};
+use panoptes_workers::notify::{
+    DeliverPorts, DeliverSettings, Deliverer, Notifier, Outbox, RuleEvaluator, RulesPorts,
+    RulesSettings,
+};
 use panoptes_workers::scheduler::{Scheduler, SchedulerSettings};
 use tokio::task::{Id, JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -99,9 +103,7 @@ impl Pipeline {
             Role::Detect => self.start_detect().await?,
             Role::Analytics => self.start_analytics(),
             Role::Schedule => self.start_schedule(),
-            Role::Notify => anyhow::bail!(
-                "the notify role is not available yet (ingest, detect, analytics and schedule are)"
-            ),
+            Role::Notify => self.start_notify()?,
         }
         self.started.push(role);
         Ok(())
@@ -227,6 +229,13 @@ impl Pipeline {
         Ok(())
     }
 
+    fn start_notify(&mut self) -> anyhow::Result<()> {
+        let notifier = notifier(&self.cfg, &self.platform, &self.node, self.metrics.clone())?;
+        let stop = self.shutdown.clone();
+        self.spawn("notify", notifier.run(stop));
+        Ok(())
+    }
+
     fn start_schedule(&mut self) {
         let scheduler = Arc::new(Scheduler::new(
             self.platform.store.clone(),
@@ -256,6 +265,7 @@ impl Pipeline {
         let w = self.cfg.worker.clone();
         let beat = Heartbeat {
             nodes: self.platform.backends.nodes.clone(),
+            store: self.platform.store.clone(),
             queue: self.platform.backends.jobs.clone(),
             metrics: self.metrics.clone(),
             info: NodeInfo {
@@ -299,11 +309,72 @@ impl Pipeline {
                 None => anyhow::anyhow!("the {name} role stopped unexpectedly"),
             };
             tracing::error!(role = name, error = %error, "a worker role failed; stopping");
+            let data = serde_json::json!({
+                "nodeId": self.node,
+                "role": name,
+                "error": format!("the {name} role failed; the node is stopping"),
+            });
+            panoptes_workers::node::node_event(
+                self.platform.store.as_ref(),
+                panoptes_shared::domain::event::EventKind::NodeError,
+                &data,
+            )
+            .await;
             self.shutdown.cancel();
             failure.get_or_insert(error);
         }
         failure.map_or(Ok(()), Err)
     }
+}
+
+/// The notify role's parts from `notify.*` and `webhooks.*`, on `platform`.
+pub fn notifier(
+    cfg: &Config,
+    platform: &Platform,
+    node: &str,
+    metrics: Arc<WorkerMetrics>,
+) -> anyhow::Result<Notifier> {
+    let (n, w, p) = (&cfg.notify, &cfg.webhooks, platform);
+    let sender = panoptes_infra::wiring::webhook_sender(cfg)?;
+    Ok(Notifier {
+        rules: Arc::new(RuleEvaluator::new(
+            RulesPorts {
+                store: p.store.clone(),
+                bus: p.backends.bus.clone(),
+                leases: p.backends.leases.clone(),
+                metrics: metrics.clone(),
+            },
+            RulesSettings {
+                node: node.to_owned(),
+                lease_ttl: Duration::from_millis(n.lease_ttl_ms),
+                refresh: Duration::from_millis(n.rules_refresh_ms),
+                read_max: 1_000,
+            },
+        )),
+        outbox: Arc::new(Outbox::new(p.store.clone())),
+        deliverer: Arc::new(Deliverer::new(
+            DeliverPorts {
+                store: p.store.clone(),
+                sender: Arc::new(sender),
+                leases: p.backends.leases.clone(),
+                cipher: p.cipher.clone(),
+                metrics,
+            },
+            DeliverSettings {
+                node: node.to_owned(),
+                retry_schedule: w
+                    .retry_schedule_seconds
+                    .iter()
+                    .map(|s| Duration::from_secs_f64(*s))
+                    .collect(),
+                jitter: w.retry_jitter,
+                max_in_flight: w.max_in_flight,
+                batch: w.batch,
+                lease_ttl: Duration::from_secs(60),
+            },
+        )),
+        poll: Duration::from_millis(n.poll_ms),
+    })
 }
 
 /// The detector's options from `detector.*`.

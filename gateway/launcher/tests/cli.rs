@@ -225,15 +225,20 @@ fn a_worker_whose_role_cannot_start_exits_non_zero_and_says_why() {
         err.contains("cannot start the detect role") && err.contains("ONNX Runtime"),
         "{err}"
     );
-    // The same under the former name.
+    // The same under the former name: notify without its receivers' CA file.
     let out = Command::new(env!("CARGO_BIN_EXE_panoptes-worker"))
         .args(["--role", "notify"])
         .env("PANOPTES__DATA__DIR", &dir)
+        .env(
+            "PANOPTES__WEBHOOKS__TLS_CA_FILE",
+            dir.join("missing-ca.pem"),
+        )
         .stdin(Stdio::null())
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("notify role is not available"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("webhooks.tls_ca_file"), "{err}");
 }
 
 /// `panoptes up` without ONNX Runtime: the API serves, and `/readyz` says

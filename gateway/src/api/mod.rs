@@ -41,6 +41,8 @@ pub type Apis = (
     v1::scenes::ScenesApi,
     v1::edge::EdgeApi,
     v1::analytics::AnalyticsApi,
+    v1::alerts::AlertsApi,
+    v1::webhooks::WebhooksApi,
     v1::streams::StreamsApi,
     v1::admin::AdminApi,
     ops::OpsApi,
@@ -66,6 +68,12 @@ pub fn service(state: AppState) -> OpenApiService<Apis, ()> {
                 state: state.clone(),
             },
             v1::analytics::AnalyticsApi {
+                state: state.clone(),
+            },
+            v1::alerts::AlertsApi {
+                state: state.clone(),
+            },
+            v1::webhooks::WebhooksApi {
                 state: state.clone(),
             },
             v1::streams::StreamsApi {

@@ -143,6 +143,58 @@ fn clean_reason(e: &serde_json::Error) -> String {
 
 poem_openapi::impl_apirequest_for_payload!(JsonBody<T>, T: Type + DeserializeOwned);
 
+/// A JSON body the client may leave out (no `Content-Type`, no bytes):
+/// [`OptionalJsonBody::parse`] gives `None` then.
+pub struct OptionalJsonBody<T>(Option<JsonBody<T>>);
+
+impl<T: DeserializeOwned + Type> OptionalJsonBody<T> {
+    pub fn parse<S>(&self) -> Result<Option<T>, ApiError<S>> {
+        match &self.0 {
+            Some(body) if !body.bytes.iter().all(u8::is_ascii_whitespace) => body.parse().map(Some),
+            _ => Ok(None),
+        }
+    }
+}
+
+impl<'a, T: Type + DeserializeOwned> poem_openapi::ApiExtractor<'a> for OptionalJsonBody<T> {
+    const TYPES: &'static [poem_openapi::ApiExtractorType] =
+        &[poem_openapi::ApiExtractorType::RequestObject];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+
+    fn request_meta() -> Option<poem_openapi::registry::MetaRequest> {
+        Some(poem_openapi::registry::MetaRequest {
+            description: None,
+            content: vec![poem_openapi::registry::MetaMediaType {
+                content_type: <JsonBody<T> as Payload>::CONTENT_TYPE,
+                schema: T::schema_ref(),
+            }],
+            required: false,
+        })
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        body: &mut RequestBody,
+        _param_opts: poem_openapi::ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        match request.content_type() {
+            None => Ok(Self(None)),
+            Some(ct) if JsonBody::<T>::check_content_type(ct) => Ok(Self(Some(
+                <JsonBody<T> as ParsePayload>::from_request(request, body).await?,
+            ))),
+            Some(ct) => Err(poem_openapi::error::ContentTypeError::NotSupported {
+                content_type: ct.to_string(),
+            }
+            .into()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

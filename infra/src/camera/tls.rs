@@ -30,27 +30,28 @@ impl Tls {
     /// Trust the system's roots and, when given, the PEM certificates in
     /// `ca_file` (a private CA, or the CA that signed a camera's certificate).
     pub fn new(ca_file: Option<&Path>) -> Result<Self, String> {
+        Self::trusting("ingest.tls_ca_file", ca_file)
+    }
+
+    /// [`Tls::new`] for another setting (named in errors).
+    pub fn trusting(setting: &str, ca_file: Option<&Path>) -> Result<Self, String> {
         let mut roots = rustls::RootCertStore::empty();
         for cert in rustls_native_certs::load_native_certs().certs {
             let _ = roots.add(cert); // an unparsable system root is skipped
         }
         if let Some(path) = ca_file {
             let certs = CertificateDer::pem_file_iter(path)
-                .map_err(|e| format!("ingest.tls_ca_file {}: {e}", path.display()))?;
+                .map_err(|e| format!("{setting} {}: {e}", path.display()))?;
             let mut added = 0;
             for cert in certs {
-                let cert =
-                    cert.map_err(|e| format!("ingest.tls_ca_file {}: {e}", path.display()))?;
+                let cert = cert.map_err(|e| format!("{setting} {}: {e}", path.display()))?;
                 roots
                     .add(cert)
-                    .map_err(|e| format!("ingest.tls_ca_file {}: {e}", path.display()))?;
+                    .map_err(|e| format!("{setting} {}: {e}", path.display()))?;
                 added += 1;
             }
             if added == 0 {
-                return Err(format!(
-                    "ingest.tls_ca_file {} holds no certificate",
-                    path.display()
-                ));
+                return Err(format!("{setting} {} holds no certificate", path.display()));
             }
         }
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -62,6 +63,11 @@ impl Tls {
         Ok(Self {
             config: Arc::new(config),
         })
+    }
+
+    /// The rustls client configuration (for other TLS clients of the platform).
+    pub fn config(&self) -> Arc<rustls::ClientConfig> {
+        self.config.clone()
     }
 
     /// The system roots only.

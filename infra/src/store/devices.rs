@@ -33,8 +33,8 @@ const INSERT: &str = concat!(
 
 fn device(row: &AnyRow) -> Result<Device> {
     let offset: i64 = get(row, "utc_offset_minutes")?;
-    let offset = UtcOffset::parse(&format!("UTC{:+}:{:02}", offset / 60, (offset % 60).abs()))
-        .map_err(|e| corrupt("utc_offset_minutes", e))?;
+    let offset = UtcOffset::from_minutes(offset)
+        .ok_or_else(|| corrupt("utc_offset_minutes", format!("{offset} minutes")))?;
     let geo: Option<String> = get(row, "geo_source")?;
     let schedule: Option<String> = get(row, "schedule")?;
     Ok(Device {

@@ -17,7 +17,7 @@ macro_rules! columns {
     };
 }
 
-fn event(row: &AnyRow) -> Result<PlatformEvent> {
+pub(super) fn event(row: &AnyRow) -> Result<PlatformEvent> {
     let opt = |column: &str| -> Result<Option<uuid::Uuid>> {
         get::<Option<String>>(row, column)?
             .map(|s| s.parse().map_err(|e| corrupt(column, e)))
@@ -55,11 +55,58 @@ pub(super) async fn insert_event(conn: &mut sqlx::AnyConnection, e: &PlatformEve
     Ok(())
 }
 
+impl SqlStore {
+    /// One event per user row (`user_id` column), in one transaction.
+    async fn record_for(
+        &self,
+        users: Vec<AnyRow>,
+        kind: EventKind,
+        data: &serde_json::Value,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64> {
+        let mut tx = self.pool.begin().within(self.deadline).await?;
+        for row in &users {
+            let user: UserId = id(row, "user_id")?;
+            let e = PlatformEvent::new(user, kind, None, None, data.clone(), at);
+            insert_event(&mut tx, &e).await?;
+        }
+        tx.commit().within(self.deadline).await?;
+        Ok(users.len() as u64)
+    }
+}
+
 #[async_trait]
 impl EventRepo for SqlStore {
     async fn record_event(&self, e: &PlatformEvent) -> Result<()> {
         let mut conn = self.pool.acquire().within(self.deadline).await?;
         insert_event(&mut conn, e).await
+    }
+
+    async fn record_for_running_users(
+        &self,
+        kind: EventKind,
+        data: &serde_json::Value,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64> {
+        let users =
+            sqlx::query("SELECT DISTINCT user_id FROM analysis_tasks WHERE status = 'running'")
+                .fetch_all(&self.pool)
+                .within(self.deadline)
+                .await?;
+        self.record_for(users, kind, data, at).await
+    }
+
+    async fn record_for_all_users(
+        &self,
+        kind: EventKind,
+        data: &serde_json::Value,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64> {
+        let users = sqlx::query("SELECT id AS user_id FROM users")
+            .fetch_all(&self.pool)
+            .within(self.deadline)
+            .await?;
+        self.record_for(users, kind, data, at).await
     }
 
     async fn list_events(

@@ -14,6 +14,7 @@
 //! timeout is `Unavailable { dependency: "store" }` (503); anything else is
 //! `Internal` with the sqlx error as its source.
 
+mod alerts;
 mod api_keys;
 mod devices;
 mod events;
@@ -22,6 +23,7 @@ mod rows;
 mod scenes;
 mod tasks;
 mod users;
+mod webhooks;
 
 use std::time::Duration;
 

@@ -1,5 +1,6 @@
 //! Domain model: the values the API talks about, each parsed once at the edge.
 
+pub mod alert;
 pub mod api_key;
 pub mod camera;
 pub mod detection;
@@ -16,3 +17,4 @@ pub mod stream_events;
 pub mod task;
 pub mod user;
 pub mod validate;
+pub mod webhook;

@@ -47,6 +47,12 @@ impl UtcOffset {
         Ok(Self(minutes))
     }
 
+    /// From stored minutes; `None` outside -12:00..=+14:00 or off the 15-minute grid.
+    pub fn from_minutes(minutes: i64) -> Option<Self> {
+        let m = i32::try_from(minutes).ok()?;
+        ((-12 * 60..=14 * 60).contains(&m) && m % 15 == 0).then_some(Self(m))
+    }
+
     pub fn minutes(self) -> i32 {
         self.0
     }

@@ -30,6 +30,16 @@ pub fn snapshot_key(user: UserId, device: DeviceId, captured_at_ms: u64, job: Jo
     format!("{user}/snapshots/{device}/{captured_at_ms}-{job}.jpg")
 }
 
+/// The snapshot key inside a presigned URL of `user`'s snapshot (what an
+/// `analysis_result` event carries), so a record can keep the key and sign
+/// fresh URLs later. `None` when the URL holds no valid key of that user.
+pub fn snapshot_key_in_url(url: &str, user: UserId) -> Option<String> {
+    let path = url.split(['?', '#']).next()?;
+    let start = path.find(&format!("{user}/snapshots/"))?;
+    let key = &path[start..];
+    valid_key(key).then(|| key.to_owned())
+}
+
 /// Keys are relative paths of plain segments (`[A-Za-z0-9._-]`, not `.` or
 /// `..`), so that no key escapes its prefix on any backend.
 pub fn valid_key(key: &str) -> bool {
@@ -55,6 +65,15 @@ mod tests {
         let k = snapshot_key(u, d, 1_700_000_000_123, JobId(uuid::Uuid::nil()));
         assert!(valid_key(&k), "{k}");
         assert!(k.starts_with(&format!("{u}/snapshots/{d}/")));
+        let url = format!("http://127.0.0.1:8080/blobs/{k}?exp=1&sig=abc");
+        assert_eq!(snapshot_key_in_url(&url, u).as_deref(), Some(k.as_str()));
+        let s3 = format!("https://s3.example.com/bucket/{k}?X-Amz-Signature=x");
+        assert_eq!(snapshot_key_in_url(&s3, u).as_deref(), Some(k.as_str()));
+        assert_eq!(
+            snapshot_key_in_url(&url, UserId::new()),
+            None,
+            "another tenant's key"
+        );
         for bad in [
             "", "/a", "a/", "a//b", "a/../b", "./a", "a/b c", "a\\b", "ü",
         ] {

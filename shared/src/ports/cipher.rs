@@ -21,3 +21,28 @@ pub fn open_credentials(
         Some(s) => serde_json::from_slice(&cipher.open(s)?).map_err(Error::internal),
     }
 }
+
+/// Open a webhook's sealed signing secret.
+pub fn open_signing_secret(
+    cipher: &dyn SecretCipher,
+    sealed: &Sealed,
+) -> Result<crate::domain::webhook::SigningSecret> {
+    let text = String::from_utf8(cipher.open(sealed)?).map_err(Error::internal)?;
+    crate::domain::webhook::SigningSecret::parse(&text).map_err(Error::internal)
+}
+
+/// The secrets that sign `webhook`'s deliveries at `now`: the current one,
+/// and the previous one during its grace period after a regeneration.
+pub fn signing_secrets(
+    cipher: &dyn SecretCipher,
+    webhook: &crate::domain::webhook::Webhook,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<crate::domain::webhook::SigningSecret>> {
+    let mut out = vec![open_signing_secret(cipher, &webhook.secret)?];
+    if let (Some(prev), Some(until)) = (&webhook.previous_secret, webhook.previous_secret_until)
+        && until > now
+    {
+        out.push(open_signing_secret(cipher, prev)?);
+    }
+    Ok(out)
+}

@@ -12,6 +12,7 @@ pub mod rate_limit;
 pub mod resolver;
 pub mod slots;
 pub mod store;
+pub mod webhooks;
 
 pub use blobs::BlobStore;
 pub use bus::{BusEvent, EventBus, Offset, Publication, ResumePoint, Subscription};
@@ -24,9 +25,10 @@ pub use rate_limit::{RateDecision, RateLimiter};
 pub use resolver::Resolver;
 pub use slots::{SlotGrant, StreamSlots, StreamToken, TakenOver};
 pub use store::{
-    ApiKeyRepo, DeviceRepo, EventRepo, MetricsHistoryRepo, SceneRepo, SessionRepo, Store, TaskRepo,
-    UserRepo,
+    AlertFilter, AlertRepo, ApiKeyRepo, DeliveryFilter, DeviceRepo, EventRepo, MetricsHistoryRepo,
+    RuleFilter, SceneRepo, SessionRepo, Store, TaskRepo, UserRepo, WebhookRepo,
 };
+pub use webhooks::{OutboundRequest, OutboundResponse, WebhookSender};
 
 /// Every port trait, for `use panoptes_shared::ports::prelude::*;` where methods are called.
 pub mod prelude {
@@ -40,7 +42,8 @@ pub mod prelude {
     pub use super::rate_limit::RateLimiter as _;
     pub use super::slots::StreamSlots as _;
     pub use super::store::{
-        ApiKeyRepo as _, DeviceRepo as _, EventRepo as _, MetricsHistoryRepo as _, SceneRepo as _,
-        SessionRepo as _, Store as _, TaskRepo as _, UserRepo as _,
+        AlertRepo as _, ApiKeyRepo as _, DeviceRepo as _, EventRepo as _, MetricsHistoryRepo as _,
+        SceneRepo as _, SessionRepo as _, Store as _, TaskRepo as _, UserRepo as _,
+        WebhookRepo as _,
     };
 }

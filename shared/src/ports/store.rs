@@ -8,16 +8,22 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::domain::alert::{Alert, AlertRule, AlertStatus, Severity};
 use crate::domain::api_key::{ApiKey, KeyHash};
 use crate::domain::device::{Device, DeviceStatus};
 use crate::domain::event::PlatformEvent;
 use crate::domain::metrics_history::{RollingRow, RollingWindow, SceneSnapshot, TimeRange};
 use crate::domain::page::{Page, PageRequest};
 use crate::domain::scene::Scene;
+use crate::domain::schedule::UtcOffset;
 use crate::domain::task::{AnalysisTask, TaskEnd};
 use crate::domain::user::{Email, Role, Session, User};
+use crate::domain::webhook::{Attempt, Delivery, DeliveryStatus, Webhook};
 use crate::error::Result;
-use crate::ids::{ApiKeyId, DeviceId, SceneId, SessionId, TaskId, UserId};
+use crate::ids::{
+    AlertId, AlertRuleId, ApiKeyId, DeliveryId, DeviceId, SceneId, SessionId, TaskId, UserId,
+    WebhookId,
+};
 
 #[async_trait]
 pub trait UserRepo {
@@ -152,6 +158,21 @@ pub trait MetricsHistoryRepo {
 #[async_trait]
 pub trait EventRepo {
     async fn record_event(&self, event: &PlatformEvent) -> Result<()>;
+    /// Record one event per user who has a running analysis task (compute
+    /// node events: the pool serves every running task); returns how many.
+    async fn record_for_running_users(
+        &self,
+        kind: crate::domain::event::EventKind,
+        data: &serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> Result<u64>;
+    /// Record one event per user (announcements); returns how many.
+    async fn record_for_all_users(
+        &self,
+        kind: crate::domain::event::EventKind,
+        data: &serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> Result<u64>;
     /// Newest first; one device's events when `device` is given.
     async fn list_events(
         &self,
@@ -159,6 +180,132 @@ pub trait EventRepo {
         device: Option<DeviceId>,
         page: PageRequest,
     ) -> Result<Page<PlatformEvent>>;
+}
+
+/// Which rules a list returns.
+#[derive(Debug, Clone, Default)]
+pub struct RuleFilter {
+    pub scene: Option<SceneId>,
+    pub device: Option<DeviceId>,
+    pub severity: Option<Severity>,
+    pub enabled: Option<bool>,
+}
+
+/// Which alerts a list returns (`range` on the firing time).
+#[derive(Debug, Clone, Default)]
+pub struct AlertFilter {
+    pub device: Option<DeviceId>,
+    pub scene: Option<SceneId>,
+    pub severity: Option<Severity>,
+    pub status: Option<AlertStatus>,
+    pub range: TimeRange,
+}
+
+#[async_trait]
+pub trait AlertRepo {
+    async fn insert_rule(&self, rule: &AlertRule) -> Result<()>;
+    async fn get_rule(&self, user: UserId, id: AlertRuleId) -> Result<Option<AlertRule>>;
+    /// Newest first.
+    async fn list_rules(
+        &self,
+        user: UserId,
+        filter: &RuleFilter,
+        page: PageRequest,
+    ) -> Result<Page<AlertRule>>;
+    /// Writes the configurable fields (not the firing state).
+    async fn update_rule(&self, user: UserId, rule: &AlertRule) -> Result<bool>;
+    async fn delete_rule(&self, user: UserId, id: AlertRuleId) -> Result<bool>;
+    /// Every tenant's enabled rules with their device's UTC offset (notify).
+    async fn enabled_rules(&self) -> Result<Vec<(AlertRule, UtcOffset)>>;
+    /// Fire `alert` for its rule if the breach is not already fired and the
+    /// cooldown has passed (`last_fired_at + cooldown <= triggered_at`); in
+    /// one transaction: the rule's firing state, the alert, the device's
+    /// monthly alert count and `event` (`alert_triggered`). `false` (and
+    /// nothing written) when another firing won, or the rule is gone or disabled.
+    async fn fire_alert(&self, alert: &Alert, event: &PlatformEvent) -> Result<bool>;
+    /// The condition stopped holding: the rule may fire for the next breach.
+    async fn close_breach(&self, rule: AlertRuleId) -> Result<()>;
+    async fn get_alert(&self, user: UserId, id: AlertId) -> Result<Option<Alert>>;
+    /// Newest firing first.
+    async fn list_alerts(
+        &self,
+        user: UserId,
+        filter: &AlertFilter,
+        page: PageRequest,
+    ) -> Result<Page<Alert>>;
+    /// Writes status and history, if the stored status is still `expected`
+    /// (two concurrent changes do not both apply).
+    async fn update_alert_status(
+        &self,
+        user: UserId,
+        alert: &Alert,
+        expected: AlertStatus,
+    ) -> Result<bool>;
+    /// Alerts fired for the device in the month (`YYYY-MM`, UTC).
+    async fn alert_count(&self, user: UserId, device: DeviceId, month: &str) -> Result<u64>;
+}
+
+/// Which deliveries a list returns.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    pub event_type: Option<String>,
+    pub status: Option<DeliveryStatus>,
+}
+
+#[async_trait]
+pub trait WebhookRepo {
+    /// `Conflict` when the user already has one.
+    async fn create_webhook(&self, webhook: &Webhook) -> Result<()>;
+    async fn get_webhook(&self, user: UserId) -> Result<Option<Webhook>>;
+    async fn update_webhook(&self, user: UserId, webhook: &Webhook) -> Result<bool>;
+    /// Deletes it with its deliveries and their attempts.
+    async fn delete_webhook(&self, user: UserId) -> Result<bool>;
+    /// Disable the endpoint (`410 Gone`) with the reason shown to the user.
+    async fn disable_webhook(&self, user: UserId, id: WebhookId, reason: &str) -> Result<bool>;
+    /// Outbox events not yet turned into deliveries, oldest first.
+    async fn undispatched_events(&self, limit: u32) -> Result<Vec<PlatformEvent>>;
+    /// Mark the event dispatched and, in the same transaction, insert its
+    /// delivery (when the user's endpoint subscribes to it); `false` when
+    /// another dispatcher took the event first.
+    async fn dispatch_event(
+        &self,
+        event: &PlatformEvent,
+        delivery: Option<&Delivery>,
+        at: DateTime<Utc>,
+    ) -> Result<bool>;
+    async fn insert_delivery(&self, delivery: &Delivery) -> Result<()>;
+    /// Users with a pending delivery due at `now` on an enabled endpoint.
+    async fn users_with_due_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<UserId>>;
+    /// The user's pending deliveries due at `now`, oldest event first.
+    async fn due_deliveries(
+        &self,
+        user: UserId,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>>;
+    /// Record `attempt` and the delivery's new state in one transaction.
+    async fn record_attempt(&self, delivery: &Delivery, attempt: &Attempt) -> Result<()>;
+    /// Newest first.
+    async fn list_deliveries(
+        &self,
+        user: UserId,
+        filter: &DeliveryFilter,
+        page: PageRequest,
+    ) -> Result<Page<Delivery>>;
+    async fn get_delivery(&self, user: UserId, id: DeliveryId) -> Result<Option<Delivery>>;
+    /// Oldest first.
+    async fn list_attempts(&self, user: UserId, id: DeliveryId) -> Result<Vec<Attempt>>;
+    /// Queue a delivery again for `at` with a fresh retry budget.
+    async fn requeue_delivery(
+        &self,
+        user: UserId,
+        id: DeliveryId,
+        at: DateTime<Utc>,
+    ) -> Result<bool>;
 }
 
 #[async_trait]
@@ -186,6 +333,8 @@ pub trait Store:
     + TaskRepo
     + MetricsHistoryRepo
     + EventRepo
+    + AlertRepo
+    + WebhookRepo
     + Send
     + Sync
     + 'static

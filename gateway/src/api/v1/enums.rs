@@ -9,7 +9,9 @@
 use std::borrow::Cow;
 use std::sync::OnceLock;
 
-use panoptes_shared::domain::{api_key, device, metrics_history, plan, scene, task};
+use panoptes_shared::domain::{
+    alert, api_key, device, event, metrics_history, plan, scene, task, webhook,
+};
 use poem_openapi::Enum;
 use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
 use poem_openapi::types::{
@@ -230,4 +232,41 @@ api_enum!(
         ThirtyMinutes,
         Total,
     }
+);
+
+api_enum!(
+    /// How `metricPath` is compared with `threshold`.
+    Operator => alert::Operator { Gt, Gte, Lt, Lte, Eq }
+);
+api_enum!(
+    /// How urgent an alert is.
+    Severity => alert::Severity { Warning, Critical }
+);
+api_enum!(
+    /// `active` when fired, then `acknowledged` and/or `resolved` (final).
+    AlertStatus => alert::AlertStatus { Active, Acknowledged, Resolved }
+);
+api_enum!(
+    /// A platform event type (webhook `type`, `subscribedTypes`).
+    EventType => event::EventKind {
+        AnalysisStarted,
+        AnalysisStopped,
+        AnalysisError,
+        AlertTriggered,
+        DeviceOffline,
+        DeviceOnline,
+        DeviceAnalysisError,
+        NodeOffline,
+        NodeOnline,
+        NodeError,
+        QuotaWarning,
+        QuotaExceeded,
+        BillingCycleCompleted,
+        MaintenanceScheduled,
+    }
+);
+api_enum!(
+    /// `pending` (its next attempt is scheduled), `succeeded` (a 2xx), or
+    /// `failed` (retries used up, or 410 Gone).
+    DeliveryStatus => webhook::DeliveryStatus { Pending, Succeeded, Failed }
 );

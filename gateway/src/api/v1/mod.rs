@@ -1,6 +1,7 @@
 //! `/api/v1`: one module per resource.
 
 pub mod admin;
+pub mod alerts;
 pub mod analytics;
 pub mod api_keys;
 pub mod auth;
@@ -9,6 +10,7 @@ pub mod edge;
 pub mod enums;
 pub mod scenes;
 pub mod streams;
+pub mod webhooks;
 
 use panoptes_shared::Error;
 use panoptes_shared::domain::page::PageRequest;
@@ -28,6 +30,10 @@ pub enum ApiTags {
     Edge,
     /// Stored queue metrics: snapshots and rolling windows.
     Analytics,
+    /// Alert rules on queue metrics, and the alerts they fire.
+    Alerts,
+    /// Your webhook endpoint: signed delivery of every platform event.
+    Webhooks,
     /// Live analysis results over Server-Sent Events.
     Streams,
     /// Platform administration (admin session only).

@@ -1,0 +1,80 @@
+//! The outbox dispatcher: platform events (written with the change that
+//! caused them) become deliveries to the owner's webhook endpoint, when it
+//! is enabled, subscribes to the type and existed when the event happened.
+//! Each event is claimed by one dispatcher, in the same transaction that
+//! queues its delivery, so any number of nodes may run this.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use panoptes_shared::Result;
+use panoptes_shared::domain::event::PlatformEvent;
+use panoptes_shared::domain::webhook::{Delivery, DeliveryStatus, Webhook};
+use panoptes_shared::ids::{DeliveryId, UserId};
+use panoptes_shared::ports::Store;
+
+/// Events taken per step.
+const BATCH: u32 = 200;
+
+pub struct Outbox {
+    store: Arc<dyn Store>,
+}
+
+impl Outbox {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    /// Dispatch what is waiting; returns how many deliveries were queued.
+    pub async fn step(&self) -> Result<usize> {
+        let events = self.store.undispatched_events(BATCH).await?;
+        let mut endpoints: HashMap<UserId, Option<Webhook>> = HashMap::new();
+        let mut queued = 0;
+        for event in events {
+            let webhook = match endpoints.get(&event.user_id) {
+                Some(w) => w.clone(),
+                None => {
+                    let w = self.store.get_webhook(event.user_id).await?;
+                    endpoints.insert(event.user_id, w.clone());
+                    w
+                }
+            };
+            let delivery = webhook
+                .filter(|w| {
+                    w.enabled && w.subscribes_to(event.kind) && event.created_at >= w.created_at
+                })
+                .map(|w| delivery_of(&event, &w));
+            let now = panoptes_shared::time::now();
+            if self
+                .store
+                .dispatch_event(&event, delivery.as_ref(), now)
+                .await?
+                && delivery.is_some()
+            {
+                queued += 1;
+            }
+        }
+        Ok(queued)
+    }
+}
+
+/// The delivery of `event` to `webhook`: its id is the event's, so the
+/// `webhook-id` receivers de-duplicate on is the event's identity.
+fn delivery_of(event: &PlatformEvent, webhook: &Webhook) -> Delivery {
+    Delivery {
+        id: DeliveryId(event.id),
+        user_id: event.user_id,
+        webhook_id: webhook.id,
+        event_id: Some(event.id),
+        event_type: event.kind.as_str().to_owned(),
+        payload: event.payload().to_string(),
+        status: DeliveryStatus::Pending,
+        attempts: 0,
+        round_attempts: 0,
+        next_attempt_at: Some(event.created_at),
+        last_status_code: None,
+        last_error: None,
+        created_at: event.created_at,
+        updated_at: event.created_at,
+    }
+}
