@@ -281,7 +281,9 @@ impl AlertRepo for SqlStore {
         if won.rows_affected() == 0 {
             return Ok(false);
         }
-        sqlx::query(concat!(
+        // The unique (rule, breach start) index backs the guard: a breach
+        // fired already is a lost race, not an error (the transaction rolls back).
+        let inserted = sqlx::query(concat!(
             "INSERT INTO alerts (",
             alert_columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
@@ -306,7 +308,13 @@ impl AlertRepo for SqlStore {
         .bind(ms(a.updated_at))
         .execute(&mut *tx)
         .within(self.deadline)
-        .await?;
+        .await;
+        match inserted {
+            Err(panoptes_shared::Error::Conflict(_)) => return Ok(false),
+            other => {
+                other?;
+            }
+        }
         sqlx::query(
             "INSERT INTO alert_counts (device_id, month, user_id, count) VALUES ($1, $2, $3, 1) \
              ON CONFLICT (device_id, month) DO UPDATE SET count = alert_counts.count + 1",
@@ -322,12 +330,20 @@ impl AlertRepo for SqlStore {
         Ok(true)
     }
 
-    async fn close_breach(&self, rid: AlertRuleId) -> Result<()> {
-        sqlx::query("UPDATE alert_rules SET breach_open = 0 WHERE id = $1 AND breach_open = 1")
-            .bind(rid.to_string())
-            .execute(&self.pool)
-            .within(self.deadline)
-            .await?;
+    async fn close_breach(
+        &self,
+        rid: AlertRuleId,
+        cleared_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE alert_rules SET breach_open = 0 \
+             WHERE id = $1 AND breach_open = 1 AND last_fired_at <= $2",
+        )
+        .bind(rid.to_string())
+        .bind(ms(cleared_at))
+        .execute(&self.pool)
+        .within(self.deadline)
+        .await?;
         Ok(())
     }
 

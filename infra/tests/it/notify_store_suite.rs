@@ -173,7 +173,16 @@ pub async fn a_breach_fires_exactly_once_however_many_evaluators_race(store: Sql
     // While the breach is open nothing fires, even after the cooldown.
     let (a, e) = firing(&r, t0 + Duration::seconds(200), t0 + Duration::seconds(190));
     assert!(!store.fire_alert(&a, &e).await.unwrap());
-    store.close_breach(r.id).await.unwrap();
+    // An evaluator behind the firing (its clearing sample is older) closes nothing.
+    store
+        .close_breach(r.id, t0 + Duration::seconds(29))
+        .await
+        .unwrap();
+    assert!(store.get_rule(u, r.id).await.unwrap().unwrap().breach_open);
+    store
+        .close_breach(r.id, t0 + Duration::seconds(31))
+        .await
+        .unwrap();
     // Closed, but inside the cooldown (60 s after 30 s): refused.
     let (a, e) = firing(&r, t0 + Duration::seconds(80), t0 + Duration::seconds(70));
     assert!(!store.fire_alert(&a, &e).await.unwrap());
@@ -207,8 +216,27 @@ pub async fn a_breach_fires_exactly_once_however_many_evaluators_race(store: Sql
         store.alert_count(u, d, &m1).await.unwrap() + store.alert_count(u, d, &m2).await.unwrap()
     };
     assert_eq!(counted, 2, "every firing counts against the device's month");
+    // The same breach fired again (the unique index): lost, not an error.
+    store
+        .close_breach(r.id, t0 + Duration::seconds(91))
+        .await
+        .unwrap();
+    let (mut again, e) = firing(&r, t0 + Duration::seconds(300), t0 + Duration::seconds(85));
+    again.id = AlertId::new();
+    assert!(!store.fire_alert(&again, &e).await.unwrap());
+    assert_eq!(
+        store
+            .list_alerts(u, &AlertFilter::default(), page(1, 20))
+            .await
+            .unwrap()
+            .total,
+        2
+    );
     // A disabled rule never fires.
-    store.close_breach(r.id).await.unwrap();
+    store
+        .close_breach(r.id, t0 + Duration::seconds(301))
+        .await
+        .unwrap();
     let mut off = r.clone();
     off.enabled = false;
     store.update_rule(u, &off).await.unwrap();

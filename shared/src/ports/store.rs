@@ -223,8 +223,10 @@ pub trait AlertRepo {
     /// monthly alert count and `event` (`alert_triggered`). `false` (and
     /// nothing written) when another firing won, or the rule is gone or disabled.
     async fn fire_alert(&self, alert: &Alert, event: &PlatformEvent) -> Result<bool>;
-    /// The condition stopped holding: the rule may fire for the next breach.
-    async fn close_breach(&self, rule: AlertRuleId) -> Result<()>;
+    /// The condition stopped holding at `cleared_at` (capture time): the
+    /// rule may fire for the next breach. A firing after `cleared_at` (by an
+    /// evaluator further ahead) keeps its breach open.
+    async fn close_breach(&self, rule: AlertRuleId, cleared_at: DateTime<Utc>) -> Result<()>;
     async fn get_alert(&self, user: UserId, id: AlertId) -> Result<Option<Alert>>;
     /// Newest firing first.
     async fn list_alerts(

@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use panoptes_infra::redis_keys::lease_names;
 use panoptes_shared::Result;
 use panoptes_shared::domain::webhook::{Delivery, Outcome, SigningSecret, Webhook, backoff};
@@ -46,6 +46,14 @@ pub struct DeliverSettings {
     pub lease_ttl: Duration,
 }
 
+/// What one batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Turn {
+    pub attempts: usize,
+    /// The endpoint was disabled (410) or asked us to hold off (Retry-After).
+    pub stopped: bool,
+}
+
 pub struct Deliverer {
     ports: DeliverPorts,
     settings: DeliverSettings,
@@ -54,6 +62,9 @@ pub struct Deliverer {
     busy: Mutex<HashSet<UserId>>,
     /// Users whose receiver asked us (429/503 Retry-After) to hold off.
     throttled: Mutex<HashMap<UserId, Instant>>,
+    /// Notified when an endpoint task ends (deliveries queued while it ran
+    /// are picked up at once) and when deliveries are queued.
+    pub wake: Arc<tokio::sync::Notify>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -68,6 +79,7 @@ impl Deliverer {
             settings,
             busy: Mutex::new(HashSet::new()),
             throttled: Mutex::new(HashMap::new()),
+            wake: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -116,6 +128,7 @@ impl Deliverer {
                 }
                 lock(&me.busy).remove(&user);
                 drop(permit);
+                me.wake.notify_one();
             });
         }
         Ok(started)
@@ -126,48 +139,57 @@ impl Deliverer {
     /// many attempts were made. (The caller holds the endpoint's lease.)
     pub async fn deliver_user(&self, user: UserId) -> Result<usize> {
         let key = lease_names::webhook_sender(user);
-        let mut renewed = Instant::now();
         let mut attempts = 0;
         loop {
-            let Some(webhook) = self.ports.store.get_webhook(user).await? else {
-                return Ok(attempts);
-            };
-            if !webhook.enabled {
+            let turn = self.deliver_due(user, Utc::now()).await?;
+            attempts += turn.attempts;
+            if turn.attempts == 0 || turn.stopped {
                 return Ok(attempts);
             }
-            let secrets = signing_secrets(self.ports.cipher.as_ref(), &webhook, Utc::now())?;
-            let due = self
+            // Between batches: keep the endpoint, or stop if another node took it.
+            if !self
                 .ports
-                .store
-                .due_deliveries(user, Utc::now(), self.settings.batch)
-                .await?;
-            if due.is_empty() {
+                .leases
+                .acquire(&key, &self.settings.node, self.settings.lease_ttl)
+                .await?
+            {
                 return Ok(attempts);
             }
-            for d in due {
-                if renewed.elapsed() >= self.settings.lease_ttl / 3 {
-                    if !self
-                        .ports
-                        .leases
-                        .acquire(&key, &self.settings.node, self.settings.lease_ttl)
-                        .await?
-                    {
-                        return Ok(attempts); // another node took over
-                    }
-                    renewed = Instant::now();
+        }
+    }
+
+    /// One batch: the user's deliveries due at `now`, in order, each attempt
+    /// stamped `now` (tests pass the time; the loop passes the clock's).
+    pub async fn deliver_due(&self, user: UserId, now: DateTime<Utc>) -> Result<Turn> {
+        let mut turn = Turn::default();
+        let Some(webhook) = self.ports.store.get_webhook(user).await? else {
+            return Ok(turn);
+        };
+        if !webhook.enabled {
+            return Ok(turn);
+        }
+        let secrets = signing_secrets(self.ports.cipher.as_ref(), &webhook, now)?;
+        let due = self
+            .ports
+            .store
+            .due_deliveries(user, now, self.settings.batch)
+            .await?;
+        for d in due {
+            turn.attempts += 1;
+            match self.attempt(d, &webhook, &secrets, now).await? {
+                Outcome::Delivered | Outcome::Retry { after: None } => {}
+                Outcome::Gone => {
+                    turn.stopped = true;
+                    break;
                 }
-                attempts += 1;
-                match self.attempt(d, &webhook, &secrets).await? {
-                    Outcome::Delivered => {}
-                    Outcome::Gone => return Ok(attempts),
-                    Outcome::Retry { after: Some(wait) } => {
-                        lock(&self.throttled).insert(user, Instant::now() + wait);
-                        return Ok(attempts);
-                    }
-                    Outcome::Retry { after: None } => {}
+                Outcome::Retry { after: Some(wait) } => {
+                    lock(&self.throttled).insert(user, Instant::now() + wait);
+                    turn.stopped = true;
+                    break;
                 }
             }
         }
+        Ok(turn)
     }
 
     /// One attempt of `d`: send, record, and say what it meant.
@@ -176,8 +198,8 @@ impl Deliverer {
         mut d: Delivery,
         webhook: &Webhook,
         secrets: &[SigningSecret],
+        started_at: DateTime<Utc>,
     ) -> Result<Outcome> {
-        let started_at = Utc::now();
         let timestamp = started_at.timestamp();
         let request = OutboundRequest::signed(
             &webhook.url,
@@ -190,8 +212,9 @@ impl Deliverer {
         );
         let clock = Instant::now();
         let response = self.ports.sender.send(&request).await;
-        let latency_ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let now = Utc::now();
+        let elapsed = clock.elapsed();
+        let latency_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+        let now = started_at + chrono::Duration::from_std(elapsed).unwrap_or_default();
         let (schedule, jitter) = (&self.settings.retry_schedule, self.settings.jitter);
         let (attempt, outcome) = d.record(
             response.into_result(latency_ms, now),

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-pub use deliver::{DeliverPorts, DeliverSettings, Deliverer};
+pub use deliver::{DeliverPorts, DeliverSettings, Deliverer, Turn};
 pub use outbox::Outbox;
 pub use rules::{RuleEvaluator, RulesPorts, RulesSettings, RulesStep};
 
@@ -35,7 +35,7 @@ impl Notifier {
     /// Run the three loops until `shutdown`; then give the rule leases back.
     pub async fn run(self, shutdown: CancellationToken) {
         let dispatch = Arc::new(Notify::new());
-        let deliver = Arc::new(Notify::new());
+        let deliver = self.deliverer.wake.clone();
         let rules = {
             let (r, wake, stop, poll) = (
                 self.rules.clone(),

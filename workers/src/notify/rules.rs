@@ -203,7 +203,10 @@ impl RuleEvaluator {
                 match verdict {
                     Verdict::Quiet => {}
                     Verdict::Cleared => {
-                        self.ports.store.close_breach(state.rule.id).await?;
+                        self.ports
+                            .store
+                            .close_breach(state.rule.id, result.timestamp)
+                            .await?;
                         state.rule.breach_open = false;
                     }
                     Verdict::Fire {
