@@ -10,7 +10,6 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 
 /// How the receiver answers one request.
 #[derive(Debug, Clone)]
@@ -38,13 +37,11 @@ pub struct Received {
     /// Header names lower-cased.
     pub headers: HashMap<String, String>,
     pub body: Vec<u8>,
-    pub at: Instant,
 }
 
 pub struct Receiver {
     pub addr: SocketAddr,
     pub requests: mpsc::UnboundedReceiver<Received>,
-    script: Arc<Mutex<VecDeque<Reply>>>,
 }
 
 impl Receiver {
@@ -86,8 +83,7 @@ impl Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, requests) = mpsc::unbounded_channel();
-        let script = Arc::new(Mutex::new(VecDeque::from(script)));
-        let s = script.clone();
+        let s = Arc::new(Mutex::new(VecDeque::from(script)));
         tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
@@ -106,16 +102,7 @@ impl Receiver {
                 });
             }
         });
-        Self {
-            addr,
-            requests,
-            script,
-        }
-    }
-
-    /// Answer the next requests with these (before whatever is left).
-    pub fn then(&self, replies: Vec<Reply>) {
-        self.script.lock().unwrap().extend(replies);
+        Self { addr, requests }
     }
 
     pub fn url(&self, scheme: &str) -> String {
@@ -181,7 +168,6 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
             path,
             headers,
             body,
-            at: Instant::now(),
         });
         let reply = script.lock().unwrap().pop_front().unwrap_or_else(Reply::ok);
         match reply {
