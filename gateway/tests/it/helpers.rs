@@ -175,6 +175,11 @@ pub fn config(backend: &Backend, redis_prefix: &str) -> Vec<(String, String)> {
             "PANOPTES__OUTBOUND__ALLOW_PRIVATE".to_owned(),
             "true".to_owned(),
         ),
+        // Test webhook receivers speak plain HTTP on loopback.
+        (
+            "PANOPTES__WEBHOOKS__ALLOW_HTTP".to_owned(),
+            "true".to_owned(),
+        ),
     ];
     // Every test client is 127.0.0.1: the per-client limits on the anonymous
     // endpoints are raised so tests that sign up many users are not refused

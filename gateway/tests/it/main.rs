@@ -1,6 +1,7 @@
 //! Gateway end-to-end tests over real HTTP, PostgreSQL and Redis.
 
 mod abuse;
+mod alerts;
 mod analysis;
 mod analytics;
 mod api_keys;
@@ -21,9 +22,12 @@ mod outages;
 mod outbound;
 #[path = "../../../workers/tests/common/promtool.rs"]
 mod promtool;
+#[path = "../../../workers/tests/common/receiver.rs"]
+mod receiver;
 #[path = "../../../workers/tests/common/rtsp.rs"]
 mod rtsp;
 mod scenes;
 mod sse;
 mod sse_client;
 mod sse_slots;
+mod webhooks;

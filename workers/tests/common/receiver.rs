@@ -1,6 +1,8 @@
 //! A webhook receiver on loopback for tests: plain HTTP/1.1 (or TLS with a
 //! throwaway CA), answering each request from a script and handing every
-//! request it got to the test, with the time it arrived.
+//! request it got to the test.
+
+#![allow(dead_code)]
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
