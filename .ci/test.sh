@@ -10,7 +10,7 @@ ensure_rust
 ensure_postgres
 ensure_redis
 ensure_s3
-ensure_venv "openapi-spec-validator==0.7.2" "schemathesis==4.32.5"
+ensure_venv "openapi-spec-validator==0.7.2" "schemathesis==4.32.5" "standardwebhooks==1.3.0"
 ensure_onnxruntime
 ensure_rtsp
 ensure_promtool

@@ -267,7 +267,7 @@ async fn up_without_a_detector_serves_and_reports_itself_degraded() {
         let r = reqwest::get(format!("{base}/readyz")).await.unwrap();
         assert_eq!(r.status(), 200);
         let body: Value = r.json().await.unwrap();
-        if body["data"]["components"].as_array().unwrap().len() == 4 {
+        if body["data"]["components"].as_array().unwrap().len() == 5 {
             break body;
         }
         assert!(tokio::time::Instant::now() < deadline, "{body}");
