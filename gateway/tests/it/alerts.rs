@@ -279,6 +279,17 @@ async fn alerts_are_filtered_acknowledged_and_resolved() {
     let t0 = Utc::now() - Duration::hours(2);
     let a1 = fire(&app, &user, &warning, t0).await;
     let a2 = fire(&app, &user, &critical, t0 + Duration::hours(1)).await;
+    // Each firing counts against the device's month.
+    let this_month = panoptes_shared::domain::alert::month_of(Utc::now());
+    let counted = [a1.triggered_at, a2.triggered_at]
+        .iter()
+        .filter(|t| panoptes_shared::domain::alert::month_of(**t) == this_month)
+        .count();
+    let quota = app
+        .get(&format!("/api/v1/devices/{device}/quota"), &t)
+        .await
+        .expect(200);
+    assert_eq!(quota.data()["alertUsed"], counted);
     let list = app.get("/api/v1/alerts", &t).await.expect(200);
     let items = list.data().as_array().unwrap();
     assert_eq!(items.len(), 2);

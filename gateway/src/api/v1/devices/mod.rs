@@ -47,6 +47,14 @@ impl AppState {
         .await
     }
 
+    /// Alerts the device's rules fired this billing period.
+    pub async fn alerts_used(&self, device: &Device) -> Result<u64, Error> {
+        let month = panoptes_shared::domain::alert::month_of(panoptes_shared::time::now());
+        self.store
+            .alert_count(device.user_id, device.id, &month)
+            .await
+    }
+
     /// Refuse a camera URL aimed at a non-public address (400 naming
     /// `rtspUrl`). A name that does not resolve now (or within the guard's
     /// short deadline) is accepted: every connection is checked again.
@@ -282,7 +290,11 @@ impl DevicesApi {
         let device = self.state.device(caller, id.0).await?;
         Ok(Reply::new(
             "Device quota",
-            DeviceQuotaDto::of(&device, self.state.analysis_seconds_used(&device).await?),
+            DeviceQuotaDto::of(
+                &device,
+                self.state.analysis_seconds_used(&device).await?,
+                self.state.alerts_used(&device).await?,
+            ),
         ))
     }
 
@@ -312,7 +324,11 @@ impl DevicesApi {
         }
         Ok(Reply::new(
             "Device quota updated",
-            DeviceQuotaDto::of(&device, self.state.analysis_seconds_used(&device).await?),
+            DeviceQuotaDto::of(
+                &device,
+                self.state.analysis_seconds_used(&device).await?,
+                self.state.alerts_used(&device).await?,
+            ),
         ))
     }
 

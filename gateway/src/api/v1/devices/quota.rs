@@ -1,7 +1,8 @@
 //! Device quota: the plan's monthly allowance, optionally capped lower per
 //! device by the customer. Analysis seconds are metered as the running time
-//! of the device's tasks this period; alerts, attributes and VLM tokens are
-//! metered by the features that spend them (0 until those exist).
+//! of the device's tasks this period, alerts as the alerts its rules fired
+//! this period; attributes and VLM tokens are metered by the features that
+//! spend them (0 until those exist).
 
 use chrono::{DateTime, Utc};
 use panoptes_shared::Error;
@@ -40,7 +41,7 @@ pub struct DeviceQuotaDto {
 }
 
 impl DeviceQuotaDto {
-    pub fn of(d: &Device, used_seconds: u64) -> Self {
+    pub fn of(d: &Device, used_seconds: u64, alerts_used: u64) -> Self {
         let plan = d.plan.limits();
         let q = &d.quota;
         let (period, resets_at) = billing_period(now());
@@ -56,7 +57,7 @@ impl DeviceQuotaDto {
             used_seconds,
             remaining_seconds: quota_seconds.saturating_sub(used_seconds),
             alert_quota: capped(q.alert_count, plan.alert_count),
-            alert_used: 0,
+            alert_used: alerts_used,
             attribute_quota: capped(q.attribute_count, plan.attribute_count),
             attribute_used: 0,
             vlm_quota: capped(q.vlm_tokens, plan.vlm_tokens),
