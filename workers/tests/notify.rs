@@ -172,6 +172,7 @@ impl World {
                 max_retries,
                 enabled: true,
                 disabled_reason: None,
+                paused_until: None,
                 created_at: t,
                 updated_at: t,
             })

@@ -71,6 +71,8 @@ CREATE TABLE webhooks (
     max_retries           BIGINT NOT NULL,
     enabled               BIGINT NOT NULL,
     disabled_reason       TEXT,
+    -- Nothing is sent before then (a failing receiver, or its Retry-After).
+    paused_until          BIGINT,
     created_at            BIGINT NOT NULL,
     updated_at            BIGINT NOT NULL
 );

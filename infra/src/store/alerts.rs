@@ -254,14 +254,21 @@ impl AlertRepo for SqlStore {
         .fetch_all(&self.pool)
         .within(self.deadline)
         .await?;
-        rows.iter()
-            .map(|row| {
-                let minutes: i64 = get(row, "utc_offset_minutes")?;
-                let offset = UtcOffset::from_minutes(minutes)
-                    .ok_or_else(|| corrupt("utc_offset_minutes", format!("{minutes} minutes")))?;
-                Ok((rule(row)?, offset))
+        let read = |row: &AnyRow| -> Result<(AlertRule, UtcOffset)> {
+            let minutes: i64 = get(row, "utc_offset_minutes")?;
+            let offset = UtcOffset::from_minutes(minutes)
+                .ok_or_else(|| corrupt("utc_offset_minutes", format!("{minutes} minutes")))?;
+            Ok((rule(row)?, offset))
+        };
+        // One unreadable rule must not stop every tenant's evaluation.
+        Ok(rows
+            .iter()
+            .filter_map(|row| {
+                read(row)
+                    .inspect_err(|e| tracing::error!(error = %e, "unreadable alert rule skipped"))
+                    .ok()
             })
-            .collect()
+            .collect())
     }
 
     async fn fire_alert(&self, a: &Alert, event: &PlatformEvent) -> Result<bool> {

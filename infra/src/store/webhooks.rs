@@ -24,7 +24,8 @@ macro_rules! deliveries_where {
 macro_rules! webhook_columns {
     () => {
         "id, user_id, url, name, secret, previous_secret, previous_secret_until, \
-         subscribed_types, timeout_ms, max_retries, enabled, disabled_reason, created_at, updated_at"
+         subscribed_types, timeout_ms, max_retries, enabled, disabled_reason, paused_until, \
+         created_at, updated_at"
     };
 }
 
@@ -64,6 +65,7 @@ fn webhook(row: &AnyRow) -> Result<Webhook> {
         max_retries: small(row, "max_retries")?,
         enabled: get::<i64>(row, "enabled")? != 0,
         disabled_reason: get(row, "disabled_reason")?,
+        paused_until: opt_time(row, "paused_until")?,
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
     })
@@ -138,13 +140,37 @@ async fn insert_delivery_on(conn: &mut sqlx::AnyConnection, d: &Delivery) -> Res
     Ok(())
 }
 
+async fn insert_attempt_on(
+    conn: &mut sqlx::AnyConnection,
+    d: &Delivery,
+    a: &Attempt,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO webhook_attempts (delivery_id, number, user_id, started_at, status_code, \
+         latency_ms, response_body, error, succeeded) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(d.id.to_string())
+    .bind(i64::from(a.number))
+    .bind(d.user_id.to_string())
+    .bind(ms(a.started_at))
+    .bind(a.status_code.map(i64::from))
+    .bind(i64::try_from(a.latency_ms).unwrap_or(i64::MAX))
+    .bind(a.response_body.clone())
+    .bind(a.error.clone())
+    .bind(i64::from(a.succeeded))
+    .execute(conn)
+    .await
+    .map_err(super::map_err)?;
+    Ok(())
+}
+
 #[async_trait]
 impl WebhookRepo for SqlStore {
     async fn create_webhook(&self, w: &Webhook) -> Result<()> {
         sqlx::query(concat!(
             "INSERT INTO webhooks (",
             webhook_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
         ))
         .bind(w.id.to_string())
         .bind(w.user_id.to_string())
@@ -158,6 +184,7 @@ impl WebhookRepo for SqlStore {
         .bind(i64::from(w.max_retries))
         .bind(i64::from(w.enabled))
         .bind(w.disabled_reason.clone())
+        .bind(w.paused_until.map(ms))
         .bind(ms(w.created_at))
         .bind(ms(w.updated_at))
         .execute(&self.pool)
@@ -185,11 +212,17 @@ impl WebhookRepo for SqlStore {
         row.as_ref().map(webhook).transpose()
     }
 
-    async fn update_webhook(&self, user: UserId, w: &Webhook) -> Result<bool> {
+    async fn update_webhook(
+        &self,
+        user: UserId,
+        w: &Webhook,
+        read_at: DateTime<Utc>,
+    ) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE webhooks SET url = $1, name = $2, secret = $3, previous_secret = $4, \
              previous_secret_until = $5, subscribed_types = $6, timeout_ms = $7, max_retries = $8, \
-             enabled = $9, disabled_reason = $10, updated_at = $11 WHERE user_id = $12 AND id = $13",
+             enabled = $9, disabled_reason = $10, paused_until = $11, updated_at = $12 \
+             WHERE user_id = $13 AND id = $14 AND updated_at = $15",
         )
         .bind(w.url.clone())
         .bind(w.name.clone())
@@ -201,9 +234,11 @@ impl WebhookRepo for SqlStore {
         .bind(i64::from(w.max_retries))
         .bind(i64::from(w.enabled))
         .bind(w.disabled_reason.clone())
+        .bind(w.paused_until.map(ms))
         .bind(ms(w.updated_at))
         .bind(user.to_string())
         .bind(w.id.to_string())
+        .bind(ms(read_at))
         .execute(&self.pool)
         .within(self.deadline)
         .await?;
@@ -234,6 +269,16 @@ impl WebhookRepo for SqlStore {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn pause_webhook(&self, wid: WebhookId, until: DateTime<Utc>) -> Result<()> {
+        sqlx::query("UPDATE webhooks SET paused_until = $1 WHERE id = $2")
+            .bind(ms(until))
+            .bind(wid.to_string())
+            .execute(&self.pool)
+            .within(self.deadline)
+            .await?;
+        Ok(())
+    }
+
     async fn undispatched_events(&self, limit: u32) -> Result<Vec<PlatformEvent>> {
         let rows = sqlx::query(
             "SELECT id, user_id, kind, device_id, task_id, data, created_at FROM platform_events \
@@ -243,7 +288,23 @@ impl WebhookRepo for SqlStore {
         .fetch_all(&self.pool)
         .within(self.deadline)
         .await?;
-        rows.iter().map(super::events::event).collect()
+        let mut events = Vec::with_capacity(rows.len());
+        for row in &rows {
+            match super::events::event(row) {
+                Ok(e) => events.push(e),
+                Err(e) => {
+                    let id: String = get(row, "id").unwrap_or_default();
+                    tracing::error!(event = %id, error = %e, "unreadable outbox event skipped");
+                    sqlx::query("UPDATE platform_events SET dispatched_at = $1 WHERE id = $2")
+                        .bind(ms(panoptes_shared::time::now()))
+                        .bind(id)
+                        .execute(&self.pool)
+                        .within(self.deadline)
+                        .await?;
+                }
+            }
+        }
+        Ok(events)
     }
 
     async fn dispatch_event(
@@ -282,9 +343,11 @@ impl WebhookRepo for SqlStore {
         limit: u32,
     ) -> Result<Vec<UserId>> {
         let rows = sqlx::query(
-            "SELECT DISTINCT d.user_id FROM webhook_deliveries d \
+            "SELECT d.user_id FROM webhook_deliveries d \
              JOIN webhooks w ON w.id = d.webhook_id \
-             WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND w.enabled = 1 LIMIT $2",
+             WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND w.enabled = 1 \
+             AND (w.paused_until IS NULL OR w.paused_until <= $1) \
+             GROUP BY d.user_id ORDER BY MIN(d.next_attempt_at) LIMIT $2",
         )
         .bind(ms(now))
         .bind(i64::from(limit))
@@ -315,28 +378,17 @@ impl WebhookRepo for SqlStore {
         rows.iter().map(delivery).collect()
     }
 
-    async fn record_attempt(&self, d: &Delivery, a: &Attempt) -> Result<()> {
+    async fn record_attempt(
+        &self,
+        d: &Delivery,
+        a: &Attempt,
+        disable: Option<&str>,
+    ) -> Result<bool> {
         let mut tx = self.pool.begin().within(self.deadline).await?;
-        sqlx::query(
-            "INSERT INTO webhook_attempts (delivery_id, number, user_id, started_at, status_code, \
-             latency_ms, response_body, error, succeeded) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(d.id.to_string())
-        .bind(i64::from(a.number))
-        .bind(d.user_id.to_string())
-        .bind(ms(a.started_at))
-        .bind(a.status_code.map(i64::from))
-        .bind(i64::try_from(a.latency_ms).unwrap_or(i64::MAX))
-        .bind(a.response_body.clone())
-        .bind(a.error.clone())
-        .bind(i64::from(a.succeeded))
-        .execute(&mut *tx)
-        .within(self.deadline)
-        .await?;
-        sqlx::query(
+        let updated = sqlx::query(
             "UPDATE webhook_deliveries SET status = $1, attempts = $2, round_attempts = $3, \
              next_attempt_at = $4, last_status_code = $5, last_error = $6, updated_at = $7 \
-             WHERE id = $8",
+             WHERE id = $8 AND attempts = $9",
         )
         .bind(d.status.as_str())
         .bind(i64::from(d.attempts))
@@ -346,9 +398,33 @@ impl WebhookRepo for SqlStore {
         .bind(d.last_error.clone())
         .bind(ms(d.updated_at))
         .bind(d.id.to_string())
+        .bind(i64::from(a.number.saturating_sub(1)))
         .execute(&mut *tx)
         .within(self.deadline)
         .await?;
+        if updated.rows_affected() == 0 {
+            return Ok(false);
+        }
+        insert_attempt_on(&mut tx, d, a).await?;
+        if let Some(reason) = disable {
+            sqlx::query(
+                "UPDATE webhooks SET enabled = 0, disabled_reason = $1, updated_at = $2 WHERE id = $3",
+            )
+            .bind(reason.to_owned())
+            .bind(ms(d.updated_at))
+            .bind(d.webhook_id.to_string())
+            .execute(&mut *tx)
+            .within(self.deadline)
+            .await?;
+        }
+        tx.commit().within(self.deadline).await?;
+        Ok(true)
+    }
+
+    async fn record_test_delivery(&self, d: &Delivery, a: &Attempt) -> Result<()> {
+        let mut tx = self.pool.begin().within(self.deadline).await?;
+        insert_delivery_on(&mut tx, d).await?;
+        insert_attempt_on(&mut tx, d, a).await?;
         tx.commit().within(self.deadline).await?;
         Ok(())
     }

@@ -314,6 +314,7 @@ fn webhook(user: UserId) -> Webhook {
         max_retries: 3,
         enabled: true,
         disabled_reason: None,
+        paused_until: None,
         created_at: t,
         updated_at: t,
     }
@@ -417,7 +418,11 @@ pub async fn one_webhook_per_user_and_the_outbox_dispatches_each_event_once(stor
         error: None,
         succeeded: false,
     };
-    store.record_attempt(&d, &attempt).await.unwrap();
+    assert!(store.record_attempt(&d, &attempt, None).await.unwrap());
+    assert!(
+        !store.record_attempt(&d, &attempt, None).await.unwrap(),
+        "a second sender's record of the same attempt is refused"
+    );
     assert!(
         store
             .due_deliveries(u.id, now(), 10)
@@ -460,6 +465,43 @@ pub async fn one_webhook_per_user_and_the_outbox_dispatches_each_event_once(stor
             .unwrap()
             .total,
         0
+    );
+    // A paused endpoint has nothing due until the pause ends.
+    let due_at = now() + Duration::seconds(6);
+    store
+        .pause_webhook(w.id, due_at + Duration::seconds(10))
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .users_with_due_deliveries(due_at, 1_000)
+            .await
+            .unwrap()
+            .contains(&u.id)
+    );
+    assert!(
+        store
+            .users_with_due_deliveries(due_at + Duration::seconds(10), 1_000)
+            .await
+            .unwrap()
+            .contains(&u.id)
+    );
+    // A configuration written from a stale read is refused.
+    let fresh = store.get_webhook(u.id).await.unwrap().unwrap();
+    let mut changed = fresh.clone();
+    changed.url = "https://elsewhere.example.com/".into();
+    changed.updated_at = fresh.updated_at + Duration::milliseconds(5);
+    assert!(
+        store
+            .update_webhook(u.id, &changed, fresh.updated_at)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .update_webhook(u.id, &changed, fresh.updated_at)
+            .await
+            .unwrap()
     );
     // A disabled endpoint has nothing due; requeue resets the round.
     assert!(store.disable_webhook(u.id, w.id, "410 Gone").await.unwrap());

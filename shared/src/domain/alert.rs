@@ -297,15 +297,22 @@ pub enum Verdict {
     Cleared,
 }
 
+/// Samples further apart than this belong to different runs of analysis: a
+/// breach does not span the gap (it ends, and the duration counts afresh).
+pub const MAX_SAMPLE_GAP: chrono::Duration = chrono::Duration::seconds(60);
+
 /// One rule's evaluation over one device's samples in capture order.
 #[derive(Debug, Clone, Default)]
 pub struct Evaluator {
-    /// Capture time of the first sample of the current run of holding samples.
+    /// Capture time of the first sample of the current run of holding
+    /// samples inside an active slot.
     since: Option<DateTime<Utc>>,
     /// This breach fired (here or elsewhere, per the store).
     fired: bool,
     /// The latest sample seen (older ones are ignored).
     last: Option<DateTime<Utc>>,
+    /// The analysis task of the latest sample.
+    task: Option<TaskId>,
 }
 
 impl Evaluator {
@@ -318,17 +325,30 @@ impl Evaluator {
         }
     }
 
+    /// Judge the sample of task `task` captured at `at`.
     pub fn observe(
         &mut self,
         rule: &AlertRule,
         offset: UtcOffset,
+        task: TaskId,
         at: DateTime<Utc>,
         metrics: &QueueMetrics,
     ) -> Verdict {
         if self.last.is_some_and(|last| at < last) {
             return Verdict::Quiet;
         }
+        // Another run of analysis (a new task, or a long silence): whatever
+        // breach there was has ended.
+        let new_run = self.task.is_some_and(|t| t != task)
+            || self.last.is_some_and(|last| at - last > MAX_SAMPLE_GAP);
         self.last = Some(at);
+        self.task = Some(task);
+        if new_run {
+            self.since = None;
+            if std::mem::take(&mut self.fired) {
+                return Verdict::Cleared;
+            }
+        }
         let value = rule.metric_path.value(metrics);
         if !rule.condition(value) {
             self.since = None;
@@ -338,8 +358,13 @@ impl Evaluator {
                 Verdict::Quiet
             };
         }
+        if !rule.enabled || !rule.active_at(at, offset) {
+            // The duration counts inside active slots only.
+            self.since = None;
+            return Verdict::Quiet;
+        }
         let since = *self.since.get_or_insert(at);
-        if self.fired || !rule.enabled || !rule.active_at(at, offset) {
+        if self.fired {
             return Verdict::Quiet;
         }
         let held = at.signed_duration_since(since);
@@ -420,6 +445,8 @@ mod tests {
         }
     }
 
+    const TASK: TaskId = TaskId(uuid::Uuid::nil());
+
     fn at(s: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_767_225_600 + s, 0).unwrap() // 2026-01-01T00:00Z
     }
@@ -467,9 +494,15 @@ mod tests {
         let mut r = rule(10, 0);
         let mut e = Evaluator::default();
         let utc = UtcOffset::default();
-        assert_eq!(e.observe(&r, utc, at(0), &metrics(6, None)), Verdict::Quiet);
-        assert_eq!(e.observe(&r, utc, at(9), &metrics(6, None)), Verdict::Quiet);
-        let v = e.observe(&r, utc, at(10), &metrics(6, None));
+        assert_eq!(
+            e.observe(&r, utc, TASK, at(0), &metrics(6, None)),
+            Verdict::Quiet
+        );
+        assert_eq!(
+            e.observe(&r, utc, TASK, at(9), &metrics(6, None)),
+            Verdict::Quiet
+        );
+        let v = e.observe(&r, utc, TASK, at(10), &metrics(6, None));
         assert_eq!(
             v,
             Verdict::Fire {
@@ -480,19 +513,19 @@ mod tests {
         e.fired();
         r.last_fired_at = Some(at(10));
         assert_eq!(
-            e.observe(&r, utc, at(11), &metrics(9, None)),
+            e.observe(&r, utc, TASK, at(11), &metrics(9, None)),
             Verdict::Quiet
         );
         assert_eq!(
-            e.observe(&r, utc, at(12), &metrics(2, None)),
+            e.observe(&r, utc, TASK, at(12), &metrics(2, None)),
             Verdict::Cleared
         );
         assert_eq!(
-            e.observe(&r, utc, at(13), &metrics(6, None)),
+            e.observe(&r, utc, TASK, at(13), &metrics(6, None)),
             Verdict::Quiet
         );
         assert!(matches!(
-            e.observe(&r, utc, at(23), &metrics(6, None)),
+            e.observe(&r, utc, TASK, at(23), &metrics(6, None)),
             Verdict::Fire { .. }
         ));
     }
@@ -502,18 +535,18 @@ mod tests {
         let r = rule(10, 0);
         let mut e = Evaluator::default();
         let utc = UtcOffset::default();
-        e.observe(&r, utc, at(0), &metrics(6, None));
-        e.observe(&r, utc, at(8), &metrics(1, None));
+        e.observe(&r, utc, TASK, at(0), &metrics(6, None));
+        e.observe(&r, utc, TASK, at(8), &metrics(1, None));
         assert_eq!(
-            e.observe(&r, utc, at(12), &metrics(6, None)),
+            e.observe(&r, utc, TASK, at(12), &metrics(6, None)),
             Verdict::Quiet
         );
         assert_eq!(
-            e.observe(&r, utc, at(21), &metrics(6, None)),
+            e.observe(&r, utc, TASK, at(21), &metrics(6, None)),
             Verdict::Quiet
         );
         assert!(matches!(
-            e.observe(&r, utc, at(22), &metrics(6, None)),
+            e.observe(&r, utc, TASK, at(22), &metrics(6, None)),
             Verdict::Fire { .. }
         ));
     }
@@ -525,15 +558,15 @@ mod tests {
         let mut e = Evaluator::default();
         let utc = UtcOffset::default();
         assert_eq!(
-            e.observe(&r, utc, at(30), &metrics(6, None)),
+            e.observe(&r, utc, TASK, at(30), &metrics(6, None)),
             Verdict::Quiet
         );
         assert_eq!(
-            e.observe(&r, utc, at(59), &metrics(6, None)),
+            e.observe(&r, utc, TASK, at(59), &metrics(6, None)),
             Verdict::Quiet
         );
         assert!(matches!(
-            e.observe(&r, utc, at(60), &metrics(6, None)),
+            e.observe(&r, utc, TASK, at(60), &metrics(6, None)),
             Verdict::Fire { .. }
         ));
     }
@@ -548,12 +581,60 @@ mod tests {
         // 01:10Z is 09:10 in UTC+8: active; 09:10Z is 17:10 there: not.
         let mut e = Evaluator::default();
         assert_eq!(
-            e.observe(&r, utc8, at(9 * 3600 + 600), &metrics(6, None)),
+            e.observe(&r, utc8, TASK, at(9 * 3600 + 600), &metrics(6, None)),
             Verdict::Quiet
         );
         let mut e = Evaluator::default();
         assert!(matches!(
-            e.observe(&r, utc8, at(3600 + 600), &metrics(6, None)),
+            e.observe(&r, utc8, TASK, at(3600 + 600), &metrics(6, None)),
+            Verdict::Fire { .. }
+        ));
+    }
+
+    #[test]
+    fn the_duration_counts_inside_active_slots_and_within_one_run() {
+        let mut r = rule(600, 0);
+        let mut slots = [false; SLOTS_PER_DAY];
+        slots[2] = true; // 01:00-01:30 UTC
+        slots[3] = true;
+        r.active_slots = Some(slots);
+        let utc = UtcOffset::default();
+        let mut e = Evaluator::default();
+        // Holding since 00:50 (a sample every 30 s), but the slot opens at
+        // 01:00: ten minutes from then.
+        for half_minutes in 100..140 {
+            let v = e.observe(&r, utc, TASK, at(half_minutes * 30), &metrics(6, None));
+            assert_eq!(v, Verdict::Quiet, "{}", half_minutes * 30);
+        }
+        assert!(matches!(
+            e.observe(&r, utc, TASK, at(70 * 60), &metrics(6, None)),
+            Verdict::Fire { .. }
+        ));
+        // A new task, or a long silence, ends the breach.
+        e.fired();
+        let other = TaskId(uuid::Uuid::from_u128(7));
+        assert_eq!(
+            e.observe(&r, utc, other, at(71 * 60), &metrics(6, None)),
+            Verdict::Cleared
+        );
+        let mut r0 = rule(0, 0);
+        r0.last_fired_at = None;
+        let mut e = Evaluator::default();
+        assert!(matches!(
+            e.observe(&r0, utc, TASK, at(0), &metrics(6, None)),
+            Verdict::Fire { .. }
+        ));
+        e.fired();
+        assert_eq!(
+            e.observe(&r0, utc, TASK, at(30), &metrics(6, None)),
+            Verdict::Quiet
+        );
+        assert_eq!(
+            e.observe(&r0, utc, TASK, at(200), &metrics(6, None)),
+            Verdict::Cleared
+        );
+        assert!(matches!(
+            e.observe(&r0, utc, TASK, at(201), &metrics(6, None)),
             Verdict::Fire { .. }
         ));
     }
@@ -564,9 +645,12 @@ mod tests {
         r.breach_open = true;
         let mut e = Evaluator::resume(&r);
         let utc = UtcOffset::default();
-        assert_eq!(e.observe(&r, utc, at(0), &metrics(6, None)), Verdict::Quiet);
         assert_eq!(
-            e.observe(&r, utc, at(1), &metrics(1, None)),
+            e.observe(&r, utc, TASK, at(0), &metrics(6, None)),
+            Verdict::Quiet
+        );
+        assert_eq!(
+            e.observe(&r, utc, TASK, at(1), &metrics(1, None)),
             Verdict::Cleared
         );
     }

@@ -147,6 +147,9 @@ pub struct Webhook {
     pub enabled: bool,
     /// Why the platform disabled it (`410 Gone` from the receiver).
     pub disabled_reason: Option<String>,
+    /// Nothing is sent before then: the receiver failed or asked us to wait
+    /// (`Retry-After`); the endpoint's deliveries resume in order after it.
+    pub paused_until: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

@@ -259,12 +259,23 @@ pub trait WebhookRepo {
     /// `Conflict` when the user already has one.
     async fn create_webhook(&self, webhook: &Webhook) -> Result<()>;
     async fn get_webhook(&self, user: UserId) -> Result<Option<Webhook>>;
-    async fn update_webhook(&self, user: UserId, webhook: &Webhook) -> Result<bool>;
+    /// Writes the configuration if the stored row is still the one read
+    /// (`updated_at == read_at`): a change made meanwhile (a secret
+    /// regenerated, the endpoint disabled by a 410) is not overwritten.
+    async fn update_webhook(
+        &self,
+        user: UserId,
+        webhook: &Webhook,
+        read_at: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Hold the endpoint's deliveries until `until`.
+    async fn pause_webhook(&self, id: WebhookId, until: DateTime<Utc>) -> Result<()>;
     /// Deletes it with its deliveries and their attempts.
     async fn delete_webhook(&self, user: UserId) -> Result<bool>;
     /// Disable the endpoint (`410 Gone`) with the reason shown to the user.
     async fn disable_webhook(&self, user: UserId, id: WebhookId, reason: &str) -> Result<bool>;
-    /// Outbox events not yet turned into deliveries, oldest first.
+    /// Outbox events not yet turned into deliveries, oldest first. A row that
+    /// cannot be read is logged and marked dispatched (it would block the rest).
     async fn undispatched_events(&self, limit: u32) -> Result<Vec<PlatformEvent>>;
     /// Mark the event dispatched and, in the same transaction, insert its
     /// delivery (when the user's endpoint subscribes to it); `false` when
@@ -276,7 +287,8 @@ pub trait WebhookRepo {
         at: DateTime<Utc>,
     ) -> Result<bool>;
     async fn insert_delivery(&self, delivery: &Delivery) -> Result<()>;
-    /// Users with a pending delivery due at `now` on an enabled endpoint.
+    /// Users with a pending delivery due at `now` on an enabled endpoint that
+    /// is not paused, the longest-waiting first.
     async fn users_with_due_deliveries(
         &self,
         now: DateTime<Utc>,
@@ -289,8 +301,18 @@ pub trait WebhookRepo {
         now: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<Delivery>>;
-    /// Record `attempt` and the delivery's new state in one transaction.
-    async fn record_attempt(&self, delivery: &Delivery, attempt: &Attempt) -> Result<()>;
+    /// Record `attempt` and the delivery's new state in one transaction, if
+    /// the stored delivery still has `attempt.number - 1` attempts (another
+    /// sender did not record one meanwhile; `false` then, nothing written);
+    /// `disable` also disables the endpoint with that reason (410 Gone).
+    async fn record_attempt(
+        &self,
+        delivery: &Delivery,
+        attempt: &Attempt,
+        disable: Option<&str>,
+    ) -> Result<bool>;
+    /// A test send: the delivery and its one attempt, together.
+    async fn record_test_delivery(&self, delivery: &Delivery, attempt: &Attempt) -> Result<()>;
     /// Newest first.
     async fn list_deliveries(
         &self,

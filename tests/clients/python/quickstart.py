@@ -2,10 +2,11 @@
 """The README quickstart in Python, on a client generated from the OpenAPI document.
 
 It signs up, creates a personal API key, registers a push camera (an edge
-device that sends its own JPEG frames) with a queue-analysis scene, creates the
-camera's device key and sends a heartbeat, starts analysis, pushes frames,
-reads live results from the Server-Sent Events stream, reads the stored
-snapshots and the scene's latest state, and stops analysis.
+device that sends its own JPEG frames) with a queue-analysis scene and an alert
+rule, creates the camera's device key and sends a heartbeat, starts analysis,
+pushes frames, reads live results from the Server-Sent Events stream, reads the
+stored snapshots, acknowledges the alert the rule fired, reads the scene's
+latest state, and stops analysis.
 
 Generate the client (openapi-python-client 0.29.1) next to this file, then run it
 against a platform
@@ -43,6 +44,7 @@ from typing import Any, TypeVar
 import httpx
 
 from panoptes_client import AuthenticatedClient, Client
+from panoptes_client.api.alerts import acknowledge_alert, create_alert_rule, list_alerts
 from panoptes_client.api.analytics import get_scene_latest, list_snapshots
 from panoptes_client.api.api_keys import create_api_key
 from panoptes_client.api.auth import signup
@@ -54,11 +56,13 @@ from panoptes_client.models import (
     AnalysisType,
     CreateApiKeyRequest,
     CreateDeviceRequest,
+    CreateRuleRequest,
     CreateSceneRequest,
     DetectClass,
     DeviceType,
     ErrorResponse,
     KeyType,
+    Operator,
     QueueMetrics,
     SceneConfigDto,
     SignupRequest,
@@ -262,6 +266,24 @@ def quickstart(base_url: str, frame: Path, rtsp_url: str, timeout_s: float) -> N
     ).data
     steps.done(f"scene {scene.id} ({scene.analysis_type})")
 
+    # 4b. An alert rule on the scene's metrics (here one that holds at once,
+    #     so the quickstart sees an alert: at least 0 people queued).
+    rule = ok(
+        create_alert_rule.sync_detailed(
+            client=api,
+            body=CreateRuleRequest(
+                scene_id=scene.id,
+                name="Anyone queuing",
+                metric_path="current.inQueue",
+                operator=Operator.GTE,
+                threshold=0,
+            ),
+        ),
+        HTTPStatus.CREATED,
+        "create an alert rule",
+    ).data
+    steps.done(f"alert rule {rule.id}: {rule.metric_path} {rule.operator} {rule.threshold:g}")
+
     # 5. The camera's own key (scopes device:read, device:heartbeat, device:sync,
     #    task:read; it reaches this device only). A heartbeat brings it online.
     device_key = ok(
@@ -349,6 +371,17 @@ def quickstart(base_url: str, frame: Path, rtsp_url: str, timeout_s: float) -> N
         f"{total} snapshot(s); newest {newest.window_end.isoformat()}: "
         f"inQueue {newest.current_metrics.in_queue}, avg {newest.current_metrics.avg_in_queue:.2f}"
     )
+    # 9. The rule fired on the first result (the notify role): one alert, acknowledged here.
+    alerts = ok(list_alerts.sync_detailed(client=api, scene_id=scene.id), HTTPStatus.OK, "list alerts")
+    while not alerts.data:
+        if time.monotonic() > deadline:
+            raise QuickstartError(f"no alert within {timeout_s:.0f}s")
+        time.sleep(0.5)
+        alerts = ok(list_alerts.sync_detailed(client=api, scene_id=scene.id), HTTPStatus.OK, "list alerts")
+    alert = alerts.data[0]
+    acked = ok(acknowledge_alert.sync_detailed(alert.id, client=api), HTTPStatus.OK, "acknowledge").data
+    steps.done(f"alert {alert.id}: {alert.metric_path} = {alert.value:g} ({alert.severity}); {acked.status}")
+
     latest = ok(get_scene_latest.sync_detailed(scene.id, client=api), HTTPStatus.OK, "scene latest").data
     if not latest.analyzing or not latest.snapshot:
         raise QuickstartError(f"scene latest: analyzing {latest.analyzing}, snapshot {latest.snapshot}")

@@ -1,10 +1,11 @@
 // The README quickstart in TypeScript, on a client generated from the OpenAPI document.
 //
 // It signs up, creates a personal API key, registers a push camera (an edge
-// device that sends its own JPEG frames) with a queue-analysis scene, creates
-// the camera's device key and sends a heartbeat, starts analysis, pushes frames,
-// reads live results from the Server-Sent Events stream, reads the stored
-// snapshots and the scene's latest state, and stops analysis.
+// device that sends its own JPEG frames) with a queue-analysis scene and an
+// alert rule, creates the camera's device key and sends a heartbeat, starts
+// analysis, pushes frames, reads live results from the Server-Sent Events
+// stream, reads the stored snapshots, acknowledges the alert the rule fired,
+// reads the scene's latest state, and stops analysis.
 //
 // Generate the client (@hey-api/openapi-ts, fetch client) into ./generated next
 // to this file, type-check, build and run it on Node 20 against a platform
@@ -27,11 +28,14 @@ import { parseArgs } from 'node:util';
 
 import { createClient, createConfig } from './generated/client/index.js';
 import {
+  acknowledgeAlert,
+  createAlertRule,
   createApiKey,
   createDevice,
   createScene,
   deviceHeartbeat,
   getSceneLatest,
+  listAlerts,
   listSnapshots,
   pushFrame,
   signup,
@@ -288,6 +292,14 @@ async function quickstart(baseUrl: string, framePath: string, rtspUrl: string, t
   }))).data;
   steps.done(`scene ${scene.id} (${scene.analysisType})`);
 
+  // 4b. An alert rule on the scene's metrics (here one that holds at once,
+  //     so the quickstart sees an alert: at least 0 people queued).
+  const rule = (await ok('create an alert rule', 201, createAlertRule({
+    client: api,
+    body: { sceneId: scene.id, name: 'Anyone queuing', metricPath: 'current.inQueue', operator: 'gte', threshold: 0 },
+  }))).data;
+  steps.done(`alert rule ${rule.id}: ${rule.metricPath} ${rule.operator} ${rule.threshold}`);
+
   // 5. The camera's own key (scopes device:read, device:heartbeat, device:sync,
   //    task:read; it reaches this device only). A heartbeat brings it online.
   const deviceKey = (await ok('create a device key', 201, createApiKey({
@@ -363,6 +375,20 @@ async function quickstart(baseUrl: string, framePath: string, rtspUrl: string, t
   } finally {
     await pusher.stop();
   }
+  // 9. The rule fired on the first result (the notify role): one alert, acknowledged here.
+  const alertsDeadline = AbortSignal.timeout(timeoutMs);
+  let alert;
+  for (;;) {
+    const page = await ok('list alerts', 200, listAlerts({ client: api, query: { sceneId: scene.id } }));
+    alert = page.data[0];
+    if (alert) break;
+    if (alertsDeadline.aborted) throw new QuickstartError(`no alert within ${timeoutMs / 1000}s`);
+    await sleep(500, alertsDeadline);
+  }
+  const acked = (await ok('acknowledge', 200,
+    acknowledgeAlert({ client: api, path: { id: alert.id } }))).data;
+  steps.done(`alert ${alert.id}: ${alert.metricPath} = ${alert.value} (${alert.severity}); ${acked.status}`);
+
   const latest = (await ok('scene latest', 200,
     getSceneLatest({ client: api, path: { id: scene.id } }))).data;
   if (!latest.analyzing || !latest.snapshot) {

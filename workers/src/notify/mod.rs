@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 pub use deliver::{DeliverPorts, DeliverSettings, Deliverer, Turn};
-pub use outbox::Outbox;
+pub use outbox::{Dispatched, Outbox};
 pub use rules::{RuleEvaluator, RulesPorts, RulesSettings, RulesStep};
 
 /// The three parts of the role, wired together.
@@ -65,11 +65,11 @@ impl Notifier {
             );
             async move {
                 pace(&stop, poll, &woken, || async {
-                    let queued = o.step().await?;
-                    if queued > 0 {
+                    let done = o.step().await?;
+                    if done.queued > 0 {
                         wake.notify_one();
                     }
-                    Ok(queued)
+                    Ok(done.events)
                 })
                 .await;
             }

@@ -25,9 +25,10 @@ impl Outbox {
         Self { store }
     }
 
-    /// Dispatch what is waiting; returns how many deliveries were queued.
-    pub async fn step(&self) -> Result<usize> {
+    /// Dispatch what is waiting.
+    pub async fn step(&self) -> Result<Dispatched> {
         let events = self.store.undispatched_events(BATCH).await?;
+        let taken = events.len();
         let mut endpoints: HashMap<UserId, Option<Webhook>> = HashMap::new();
         let mut queued = 0;
         for event in events {
@@ -54,8 +55,20 @@ impl Outbox {
                 queued += 1;
             }
         }
-        Ok(queued)
+        Ok(Dispatched {
+            events: taken,
+            queued,
+        })
     }
+}
+
+/// What one outbox step did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Dispatched {
+    /// Events taken from the outbox.
+    pub events: usize,
+    /// Deliveries queued for them.
+    pub queued: usize,
 }
 
 /// The delivery of `event` to `webhook`: its id is the event's, so the

@@ -70,6 +70,9 @@ struct State {
     rules: HashMap<UserId, Vec<(AlertRule, UtcOffset)>>,
     read_at: Option<Instant>,
     owned: HashMap<UserId, Owned>,
+    /// Users another node evaluates, and when to try their lease again (not
+    /// on every step: that would be a Redis call per user per step).
+    foreign: HashMap<UserId, Instant>,
 }
 
 /// What one step did.
@@ -129,8 +132,12 @@ impl RuleEvaluator {
                 .release(&lease_names::notify_rules(user), &self.settings.node)
                 .await?;
         }
+        st.foreign.retain(|u, _| st.rules.contains_key(u));
         for user in users {
             let key = lease_names::notify_rules(user);
+            if st.foreign.get(&user).is_some_and(|retry| now < *retry) {
+                continue;
+            }
             let renew = st
                 .owned
                 .get(&user)
@@ -143,8 +150,10 @@ impl RuleEvaluator {
                     .await?
                 {
                     st.owned.remove(&user);
+                    st.foreign.insert(user, now + self.settings.lease_ttl / 3);
                     continue;
                 }
+                st.foreign.remove(&user);
                 let lease_ms = u64::try_from(self.settings.lease_ttl.as_millis()).unwrap_or(0);
                 let owned = st.owned.entry(user).or_insert_with(|| Owned {
                     cursor: Offset {
@@ -196,10 +205,13 @@ impl RuleEvaluator {
                 if state.rule.scene_id != result.scene_id {
                     continue;
                 }
-                let verdict =
-                    state
-                        .eval
-                        .observe(&state.rule, state.offset, result.timestamp, metrics);
+                let verdict = state.eval.observe(
+                    &state.rule,
+                    state.offset,
+                    result.analysis_id,
+                    result.timestamp,
+                    metrics,
+                );
                 match verdict {
                     Verdict::Quiet => {}
                     Verdict::Cleared => {

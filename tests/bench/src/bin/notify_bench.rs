@@ -209,6 +209,7 @@ async fn webhook(store: &SqlStore, cipher: &dyn SecretCipher, owner: UserId, url
             max_retries: 3,
             enabled: true,
             disabled_reason: None,
+            paused_until: None,
             created_at: t,
             updated_at: t,
         })
@@ -305,7 +306,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let outbox = Outbox::new(store.clone());
     let clock = Instant::now();
-    while outbox.step().await? > 0 {}
+    while outbox.step().await?.events > 0 {}
     let dispatched = clock.elapsed();
     let clock = Instant::now();
     while seen.lock().unwrap().count < args.events {

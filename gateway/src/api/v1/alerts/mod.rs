@@ -48,6 +48,16 @@ fn actor(caller: &Caller) -> String {
     }
 }
 
+/// The device filter: the one asked for, which a device-bound key may only
+/// name if it is its own (404 otherwise); its own when none is asked for.
+fn reachable(caller: &Caller, asked: Option<Uuid>) -> Result<Option<DeviceId>, Error> {
+    match asked.map(DeviceId) {
+        Some(d) if !caller.may_reach(d) => Err(Error::NotFound("device")),
+        Some(d) => Ok(Some(d)),
+        None => Ok(caller.device_binding()),
+    }
+}
+
 impl AlertsApi {
     async fn rule(&self, caller: &Caller, id: Uuid) -> Result<AlertRule, Error> {
         let rule = self
@@ -177,10 +187,9 @@ impl AlertsApi {
         let caller = auth.caller();
         caller.require(Scope::AlertRead)?;
         let page = super::page(page.0, limit.0)?;
-        let device = device_id.0.map(DeviceId).or(caller.device_binding());
         let filter = RuleFilter {
             scene: scene_id.0.map(SceneId),
-            device,
+            device: reachable(caller, device_id.0)?,
             severity: severity.0.map(Into::into),
             enabled: enabled.0,
         };
@@ -282,7 +291,7 @@ impl AlertsApi {
         caller.require(Scope::AlertRead)?;
         let page = super::page(page.0, limit.0)?;
         let filter = AlertFilter {
-            device: device_id.0.map(DeviceId).or(caller.device_binding()),
+            device: reachable(caller, device_id.0)?,
             scene: scene_id.0.map(SceneId),
             severity: severity.0.map(Into::into),
             status: status.0.map(Into::into),

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::api::v1::enums::{DeliveryStatus, EventType};
 
-#[derive(Debug, Object, Deserialize)]
+#[derive(Object, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[oai(rename_all = "camelCase")]
 pub struct CreateWebhookRequest {
@@ -32,6 +32,16 @@ pub struct CreateWebhookRequest {
     /// Retries after a failed attempt, 0-5, default 3.
     #[oai(validator(minimum(value = "0"), maximum(value = "5")))]
     pub max_retries: Option<u32>,
+}
+
+/// No `Debug`: it would print the secret.
+impl std::fmt::Debug for CreateWebhookRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateWebhookRequest")
+            .field("url", &self.url)
+            .field("has_secret", &self.secret.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Object, Deserialize)]
@@ -69,6 +79,8 @@ pub struct WebhookDto {
     pub enabled: bool,
     /// Why the platform disabled it (the receiver answered 410 Gone).
     pub disabled_reason: Option<String>,
+    /// Deliveries wait until then: the receiver failed or sent `Retry-After`.
+    pub paused_until: Option<DateTime<Utc>>,
     /// The signing secret: only in the response that created it.
     pub secret: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -86,6 +98,7 @@ impl WebhookDto {
             max_retries: w.max_retries,
             enabled: w.enabled,
             disabled_reason: w.disabled_reason.clone(),
+            paused_until: w.paused_until.filter(|t| *t > Utc::now()),
             secret,
             created_at: w.created_at,
             updated_at: w.updated_at,

@@ -129,6 +129,7 @@ impl WebhooksApi {
             max_retries: req.max_retries.unwrap_or(DEFAULT_MAX_RETRIES),
             enabled: true,
             disabled_reason: None,
+            paused_until: None,
             created_at: t,
             updated_at: t,
         };
@@ -154,6 +155,7 @@ impl WebhooksApi {
         caller.require(Scope::WebhookWrite)?;
         let req = body.parse()?;
         let mut w = self.find(caller.user_id).await?;
+        let read_at = w.updated_at;
         if let Some(url) = &req.url {
             w.url = self.vet_url(url).await?;
         }
@@ -177,11 +179,17 @@ impl WebhooksApi {
             w.enabled = enabled;
             if enabled {
                 w.disabled_reason = None;
+                w.paused_until = None;
             }
         }
-        w.updated_at = now();
-        if !self.state.store.update_webhook(caller.user_id, &w).await? {
-            return Err(Error::NotFound("webhook").into());
+        w.updated_at = later(read_at);
+        if !self
+            .state
+            .store
+            .update_webhook(caller.user_id, &w, read_at)
+            .await?
+        {
+            return Err(changed_meanwhile().into());
         }
         Ok(Reply::new("Webhook updated", WebhookDto::new(&w, None)))
     }
@@ -257,8 +265,7 @@ impl WebhooksApi {
             0,
             |_| Duration::ZERO,
         );
-        self.state.store.insert_delivery(&d).await?;
-        self.state.store.record_attempt(&d, &attempt).await?;
+        self.state.store.record_test_delivery(&d, &attempt).await?;
         let message = if attempt.succeeded {
             "Test event delivered"
         } else {
@@ -306,13 +313,19 @@ impl WebhooksApi {
         let caller = auth.caller();
         caller.require(Scope::WebhookWrite)?;
         let mut w = self.find(caller.user_id).await?;
+        let read_at = w.updated_at;
         let secret = SigningSecret::generate();
-        let t = now();
+        let t = later(read_at);
         w.previous_secret = Some(std::mem::replace(&mut w.secret, self.seal(&secret)?));
         w.previous_secret_until = Some(t + SECRET_ROTATION_GRACE);
         w.updated_at = t;
-        if !self.state.store.update_webhook(caller.user_id, &w).await? {
-            return Err(Error::NotFound("webhook").into());
+        if !self
+            .state
+            .store
+            .update_webhook(caller.user_id, &w, read_at)
+            .await?
+        {
+            return Err(changed_meanwhile().into());
         }
         Ok(Reply::new(
             "Webhook secret regenerated",
@@ -444,6 +457,17 @@ impl WebhooksApi {
             DeliveryDto::new(&d, None),
         ))
     }
+}
+
+/// 409 for a configuration changed between our read and our write.
+fn changed_meanwhile() -> Error {
+    Error::Conflict("the webhook changed meanwhile (a secret regenerated, or the endpoint disabled); read it and try again".into())
+}
+
+/// Now, or just after `previous` (stored times are milliseconds): every
+/// write moves `updated_at` on, so a write made from an older read is refused.
+fn later(previous: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    now().max(previous + chrono::Duration::milliseconds(1))
 }
 
 /// Event types in order, each once.
