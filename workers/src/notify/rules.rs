@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use panoptes_infra::redis_keys::lease_names;
 use panoptes_shared::Result;
 use panoptes_shared::domain::alert::{
@@ -30,6 +31,9 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::metrics::WorkerMetrics;
+
+/// Users evaluated at once in a step.
+const USERS_AT_ONCE: usize = 16;
 
 #[derive(Clone)]
 pub struct RulesPorts {
@@ -167,11 +171,25 @@ impl RuleEvaluator {
                 owned.renewed = now;
             }
             let rules = st.rules.get(&user).cloned().unwrap_or_default();
-            let Some(owned) = st.owned.get_mut(&user) else {
-                continue;
+            if let Some(owned) = st.owned.get_mut(&user) {
+                sync_rules(owned, rules);
+            }
+        }
+        // Users are independent: evaluate them side by side, so one user's
+        // store writes (a firing is a transaction) do not hold up the rest.
+        let mut owned = st.owned.iter_mut();
+        let mut running = futures::stream::FuturesUnordered::new();
+        loop {
+            while running.len() < USERS_AT_ONCE {
+                let Some((user, state)) = owned.next() else {
+                    break;
+                };
+                running.push(self.evaluate_user(*user, state));
+            }
+            let Some(step) = running.next().await else {
+                break;
             };
-            sync_rules(owned, rules);
-            let step = self.evaluate_user(user, owned).await?;
+            let step = step?;
             done.events += step.events;
             done.fired += step.fired;
         }
