@@ -29,7 +29,7 @@ use panoptes_infra::webhooks::HttpWebhookSender;
 use panoptes_shared::domain::alert::{AlertRule, MetricPath, Operator, Severity};
 use panoptes_shared::domain::event::{EventKind, PlatformEvent};
 use panoptes_shared::domain::page::PageRequest;
-use panoptes_shared::domain::queue_metrics::{QueueMetrics, WindowMetrics};
+use panoptes_shared::domain::queue_metrics::QueueMetrics;
 use panoptes_shared::domain::schedule::SLOTS_PER_DAY;
 use panoptes_shared::domain::stream_events::AnalysisResult;
 use panoptes_shared::domain::webhook::{DeliveryStatus, SigningSecret, Webhook};
@@ -587,21 +587,6 @@ async fn the_guard_refuses_non_public_targets_when_connecting() {
     assert!(rx.nothing_yet());
 }
 
-fn window() -> WindowMetrics {
-    WindowMetrics {
-        avg_in_queue: 0.0,
-        max_in_queue: 0,
-        avg_in_service: 0.0,
-        arrivals: 0,
-        departures: 0,
-        avg_wait_seconds: None,
-        median_wait_seconds: None,
-        p90_wait_seconds: None,
-        wait_samples: 0,
-        estimated_wait_seconds: None,
-    }
-}
-
 impl World {
     /// Publish an `analysis_result` captured at `at` with `in_queue` people queued.
     async fn publish(&self, task: TaskId, at: DateTime<Utc>, in_queue: u32) {
@@ -611,14 +596,7 @@ impl World {
             scene_id: self.scene,
             timestamp: at,
             detections: vec![],
-            metrics: Some(QueueMetrics {
-                in_queue,
-                in_service: 0,
-                rolling5_min: window(),
-                rolling30_min: window(),
-                total: window(),
-                first_ms: 0,
-            }),
+            metrics: Some(QueueMetrics::occupancy(in_queue, 0)),
             compute_node_id: "n".into(),
             processing_ms: 1.0,
             snapshot_url: Some(format!(

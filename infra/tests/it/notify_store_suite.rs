@@ -12,9 +12,7 @@ use panoptes_shared::domain::event::{EventKind, PlatformEvent};
 use panoptes_shared::domain::metrics_history::TimeRange;
 use panoptes_shared::domain::page::PageRequest;
 use panoptes_shared::domain::webhook::{Attempt, Delivery, DeliveryStatus, Webhook};
-use panoptes_shared::ids::{
-    AlertId, AlertRuleId, DeliveryId, DeviceId, SceneId, UserId, WebhookId,
-};
+use panoptes_shared::ids::{AlertId, AlertRuleId, DeviceId, SceneId, UserId, WebhookId};
 use panoptes_shared::ports::{
     AlertFilter, AlertRepo, DeliveryFilter, DeviceRepo, EventRepo, RuleFilter, SceneRepo,
     WebhookRepo,
@@ -320,25 +318,6 @@ fn webhook(user: UserId) -> Webhook {
     }
 }
 
-fn delivery(w: &Webhook, event: &PlatformEvent) -> Delivery {
-    Delivery {
-        id: DeliveryId(event.id),
-        user_id: w.user_id,
-        webhook_id: w.id,
-        event_id: Some(event.id),
-        event_type: event.kind.as_str().into(),
-        payload: event.payload().to_string(),
-        status: DeliveryStatus::Pending,
-        attempts: 0,
-        round_attempts: 0,
-        next_attempt_at: Some(event.created_at),
-        last_status_code: None,
-        last_error: None,
-        created_at: event.created_at,
-        updated_at: event.created_at,
-    }
-}
-
 pub async fn one_webhook_per_user_and_the_outbox_dispatches_each_event_once(store: SqlStore) {
     let u = user(&store).await;
     let w = webhook(u.id);
@@ -378,7 +357,7 @@ pub async fn one_webhook_per_user_and_the_outbox_dispatches_each_event_once(stor
         .collect();
     assert_eq!(waiting, vec![e1.clone(), e2.clone()]);
     assert!(store.dispatch_event(&e1, None, now()).await.unwrap());
-    let d2 = delivery(&w, &e2);
+    let d2 = Delivery::for_event(&e2, &w);
     assert!(store.dispatch_event(&e2, Some(&d2), now()).await.unwrap());
     assert!(
         !store.dispatch_event(&e2, Some(&d2), now()).await.unwrap(),

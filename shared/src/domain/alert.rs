@@ -400,26 +400,11 @@ mod tests {
     use crate::domain::queue_metrics::QueueMetrics;
 
     fn metrics(in_queue: u32, avg_wait: Option<f64>) -> QueueMetrics {
-        let w = WindowMetrics {
-            avg_in_queue: 0.0,
-            max_in_queue: 0,
-            avg_in_service: 0.0,
-            arrivals: 0,
-            departures: 0,
-            avg_wait_seconds: avg_wait,
-            median_wait_seconds: None,
-            p90_wait_seconds: None,
-            wait_samples: 0,
-            estimated_wait_seconds: None,
-        };
-        QueueMetrics {
-            in_queue,
-            in_service: 1,
-            rolling5_min: w.clone(),
-            rolling30_min: w.clone(),
-            total: w,
-            first_ms: 0,
+        let mut m = QueueMetrics::occupancy(in_queue, 1);
+        for w in [&mut m.rolling5_min, &mut m.rolling30_min, &mut m.total] {
+            w.avg_wait_seconds = avg_wait;
         }
+        m
     }
 
     fn rule(duration: u32, cooldown: u32) -> AlertRule {

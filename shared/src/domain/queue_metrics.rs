@@ -69,6 +69,38 @@ pub struct WindowMetrics {
     pub estimated_wait_seconds: Option<f64>,
 }
 
+impl WindowMetrics {
+    /// A window that has seen nothing.
+    pub fn empty() -> Self {
+        Self {
+            avg_in_queue: 0.0,
+            max_in_queue: 0,
+            avg_in_service: 0.0,
+            arrivals: 0,
+            departures: 0,
+            avg_wait_seconds: None,
+            median_wait_seconds: None,
+            p90_wait_seconds: None,
+            wait_samples: 0,
+            estimated_wait_seconds: None,
+        }
+    }
+}
+
+impl QueueMetrics {
+    /// Occupancy now, with windows that have seen nothing (tests, demos).
+    pub fn occupancy(in_queue: u32, in_service: u32) -> Self {
+        Self {
+            in_queue,
+            in_service,
+            rolling5_min: WindowMetrics::empty(),
+            rolling30_min: WindowMetrics::empty(),
+            total: WindowMetrics::empty(),
+            first_ms: 0,
+        }
+    }
+}
+
 /// Nearest-rank percentile of sorted values.
 fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
     if sorted.is_empty() {

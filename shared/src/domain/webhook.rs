@@ -191,6 +191,28 @@ pub struct Delivery {
 }
 
 impl Delivery {
+    /// The delivery of `event` to `webhook`, due at once: its id is the
+    /// event's, so the `webhook-id` receivers de-duplicate on is the event's
+    /// identity; its payload is fixed now (every attempt signs the same bytes).
+    pub fn for_event(event: &crate::domain::event::PlatformEvent, webhook: &Webhook) -> Self {
+        Self {
+            id: DeliveryId(event.id),
+            user_id: event.user_id,
+            webhook_id: webhook.id,
+            event_id: Some(event.id),
+            event_type: event.kind.as_str().to_owned(),
+            payload: event.payload().to_string(),
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            round_attempts: 0,
+            next_attempt_at: Some(event.created_at),
+            last_status_code: None,
+            last_error: None,
+            created_at: event.created_at,
+            updated_at: event.created_at,
+        }
+    }
+
     pub fn msg_id(&self) -> String {
         format!("msg_{}", self.id.0.simple())
     }

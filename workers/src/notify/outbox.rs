@@ -8,9 +8,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use panoptes_shared::Result;
-use panoptes_shared::domain::event::PlatformEvent;
-use panoptes_shared::domain::webhook::{Delivery, DeliveryStatus, Webhook};
-use panoptes_shared::ids::{DeliveryId, UserId};
+use panoptes_shared::domain::webhook::{Delivery, Webhook};
+use panoptes_shared::ids::UserId;
 use panoptes_shared::ports::Store;
 
 /// Events taken per step.
@@ -44,7 +43,7 @@ impl Outbox {
                 .filter(|w| {
                     w.enabled && w.subscribes_to(event.kind) && event.created_at >= w.created_at
                 })
-                .map(|w| delivery_of(&event, &w));
+                .map(|w| Delivery::for_event(&event, &w));
             let now = panoptes_shared::time::now();
             if self
                 .store
@@ -69,25 +68,4 @@ pub struct Dispatched {
     pub events: usize,
     /// Deliveries queued for them.
     pub queued: usize,
-}
-
-/// The delivery of `event` to `webhook`: its id is the event's, so the
-/// `webhook-id` receivers de-duplicate on is the event's identity.
-fn delivery_of(event: &PlatformEvent, webhook: &Webhook) -> Delivery {
-    Delivery {
-        id: DeliveryId(event.id),
-        user_id: event.user_id,
-        webhook_id: webhook.id,
-        event_id: Some(event.id),
-        event_type: event.kind.as_str().to_owned(),
-        payload: event.payload().to_string(),
-        status: DeliveryStatus::Pending,
-        attempts: 0,
-        round_attempts: 0,
-        next_attempt_at: Some(event.created_at),
-        last_status_code: None,
-        last_error: None,
-        created_at: event.created_at,
-        updated_at: event.created_at,
-    }
 }

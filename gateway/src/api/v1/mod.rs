@@ -33,6 +33,20 @@ pub enum ApiTags {
     /// Alert rules on queue metrics, and the alerts they fire.
     Alerts,
     /// Your webhook endpoint: signed delivery of every platform event.
+    ///
+    /// Each event is a `POST` of `{"type": "<event type>", "timestamp": "<RFC 3339>",
+    /// "data": {"eventId", "deviceId"?, "taskId"?, ...}}` (`Content-Type:
+    /// application/json`) with the Standard Webhooks headers: `webhook-id`
+    /// (`msg_<id>`, the same on every attempt: de-duplicate on it),
+    /// `webhook-timestamp` (Unix seconds) and `webhook-signature`
+    /// (`v1,<base64 HMAC-SHA256 of "{webhook-id}.{webhook-timestamp}.{body}">`,
+    /// keyed with the base64-decoded part of a `whsec_` secret, or the UTF-8
+    /// bytes of a secret you chose; after a regeneration two signatures,
+    /// space-separated, for 24 h). Answer 2xx within `timeoutMs`; 3xx is not
+    /// followed; 410 disables the endpoint; 429 and 503 are retried after
+    /// `Retry-After`; anything else after 5 s, 5 min, 30 min, 2 h and 5 h
+    /// (with jitter) up to `maxRetries`. Deliveries go out one at a time, in
+    /// event order; a failed one pauses the endpoint 5 s (or its `Retry-After`).
     Webhooks,
     /// Live analysis results over Server-Sent Events.
     Streams,

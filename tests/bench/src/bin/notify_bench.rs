@@ -26,7 +26,7 @@ use panoptes_shared::domain::device::{Device, DeviceStatus, DeviceType, QuotaLim
 use panoptes_shared::domain::event::{EventKind, PlatformEvent};
 use panoptes_shared::domain::plan::Plan;
 use panoptes_shared::domain::polygon::Polygon;
-use panoptes_shared::domain::queue_metrics::{QueueMetrics, WindowMetrics};
+use panoptes_shared::domain::queue_metrics::QueueMetrics;
 use panoptes_shared::domain::scene::{AnalysisType, Scene, SceneParameters, SceneStatus, Zones};
 use panoptes_shared::domain::schedule::UtcOffset;
 use panoptes_shared::domain::stream_events::AnalysisResult;
@@ -215,21 +215,6 @@ async fn webhook(store: &SqlStore, cipher: &dyn SecretCipher, owner: UserId, url
         })
         .await
         .unwrap();
-}
-
-fn window() -> WindowMetrics {
-    WindowMetrics {
-        avg_in_queue: 0.0,
-        max_in_queue: 0,
-        avg_in_service: 0.0,
-        arrivals: 0,
-        departures: 0,
-        avg_wait_seconds: None,
-        median_wait_seconds: None,
-        p90_wait_seconds: None,
-        wait_samples: 0,
-        estimated_wait_seconds: None,
-    }
 }
 
 #[tokio::main]
@@ -432,14 +417,7 @@ async fn main() -> anyhow::Result<()> {
                     scene_id: scene,
                     timestamp: at,
                     detections: vec![],
-                    metrics: Some(QueueMetrics {
-                        in_queue: if crossing { 6 } else { 1 },
-                        in_service: 0,
-                        rolling5_min: window(),
-                        rolling30_min: window(),
-                        total: window(),
-                        first_ms: 0,
-                    }),
+                    metrics: Some(QueueMetrics::occupancy(if crossing { 6 } else { 1 }, 0)),
                     compute_node_id: "bench".into(),
                     processing_ms: 1.0,
                     snapshot_url: None,

@@ -105,6 +105,22 @@ impl AlertsApi {
         AlertDto::new(a, url)
     }
 
+    /// Acknowledge or resolve: scope `alert:write`, the optional note, the change.
+    async fn act(
+        &self,
+        auth: SessionOrKey,
+        id: Path<Uuid>,
+        body: OptionalJsonBody<AlertActionRequest>,
+        to: DomainStatus,
+        message: &str,
+    ) -> ApiResult<Reply<AlertDto>, WriteErrors> {
+        let caller = auth.caller();
+        caller.require(Scope::AlertWrite)?;
+        let note = body.parse()?.and_then(|b| b.note);
+        let alert = self.change(caller, id.0, to, note).await?;
+        Ok(Reply::new(message, self.dto(&alert).await))
+    }
+
     async fn change(
         &self,
         caller: &Caller,
@@ -341,13 +357,14 @@ impl AlertsApi {
         id: Path<Uuid>,
         body: OptionalJsonBody<AlertActionRequest>,
     ) -> ApiResult<Reply<AlertDto>, WriteErrors> {
-        let caller = auth.caller();
-        caller.require(Scope::AlertWrite)?;
-        let note = body.parse()?.and_then(|b| b.note);
-        let alert = self
-            .change(caller, id.0, DomainStatus::Acknowledged, note)
-            .await?;
-        Ok(Reply::new("Alert acknowledged", self.dto(&alert).await))
+        self.act(
+            auth,
+            id,
+            body,
+            DomainStatus::Acknowledged,
+            "Alert acknowledged",
+        )
+        .await
     }
 
     /// Resolve an alert (final; 409 when it is already resolved). Scope `alert:write`.
@@ -362,12 +379,7 @@ impl AlertsApi {
         id: Path<Uuid>,
         body: OptionalJsonBody<AlertActionRequest>,
     ) -> ApiResult<Reply<AlertDto>, WriteErrors> {
-        let caller = auth.caller();
-        caller.require(Scope::AlertWrite)?;
-        let note = body.parse()?.and_then(|b| b.note);
-        let alert = self
-            .change(caller, id.0, DomainStatus::Resolved, note)
-            .await?;
-        Ok(Reply::new("Alert resolved", self.dto(&alert).await))
+        self.act(auth, id, body, DomainStatus::Resolved, "Alert resolved")
+            .await
     }
 }
