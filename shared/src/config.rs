@@ -259,7 +259,9 @@ impl Default for BlobsConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct DetectorConfig {
-    /// `nanodet` (the shipped model) or `yolo` (an Ultralytics YOLOv8/YOLO11 export).
+    /// `nanodet` (the shipped default), `ssd` (the shipped SSDLite-MobileNetV2
+    /// COCO, or another TF Object Detection API SSD) or `yolo` (an
+    /// Ultralytics YOLOv8/YOLO11 export).
     pub model: ModelKind,
     pub model_path: PathBuf,
     /// `libonnxruntime.so.1.31.1`; empty reads `ORT_DYLIB_PATH`.
@@ -724,10 +726,13 @@ config_enum!(
 config_enum!(
     /// `detector.model`: which model family the ONNX file is.
     ModelKind {
-        /// NanoDet-Plus (the shipped model).
+        /// NanoDet-m 416 (the shipped default).
         NanoDet = "nanodet",
         /// An Ultralytics YOLOv8/YOLO11 export.
         Yolo = "yolo",
+        /// A TensorFlow Object Detection API SSD with decoding in the graph
+        /// (the shipped SSDLite-MobileNetV2 COCO).
+        Ssd = "ssd",
     }
 );
 

@@ -387,6 +387,7 @@ pub fn engine_options(cfg: &Config) -> EngineOptions {
         provider: Provider::new(d.execution_provider, d.cuda_device),
         threads: d.threads,
         iou: d.nms_iou,
+        calibrated: true,
     }
 }
 

@@ -11,7 +11,9 @@ use ort::session::Session;
 use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 use ort::value::TensorRef;
 
+use super::calibration::{Calibration, CalibrationError};
 use super::nanodet::NanoDet;
+use super::ssd::Ssd;
 use super::yolo::Yolo;
 use super::{Fit, Found, ModelAdapter, Output, Wanted};
 use crate::image::Rgb;
@@ -55,6 +57,10 @@ pub struct EngineOptions {
     /// Intra-op threads; 0 lets ONNX Runtime choose (one per core).
     pub threads: usize,
     pub iou: f32,
+    /// Map raw scores through the calibration stored beside the model
+    /// (`<model>.calibration.json`, when there is one); `false` reports the
+    /// model's raw scores (fitting, comparing with other runtimes).
+    pub calibrated: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +73,8 @@ pub enum EngineError {
     Library { path: PathBuf, message: String },
     #[error("cannot load the model {path}: {message}")]
     Model { path: PathBuf, message: String },
+    #[error(transparent)]
+    Calibration(#[from] CalibrationError),
     #[error("inference failed: {0}")]
     Run(String),
 }
@@ -92,6 +100,7 @@ pub struct Engine {
     batched: bool,
     provider: Provider,
     iou: f32,
+    calibration: Calibration,
 }
 
 static ENVIRONMENT: OnceLock<Result<Environment, String>> = OnceLock::new();
@@ -193,21 +202,27 @@ impl Engine {
             ));
         }
         let name = input.name().to_owned();
+        let side = |d: i64, default: usize| if d > 0 { d as usize } else { default };
         let adapter: Box<dyn ModelAdapter> = match opts.model {
             ModelKind::NanoDet => Box::new(NanoDet::new(name)),
-            ModelKind::Yolo => {
-                let side = |d: i64| if d > 0 { d as usize } else { 640 };
-                Box::new(Yolo::new(name, side(shape[2]), side(shape[3])))
-            }
+            ModelKind::Yolo => Box::new(Yolo::new(name, side(shape[2], 640), side(shape[3], 640))),
+            ModelKind::Ssd => Box::new(Ssd::new(name, side(shape[2], 300), side(shape[3], 300))),
         };
         let batched = shape[0] != 1;
-        tracing::info!(model = %path.display(), adapter = adapter.name(), ?provider, batched, "detector loaded");
+        let calibration = if opts.calibrated {
+            Calibration::load_beside(path)?
+        } else {
+            None
+        };
+        let calibrated = calibration.is_some();
+        tracing::info!(model = %path.display(), adapter = adapter.name(), ?provider, batched, calibrated, "detector loaded");
         Ok(Self {
             session: Mutex::new(session),
             adapter,
             batched,
             provider,
             iou: opts.iou,
+            calibration: calibration.unwrap_or_else(Calibration::identity),
         })
     }
 
@@ -218,6 +233,11 @@ impl Engine {
 
     pub fn adapter(&self) -> &dyn ModelAdapter {
         self.adapter.as_ref()
+    }
+
+    /// How raw scores become confidences (identity when uncalibrated).
+    pub fn calibration(&self) -> &Calibration {
+        &self.calibration
     }
 
     /// Detect in a batch of frames (blocking: call from a blocking thread).
@@ -285,7 +305,19 @@ impl Engine {
             .iter()
             .zip(&fits)
             .enumerate()
-            .map(|(i, (f, fit))| self.adapter.postprocess(&views, i, fit, f.wanted, self.iou))
+            .map(|(i, (f, fit))| {
+                // The scene's threshold in raw terms, then raw scores back
+                // as calibrated confidences (a monotone map: same boxes).
+                let wanted = Wanted {
+                    min_confidence: self.calibration.raw_threshold(f.wanted.min_confidence),
+                    ..f.wanted
+                };
+                let mut found = self.adapter.postprocess(&views, i, fit, wanted, self.iou)?;
+                for d in &mut found {
+                    d.score = self.calibration.confidence(d.score);
+                }
+                Ok(found)
+            })
             .collect();
         let done = Instant::now();
         let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1000.0;

@@ -6,9 +6,12 @@
 //! normalisation) and how the output tensors become boxes. The engine owns
 //! the session, batching and the execution provider.
 
+pub mod calibration;
 pub mod engine;
+pub mod evaluate;
 pub mod nanodet;
 pub mod nms;
+pub mod ssd;
 pub mod yolo;
 
 use panoptes_shared::domain::scene::DetectClass;

@@ -51,7 +51,12 @@ pub fn ort_library() -> PathBuf {
     )
 }
 
+/// Raw scores: what the Python reference pipeline computes.
 pub fn engine(model: ModelKind, path: PathBuf) -> Engine {
+    load(model, path, false)
+}
+
+pub fn load(model: ModelKind, path: PathBuf, calibrated: bool) -> Engine {
     Engine::load(&EngineOptions {
         model,
         model_path: path,
@@ -59,16 +64,27 @@ pub fn engine(model: ModelKind, path: PathBuf) -> Engine {
         provider: Provider::Cpu,
         threads: 2,
         iou: 0.5,
+        calibrated,
     })
     .unwrap_or_else(|e| {
         panic!("{e} (run the tests with `bash .ci/test.sh`, which installs onnxruntime)")
     })
 }
 
+/// NanoDet-m with raw scores (as the Python reference computes them).
 pub fn nanodet() -> Engine {
     engine(
         ModelKind::NanoDet,
         root().join("workers/models/nanodet-m-416.onnx"),
+    )
+}
+
+/// NanoDet-m as the service runs it: scores calibrated.
+pub fn nanodet_calibrated() -> Engine {
+    load(
+        ModelKind::NanoDet,
+        root().join("workers/models/nanodet-m-416.onnx"),
+        true,
     )
 }
 

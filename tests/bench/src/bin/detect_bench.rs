@@ -65,6 +65,7 @@ fn main() -> anyhow::Result<()> {
         provider: Provider::new(args.provider, 0),
         threads: args.threads,
         iou: 0.5,
+        calibrated: true,
     })
     .context("loading the detector")?;
     let wanted = Wanted {
