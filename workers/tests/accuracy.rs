@@ -43,16 +43,7 @@ fn held_out_counts_are_unbiased_at_the_default_threshold() {
                 }])
                 .unwrap();
             let found = results.pop().unwrap().unwrap();
-            Frame {
-                width: rgb.width as u32,
-                height: rgb.height as u32,
-                truth: image.people.clone(),
-                found: found
-                    .iter()
-                    .map(|f| (f.score, [f.x1, f.y1, f.x2, f.y2]))
-                    .collect(),
-                zone: set.zones.get(&image.source).cloned(),
-            }
+            Frame::of(image, &set, rgb.width as u32, rgb.height as u32, &found)
         })
         .collect();
     assert!(frames.len() >= 60, "held-out frames: {}", frames.len());

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use panoptes_shared::domain::polygon::{Point, Polygon};
 use serde::Deserialize;
 
+use super::Found;
+
 /// `[x1, y1, x2, y2]` in frame pixels.
 pub type Rect = [f32; 4];
 
@@ -32,6 +34,29 @@ pub struct Frame {
     pub found: Vec<(f32, Rect)>,
     /// The zone whose people are counted too (normalised points), if any.
     pub zone: Option<Polygon>,
+}
+
+impl Frame {
+    /// What a detector `found` on a labelled `image` of `set` (`width` x
+    /// `height` pixels), against its labels and its source's zone.
+    pub fn of(
+        image: &Labelled,
+        set: &LabelledSet,
+        width: u32,
+        height: u32,
+        found: &[Found],
+    ) -> Self {
+        Self {
+            width,
+            height,
+            truth: image.people.clone(),
+            found: found
+                .iter()
+                .map(|f| (f.score, [f.x1, f.y1, f.x2, f.y2]))
+                .collect(),
+            zone: set.zones.get(&image.source).cloned(),
+        }
+    }
 }
 
 /// Whether each detection (in the given order) is a true positive: greedy

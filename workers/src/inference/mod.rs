@@ -53,6 +53,18 @@ pub struct Fit {
 }
 
 impl Fit {
+    /// A plain resize of `frame` to `width` x `height` input pixels (no letterbox).
+    pub fn stretch(frame: &Rgb, width: usize, height: usize) -> Self {
+        Self {
+            frame_width: frame.width as u32,
+            frame_height: frame.height as u32,
+            scale_x: width as f32 / frame.width as f32,
+            scale_y: height as f32 / frame.height as f32,
+            pad_x: 0.0,
+            pad_y: 0.0,
+        }
+    }
+
     /// Input-space x back to frame pixels.
     pub fn x(&self, x: f32) -> f32 {
         (x - self.pad_x) / self.scale_x

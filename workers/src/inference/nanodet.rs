@@ -6,7 +6,7 @@
 //! `[cells, 44]` (left, top, right, bottom x 11 bins); a side's distance is
 //! the expectation of the softmax over its bins, times the stride.
 
-use super::nms::{Candidate, nms};
+use super::nms::{Candidate, suppress};
 use super::{Fit, Found, ModelAdapter, Output, Wanted, coco_indices};
 use crate::image::{Rgb, resize};
 
@@ -86,14 +86,7 @@ impl ModelAdapter for NanoDet {
             g[i] = lg[usize::from(px[1])];
             r[i] = lr[usize::from(px[0])];
         }
-        Fit {
-            frame_width: frame.width as u32,
-            frame_height: frame.height as u32,
-            scale_x: SIZE as f32 / frame.width as f32,
-            scale_y: SIZE as f32 / frame.height as f32,
-            pad_x: 0.0,
-            pad_y: 0.0,
-        }
+        Fit::stretch(frame, SIZE, SIZE)
     }
 
     fn postprocess(
@@ -136,17 +129,7 @@ impl ModelAdapter for NanoDet {
                 });
             }
         }
-        Ok(nms(candidates, iou)
-            .into_iter()
-            .map(|c| Found {
-                class: wanted.class,
-                score: c.score,
-                x1: c.x1,
-                y1: c.y1,
-                x2: c.x2,
-                y2: c.y2,
-            })
-            .collect())
+        Ok(suppress(candidates, iou, wanted.class))
     }
 }
 

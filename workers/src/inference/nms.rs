@@ -38,6 +38,25 @@ pub fn nms(mut candidates: Vec<Candidate>, iou: f32) -> Vec<Candidate> {
     keep
 }
 
+/// The candidates left after suppression, as found boxes of `class`.
+pub fn suppress(
+    candidates: Vec<Candidate>,
+    iou: f32,
+    class: panoptes_shared::domain::scene::DetectClass,
+) -> Vec<super::Found> {
+    nms(candidates, iou)
+        .into_iter()
+        .map(|c| super::Found {
+            class,
+            score: c.score,
+            x1: c.x1,
+            y1: c.y1,
+            x2: c.x2,
+            y2: c.y2,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

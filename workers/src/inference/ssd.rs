@@ -6,7 +6,7 @@
 //! category `j + 1`) and boxes `[anchors, 1, 4]` as normalised
 //! `[ymin, xmin, ymax, xmax]`.
 
-use super::nms::{Candidate, nms};
+use super::nms::{Candidate, suppress};
 use super::{Fit, Found, ModelAdapter, Output, Wanted, coco_indices};
 use crate::image::{Rgb, resize};
 
@@ -62,14 +62,7 @@ impl ModelAdapter for Ssd {
                 out[c * plane + i] = f32::from(*v);
             }
         }
-        Fit {
-            frame_width: frame.width as u32,
-            frame_height: frame.height as u32,
-            scale_x: w as f32 / frame.width as f32,
-            scale_y: h as f32 / frame.height as f32,
-            pad_x: 0.0,
-            pad_y: 0.0,
-        }
+        Fit::stretch(frame, w, h)
     }
 
     fn postprocess(
@@ -105,16 +98,6 @@ impl ModelAdapter for Ssd {
                 y2: y2 * fh,
             });
         }
-        Ok(nms(candidates, iou)
-            .into_iter()
-            .map(|c| Found {
-                class: wanted.class,
-                score: c.score,
-                x1: c.x1,
-                y1: c.y1,
-                x2: c.x2,
-                y2: c.y2,
-            })
-            .collect())
+        Ok(suppress(candidates, iou, wanted.class))
     }
 }

@@ -85,16 +85,7 @@ fn detect_all(engine: &Engine, set: &LabelledSet) -> anyhow::Result<Vec<Detected
         out.push(Detected {
             split: image.split,
             source: image.source.clone(),
-            frame: Frame {
-                width: rgb.width as u32,
-                height: rgb.height as u32,
-                truth: image.people.clone(),
-                found: found
-                    .iter()
-                    .map(|f| (f.score, [f.x1, f.y1, f.x2, f.y2]))
-                    .collect(),
-                zone: set.zones.get(&image.source).cloned(),
-            },
+            frame: Frame::of(image, set, rgb.width as u32, rgb.height as u32, &found),
             ms,
         });
     }
