@@ -6,10 +6,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use panoptes_shared::domain::polygon::{Point, Polygon};
+use panoptes_shared::domain::detection::BoundingBox;
+use panoptes_shared::domain::polygon::Polygon;
 use serde::Deserialize;
 
 use super::Found;
+use crate::analytics::dwell::footpoint;
 
 /// `[x1, y1, x2, y2]` in frame pixels.
 pub type Rect = [f32; 4];
@@ -84,12 +86,20 @@ pub fn true_positives(found: &[(f32, Rect)], truth: &[Rect]) -> Vec<bool> {
     tp
 }
 
-/// Where a person stands (bottom-centre), normalised to the frame.
-fn footpoint(r: &Rect, width: u32, height: u32) -> Point {
-    Point {
-        x: f64::from((r[0] + r[2]) / 2.0) / f64::from(width.max(1)),
-        y: f64::from(r[3]) / f64::from(height.max(1)),
-    }
+/// Every detection of `frames` as `(score, is a labelled person)`: what
+/// precision-recall curves and calibration fits rank.
+pub fn ranked(frames: &[Frame]) -> Vec<(f32, bool)> {
+    frames
+        .iter()
+        .flat_map(|f| {
+            let tp = true_positives(&f.found, &f.truth);
+            f.found
+                .iter()
+                .zip(tp)
+                .map(|(d, t)| (d.0, t))
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// Scores at one threshold over a set of frames.
@@ -124,21 +134,26 @@ pub fn evaluate(frames: &[Frame], thresholds: &[f32]) -> Evaluation {
         .map(|f| true_positives(&f.found, &f.truth))
         .collect();
     let people: usize = frames.iter().map(|f| f.truth.len()).sum();
+    // Where a person stands, normalised as the detect role does: the zone
+    // test the analytics role makes.
     let in_zone = |f: &Frame, r: &Rect| {
-        f.zone
-            .as_ref()
-            .is_some_and(|z| z.contains(footpoint(r, f.width, f.height)))
+        f.zone.as_ref().is_some_and(|z| {
+            z.contains(footpoint(&BoundingBox::from_corners(
+                r[0], r[1], r[2], r[3], f.width, f.height,
+            )))
+        })
     };
-    let people_in_zone = frames
+    let truth_in_zone: Vec<usize> = frames
         .iter()
         .map(|f| f.truth.iter().filter(|r| in_zone(f, r)).count())
-        .sum();
+        .collect();
+    let people_in_zone = truth_in_zone.iter().sum();
     let by_threshold = thresholds
         .iter()
         .map(|&t| {
             let (mut tp, mut kept) = (0usize, 0usize);
             let (mut abs, mut signed, mut zabs, mut zsigned) = (0.0, 0.0, 0.0, 0.0);
-            for (f, m) in frames.iter().zip(&matched) {
+            for ((f, m), &theirs) in frames.iter().zip(&matched).zip(&truth_in_zone) {
                 let above: Vec<usize> = (0..f.found.len()).filter(|&i| f.found[i].0 >= t).collect();
                 kept += above.len();
                 tp += above.iter().filter(|&&i| m[i]).count();
@@ -146,7 +161,6 @@ pub fn evaluate(frames: &[Frame], thresholds: &[f32]) -> Evaluation {
                 abs += err.abs();
                 signed += err;
                 let ours = above.iter().filter(|&&i| in_zone(f, &f.found[i].1)).count();
-                let theirs = f.truth.iter().filter(|r| in_zone(f, r)).count();
                 let zerr = ours as f64 - theirs as f64;
                 zabs += zerr.abs();
                 zsigned += zerr;

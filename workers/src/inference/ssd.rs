@@ -35,7 +35,7 @@ fn outputs<'a>(outputs: &'a [Output<'a>]) -> Result<(&'a Output<'a>, &'a Output<
     let anchors = boxes.dims()[0];
     let scores = outputs
         .iter()
-        .find(|o| o.dims().len() == 2 && o.dims()[0] == anchors)
+        .find(|o| o.dims().len() == 2 && o.dims()[0] == anchors && o.dims()[1] > 0)
         .ok_or("the model has no [N, anchors, classes] score output: not a TF SSD export")?;
     Ok((scores, boxes))
 }

@@ -17,7 +17,7 @@ use panoptes_workers::inference::Wanted;
 use panoptes_workers::inference::calibration::Calibration;
 use panoptes_workers::inference::engine::{Engine, EngineOptions, FrameIn, ModelKind, Provider};
 use panoptes_workers::inference::evaluate::{
-    Evaluation, Frame, LabelledSet, Split, evaluate, true_positives,
+    Evaluation, Frame, LabelledSet, Split, evaluate, ranked,
 };
 use serde_json::json;
 
@@ -158,18 +158,8 @@ fn main() -> anyhow::Result<()> {
         let detected = detect_all(&engine, &set)?;
         let calibration = if args.fit {
             let fit: Vec<&Detected> = detected.iter().filter(|d| d.split == Split::Fit).collect();
-            let scored: Vec<(f32, bool)> = fit
-                .iter()
-                .flat_map(|d| {
-                    let tp = true_positives(&d.frame.found, &d.frame.truth);
-                    d.frame
-                        .found
-                        .iter()
-                        .zip(tp)
-                        .map(|(f, t)| (f.0, t))
-                        .collect::<Vec<_>>()
-                })
-                .collect();
+            let frames: Vec<Frame> = fit.iter().map(|d| d.frame.clone()).collect();
+            let scored = ranked(&frames);
             let people = fit.iter().map(|d| d.frame.truth.len()).sum();
             let c = Calibration::fit(
                 &scored,

@@ -11,43 +11,24 @@ use std::process::{Command, Stdio};
 
 use anyhow::Context;
 use panoptes_shared::domain::detection::BoundingBox;
-use panoptes_shared::domain::polygon::{Point, Polygon};
 use panoptes_shared::domain::scene::DetectClass;
 use panoptes_workers::analytics::tracker::Tracker;
 use panoptes_workers::image::Rgb;
 use panoptes_workers::inference::Wanted;
 use panoptes_workers::inference::engine::{Engine, FrameIn};
-use panoptes_workers::inference::evaluate::{LabelledSet, Split};
+use panoptes_workers::inference::evaluate::{Frame, LabelledSet, Rect, Split, evaluate};
 
 const THRESHOLD: f32 = 0.6;
 const FRAME_MS: u64 = 100;
 const COASTS_MS: [u64; 4] = [0, 200, 500, 1000];
 
-fn footpoint_in(zone: Option<&Polygon>, b: &BoundingBox) -> bool {
-    zone.is_some_and(|z| {
-        z.contains(Point {
-            x: f64::from(b.x + b.width / 2.0),
-            y: f64::from(b.y + b.height),
-        })
-    })
-}
-
-#[derive(Default)]
-struct Errors {
-    abs: f64,
-    signed: f64,
-    zabs: f64,
-    zsigned: f64,
-}
-
-impl Errors {
-    fn add(&mut self, ours: usize, truth: usize, zours: usize, ztruth: usize) {
-        let (e, z) = (ours as f64 - truth as f64, zours as f64 - ztruth as f64);
-        self.abs += e.abs();
-        self.signed += e;
-        self.zabs += z.abs();
-        self.zsigned += z;
-    }
+/// A normalised box back in frame pixels, as a counted detection.
+fn counted(b: &BoundingBox, w: usize, h: usize) -> (f32, Rect) {
+    let (w, h) = (w as f32, h as f32);
+    (
+        1.0,
+        [b.x * w, b.y * h, (b.x + b.width) * w, (b.y + b.height) * h],
+    )
 }
 
 pub fn report(
@@ -65,7 +46,6 @@ pub fn report(
             Some((n.parse::<u64>().ok()?, i))
         })
         .collect();
-    let zone = set.zones.get("vtest");
     let (w, h) = (768usize, 576usize);
     let mut ffmpeg = Command::new("ffmpeg")
         .args(["-v", "error", "-i"])
@@ -76,17 +56,16 @@ pub fn report(
         .context("ffmpeg (apt-get install ffmpeg)")?;
     let mut out = ffmpeg.stdout.take().context("ffmpeg stdout")?;
     let mut tracker = Tracker::new(5_000);
-    let mut boxes_err = Errors::default();
-    let mut tracks_err: Vec<Errors> = COASTS_MS.iter().map(|_| Errors::default()).collect();
-    let mut buf = vec![0u8; w * h * 3];
+    // Per counting method, the labelled frames with what it counted.
+    let mut by_boxes = Vec::new();
+    let mut by_tracks: Vec<Vec<Frame>> = COASTS_MS.iter().map(|_| Vec::new()).collect();
+    let mut frame = Rgb {
+        width: w,
+        height: h,
+        pixels: vec![0u8; w * h * 3],
+    };
     let mut n = 0u64;
-    let mut counted = 0usize;
-    while out.read_exact(&mut buf).is_ok() {
-        let frame = Rgb {
-            width: w,
-            height: h,
-            pixels: buf.clone(),
-        };
+    while out.read_exact(&mut frame.pixels).is_ok() {
         let (mut results, _) = engine.detect(&[FrameIn {
             frame: &frame,
             wanted: Wanted {
@@ -100,67 +79,51 @@ pub fn report(
             .map_err(anyhow::Error::msg)?;
         let boxes: Vec<BoundingBox> = found
             .iter()
-            .map(|f| BoundingBox {
-                x: f.x1 / w as f32,
-                y: f.y1 / h as f32,
-                width: (f.x2 - f.x1) / w as f32,
-                height: (f.y2 - f.y1) / h as f32,
-            })
+            .map(|f| BoundingBox::from_corners(f.x1, f.y1, f.x2, f.y2, w as u32, h as u32))
             .collect();
         let at = n * FRAME_MS;
         tracker.update(&boxes, at);
         if let Some(image) = labelled.get(&n) {
-            counted += 1;
-            let truth = image.people.len();
-            let ztruth = image
-                .people
-                .iter()
-                .filter(|r| {
-                    footpoint_in(
-                        zone,
-                        &BoundingBox {
-                            x: r[0] / w as f32,
-                            y: r[1] / h as f32,
-                            width: (r[2] - r[0]) / w as f32,
-                            height: (r[3] - r[1]) / h as f32,
-                        },
-                    )
-                })
-                .count();
-            let zboxes = boxes.iter().filter(|b| footpoint_in(zone, b)).count();
-            boxes_err.add(boxes.len(), truth, zboxes, ztruth);
-            for (coast, errors) in COASTS_MS.iter().zip(&mut tracks_err) {
-                let live: Vec<_> = tracker
+            let base = Frame::of(image, set, w as u32, h as u32, &[]);
+            by_boxes.push(Frame {
+                found: boxes.iter().map(|b| counted(b, w, h)).collect(),
+                ..base.clone()
+            });
+            for (coast, frames) in COASTS_MS.iter().zip(&mut by_tracks) {
+                let live = tracker
                     .tracks()
                     .iter()
-                    .filter(|t| t.last_seen_ms > t.first_seen_ms && at - t.last_seen_ms <= *coast)
-                    .collect();
-                let zlive = live.iter().filter(|t| footpoint_in(zone, &t.bbox)).count();
-                errors.add(live.len(), truth, zlive, ztruth);
+                    .filter(|t| t.last_seen_ms > t.first_seen_ms && at - t.last_seen_ms <= *coast);
+                frames.push(Frame {
+                    found: live.map(|t| counted(&t.bbox, w, h)).collect(),
+                    ..base.clone()
+                });
             }
         }
         n += 1;
     }
     ffmpeg.wait()?;
-    let k = counted.max(1) as f64;
     println!(
-        "Counting from tracks ({n} frames of {}, {counted} labelled, calibrated threshold {THRESHOLD}):",
-        avi.display()
+        "Counting from tracks ({n} frames of {}, {} labelled, calibrated threshold {THRESHOLD}):",
+        avi.display(),
+        by_boxes.len()
     );
     println!("| count | frame MAE | frame bias | zone MAE | zone bias |");
     println!("|---|---|---|---|---|");
-    let row = |name: String, e: &Errors| {
+    let row = |name: String, frames: &[Frame]| {
+        // Everything counted carries score 1: one threshold counts it all.
+        let a = evaluate(frames, &[0.5]).by_threshold[0];
         println!(
             "| {name} | {:.3} | {:+.3} | {:.3} | {:+.3} |",
-            e.abs / k,
-            e.signed / k,
-            e.zabs / k,
-            e.zsigned / k
+            a.count_mae, a.count_bias, a.zone_mae, a.zone_bias
         )
     };
-    row("boxes in the frame".into(), &boxes_err);
-    for (coast, e) in COASTS_MS.iter().zip(&tracks_err) {
-        row(format!("confirmed tracks seen in the last {coast} ms"), e);
+    row("boxes in the frame".into(), &by_boxes);
+    for (coast, frames) in COASTS_MS.iter().zip(&by_tracks) {
+        row(
+            format!("confirmed tracks seen in the last {coast} ms"),
+            frames,
+        );
     }
     Ok(())
 }
