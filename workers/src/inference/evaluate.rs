@@ -40,7 +40,11 @@ pub struct Frame {
 
 impl Frame {
     /// What a detector `found` on a labelled `image` of `set` (`width` x
-    /// `height` pixels), against its labels and its source's zone.
+    /// `height` pixels), against its labels and its source's zone. Where the
+    /// source's people were labelled down to a height only (`minHeight`),
+    /// shorter detections are left out, as the Caltech pedestrian benchmark
+    /// does: a figure too small to be labelled is neither a hit nor a false
+    /// alarm, and is not counted.
     pub fn of(
         image: &Labelled,
         set: &LabelledSet,
@@ -54,6 +58,7 @@ impl Frame {
             truth: image.people.clone(),
             found: found
                 .iter()
+                .filter(|f| f.y2 - f.y1 >= set.min_height(&image.source))
                 .map(|f| (f.score, [f.x1, f.y1, f.x2, f.y2]))
                 .collect(),
             zone: set.zones.get(&image.source).cloned(),
@@ -229,8 +234,12 @@ pub enum Split {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct LabelFile {
     zones: BTreeMap<String, Vec<Vec<f64>>>,
+    /// Per source: people shorter than this (pixels) were not labelled.
+    #[serde(default)]
+    min_height: BTreeMap<String, f32>,
     images: BTreeMap<String, LabelledImage>,
 }
 
@@ -256,6 +265,8 @@ pub struct Labelled {
 pub struct LabelledSet {
     pub images: Vec<Labelled>,
     pub zones: BTreeMap<String, Polygon>,
+    /// Per source: the height (pixels) people were labelled down to.
+    pub min_heights: BTreeMap<String, f32>,
 }
 
 impl LabelledSet {
@@ -285,7 +296,16 @@ impl LabelledSet {
                 people: image.people,
             })
             .collect();
-        Ok(Self { images, zones })
+        Ok(Self {
+            images,
+            zones,
+            min_heights: file.min_height,
+        })
+    }
+
+    /// The height people of `source` were labelled down to (0: all).
+    pub fn min_height(&self, source: &str) -> f32 {
+        self.min_heights.get(source).copied().unwrap_or(0.0)
     }
 
     /// The images of one split.
