@@ -280,6 +280,12 @@ pub struct DetectorConfig {
     pub concurrency: usize,
     /// Overlap above which boxes of one class are merged.
     pub nms_iou: f32,
+    /// The picture size the model sees, `HEIGHTxWIDTH` (e.g. `416x416`, the
+    /// fastest for NanoDet-m); `auto`: [`InputSize::ACCURATE`] for NanoDet,
+    /// the model's own size for the others. A size other than the model's
+    /// own needs a model with a free picture size (the shipped NanoDet-m has
+    /// one) and is calibrated by its own file.
+    pub input_size: String,
     /// At most one snapshot per device per this interval.
     pub snapshot_interval_ms: u64,
 }
@@ -297,6 +303,7 @@ impl Default for DetectorConfig {
             batch_wait_ms: 20,
             concurrency: 1,
             nms_iou: 0.5,
+            input_size: "auto".into(),
             snapshot_interval_ms: 10_000,
         }
     }
@@ -736,6 +743,58 @@ config_enum!(
     }
 );
 
+/// A model input's picture size (`detector.input_size`), in pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct InputSize {
+    pub height: usize,
+    pub width: usize,
+}
+
+impl InputSize {
+    /// NanoDet-m's default size: 4:3 frames at about their own aspect, 1.5
+    /// times the pixels of 416x416 (the figures: `tests/accuracy`).
+    pub const ACCURATE: Self = Self {
+        height: 448,
+        width: 576,
+    };
+
+    /// `HEIGHTxWIDTH`, each a multiple of 32 from 64 to 2048.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let err = || {
+            format!(
+                "`{s}` is not HEIGHTxWIDTH with sides multiples of 32 from 64 to 2048 (e.g. 448x576)"
+            )
+        };
+        let (h, w) = s.split_once('x').ok_or_else(err)?;
+        let side = |v: &str| -> Result<usize, String> {
+            let n: usize = v.trim().parse().map_err(|_| err())?;
+            if (64..=2048).contains(&n) && n.is_multiple_of(32) {
+                Ok(n)
+            } else {
+                Err(err())
+            }
+        };
+        Ok(Self {
+            height: side(h)?,
+            width: side(w)?,
+        })
+    }
+
+    /// `detector.input_size`: `None` for `auto` (or empty).
+    pub fn setting(s: &str) -> Result<Option<Self>, String> {
+        match s.trim() {
+            "" | "auto" => Ok(None),
+            other => Self::parse(other).map(Some),
+        }
+    }
+}
+
+impl std::fmt::Display for InputSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{}", self.height, self.width)
+    }
+}
+
 config_enum!(
     /// `detector.execution_provider`: where inference runs.
     ExecutionProvider { Cpu = "cpu", Cuda = "cuda" }
@@ -885,6 +944,9 @@ impl Config {
         }
         if !(self.detector.nms_iou > 0.0 && self.detector.nms_iou <= 1.0) {
             return invalid("detector.nms_iou must be in (0, 1]".into());
+        }
+        if let Err(e) = InputSize::setting(&self.detector.input_size) {
+            return invalid(format!("detector.input_size: {e}, or auto"));
         }
         if self.worker.heartbeat_ms == 0 || self.worker.node_ttl_ms < 2 * self.worker.heartbeat_ms {
             return invalid(
@@ -1147,6 +1209,33 @@ mod tests {
         }
         assert_eq!("cuda".parse(), Ok(ExecutionProvider::Cuda));
         assert!("gpu".parse::<ExecutionProvider>().is_err());
+    }
+
+    #[test]
+    fn the_detector_input_size_is_auto_or_a_height_by_width_in_strides() {
+        assert_eq!(Config::default().detector.input_size, "auto");
+        assert_eq!(InputSize::setting("auto"), Ok(None));
+        assert_eq!(InputSize::setting(""), Ok(None));
+        assert_eq!(
+            InputSize::setting("448x576"),
+            Ok(Some(InputSize {
+                height: 448,
+                width: 576
+            }))
+        );
+        assert_eq!(InputSize::ACCURATE.to_string(), "448x576");
+        for bad in ["448", "448x570", "32x64", "4096x4096", "axb", "448x576x3"] {
+            assert!(InputSize::setting(bad).is_err(), "{bad}");
+        }
+        let cfg =
+            Config::load_from(None, env(&[("PANOPTES__DETECTOR__INPUT_SIZE", "480x640")])).unwrap();
+        assert_eq!(cfg.detector.input_size, "480x640");
+        let err = Config::load_from(None, env(&[("PANOPTES__DETECTOR__INPUT_SIZE", "450x600")]))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("detector.input_size") && err.to_string().contains("450x600"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -39,5 +39,5 @@ if [ ! -x "$W/ortvenv/bin/python" ]; then
   python3 -m venv "$W/ortvenv"
   "$W/ortvenv/bin/pip" install -q "onnxruntime==1.31.1" "onnx==1.23.2" numpy
 fi
-"$W/ortvenv/bin/python" "$HERE/dynamic_batch.py" conv/nanodet.onnx "$HERE/nanodet-m-416.onnx"
+"$W/ortvenv/bin/python" "$HERE/dynamic_batch.py" --any-size conv/nanodet.onnx "$HERE/nanodet-m-416.onnx"
 ls -l "$HERE/nanodet-m-416.onnx"

@@ -1,4 +1,5 @@
-"""Free the batch dimension of a converted TF.js detector.
+"""Free the batch dimension of a converted TF.js detector (and, with
+--any-size, its picture height and width).
 
 tf2onnx turns the TF.js head reshapes into `Reshape(x, [1, -1, C])` with the
 target computed in the graph: a batch of N frames would come out as one frame
@@ -7,7 +8,14 @@ batch of 1) and replaced by a constant `[0, -1, C]` (0 = keep the input's batch
 dimension); the nodes that computed it are pruned; the outputs get a symbolic
 batch dimension. Then it checks that a batch of 3 equals 3 single runs.
 
-usage: python dynamic_batch.py IN.onnx OUT.onnx   (needs onnx, onnxruntime, numpy)
+--any-size: the input's height and width and the outputs' cell counts become
+symbolic too, for a fully convolutional detector whose head reshapes keep
+only the channel count (NanoDet: `[0, C, -1]`): it then runs at any multiple
+of its largest stride, for example 448x576 for 4:3 cameras. Checked: at the
+native size the outputs are unchanged, and at 448x576 every output has the
+cells of that grid.
+
+usage: python dynamic_batch.py [--any-size] IN.onnx OUT.onnx   (needs onnx, onnxruntime, numpy)
 """
 import sys
 
@@ -16,7 +24,9 @@ import onnx
 import onnxruntime as ort
 from onnx import helper, numpy_helper
 
-src, dst = sys.argv[1], sys.argv[2]
+args = [a for a in sys.argv[1:] if a != "--any-size"]
+any_size = "--any-size" in sys.argv[1:]
+src, dst = args[0], args[1]
 model = onnx.load(src)
 graph = model.graph
 inits = {t.name for t in graph.initializer}
@@ -55,6 +65,11 @@ graph.initializer.extend(live)
 graph.input[0].type.tensor_type.shape.dim[0].dim_param = "batch"
 for o in graph.output:
     o.type.tensor_type.shape.dim[0].dim_param = "batch"
+if any_size:
+    graph.input[0].type.tensor_type.shape.dim[2].dim_param = "height"
+    graph.input[0].type.tensor_type.shape.dim[3].dim_param = "width"
+    for o in graph.output:
+        o.type.tensor_type.shape.dim[1].dim_param = "cells"
 onnx.checker.check_model(model)
 onnx.save(model, dst)
 
@@ -74,3 +89,11 @@ for i in range(3):
     )
     assert same == 0.0, f"frame {i}: differs from the unpatched model by {same}"
 print("batch of 3 == 3 single frames == unpatched model:", [tuple(b.shape) for b in batched])
+
+if any_size:
+    h, w = 448, 576
+    outs = check.run(None, {inp.name: np.zeros([1, 3, h, w], np.float32)})
+    grids = sorted({o.shape[1] for o in outs})
+    want = sorted({(h // s) * (w // s) for s in (8, 16, 32)})
+    assert grids == want, f"cells at {h}x{w}: {grids}, expected {want}"
+    print(f"runs at {h}x{w}: cells {grids}")

@@ -187,6 +187,87 @@ fn calibrated_confidences_keep_the_boxes_and_the_ssd_option_finds_people() {
 }
 
 #[test]
+fn nanodet_runs_at_another_input_size_with_its_own_calibration() {
+    use panoptes_workers::inference::engine::{InputSize, input_size};
+    let jpeg = std::fs::read(common::fixtures().join("frames/vtest-200.jpg")).unwrap();
+    let frame = decode_jpeg(&jpeg).unwrap();
+    let path = common::root().join("workers/models/nanodet-m-416.onnx");
+    let own = common::load_sized(ModelKind::NanoDet, path.clone(), true, None);
+    let accurate = common::load_sized(
+        ModelKind::NanoDet,
+        path.clone(),
+        true,
+        Some(InputSize::ACCURATE),
+    );
+    assert_eq!(own.input_size().to_string(), "416x416");
+    assert_eq!(accurate.input_size(), InputSize::ACCURATE);
+    assert!(
+        own.calibration_file()
+            .ends_with("nanodet-m-416.calibration.json")
+    );
+    assert!(
+        accurate
+            .calibration_file()
+            .ends_with("nanodet-m-416.448x576.calibration.json")
+    );
+    // Each size has its own fitted calibration (scores shift with the size).
+    let (a, b) = (own.calibration(), accurate.calibration());
+    assert!(a.unbiased_raw.is_some() && b.unbiased_raw.is_some());
+    assert_ne!(a, b);
+    let wanted = Wanted {
+        class: DetectClass::Person,
+        min_confidence: 0.6,
+    };
+    let found = accurate
+        .detect(&[FrameIn {
+            frame: &frame,
+            wanted,
+        }])
+        .unwrap()
+        .0
+        .remove(0)
+        .unwrap();
+    // Frame 200 has 7 walkers; boxes come back in frame pixels.
+    assert!((6..=9).contains(&found.len()), "{} people", found.len());
+    for f in &found {
+        assert!(f.x1 >= 0.0 && f.x2 <= 768.5 && f.y1 >= 0.0 && f.y2 <= 576.5 && f.x1 < f.x2);
+        assert!(f.score >= 0.6);
+    }
+    // `auto`: the accurate size for NanoDet, the model's own for the others.
+    assert_eq!(
+        input_size("auto", ModelKind::NanoDet),
+        Some(InputSize::ACCURATE)
+    );
+    assert_eq!(input_size("auto", ModelKind::Ssd), None);
+    assert_eq!(
+        input_size("416x416", ModelKind::NanoDet).map(|s| s.to_string()),
+        Some("416x416".into())
+    );
+}
+
+#[test]
+fn a_model_with_a_fixed_input_refuses_another_size() {
+    use panoptes_workers::inference::engine::{Engine, EngineOptions, InputSize};
+    let err = Engine::load(&EngineOptions {
+        model: ModelKind::Ssd,
+        model_path: common::root().join("workers/models/ssdlite-mobilenet-v2-coco.onnx"),
+        library: Some(common::ort_library()),
+        provider: Provider::Cpu,
+        threads: 1,
+        iou: 0.5,
+        calibrated: true,
+        input_size: Some(InputSize::ACCURATE),
+    })
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        err.contains("fixed at 300x300") && err.contains("448x576"),
+        "{err}"
+    );
+}
+
+#[test]
 fn the_yolo_adapter_maps_letterboxed_boxes_back_to_the_frame() {
     let engine = common::engine(
         ModelKind::Yolo,
@@ -247,6 +328,7 @@ fn a_missing_model_or_library_is_a_clear_error() {
         threads: 1,
         iou: 0.5,
         calibrated: true,
+        input_size: None,
     })
     .err()
     .unwrap();
@@ -266,6 +348,7 @@ fn cuda_falls_back_to_cpu_where_there_is_no_gpu() {
             threads: 1,
             iou: 0.5,
             calibrated: true,
+            input_size: None,
         },
     )
     .unwrap();

@@ -388,6 +388,7 @@ pub fn engine_options(cfg: &Config) -> EngineOptions {
         threads: d.threads,
         iou: d.nms_iou,
         calibrated: true,
+        input_size: panoptes_workers::inference::engine::input_size(&d.input_size, d.model),
     }
 }
 

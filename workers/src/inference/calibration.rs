@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
+use panoptes_shared::config::InputSize;
 use serde::{Deserialize, Serialize};
 
 /// The calibrated confidence at which counts are unbiased: the scenes'
@@ -60,9 +61,24 @@ impl Calibration {
         model.with_extension("calibration.json")
     }
 
+    /// The file for the model at `model` run at input `size` (`None`: its
+    /// own size): `<stem>.<H>x<W>.calibration.json`, since scores shift
+    /// with the picture size.
+    pub fn path_for(model: &Path, size: Option<InputSize>) -> PathBuf {
+        match size {
+            None => Self::path_beside(model),
+            Some(size) => model.with_extension(format!("{size}.calibration.json")),
+        }
+    }
+
     /// The calibration stored beside the model, if there is one.
     pub fn load_beside(model: &Path) -> Result<Option<Self>, CalibrationError> {
-        let path = Self::path_beside(model);
+        Self::load(&Self::path_beside(model))
+    }
+
+    /// The calibration in the file at `path`, if there is one.
+    pub fn load(path: &Path) -> Result<Option<Self>, CalibrationError> {
+        let path = path.to_owned();
         let err = |message: String| CalibrationError {
             path: path.clone(),
             message,
@@ -219,6 +235,18 @@ mod tests {
         assert_eq!((c.slope, c.offset), (2.0, 0.5));
         std::fs::write(dir.join("m.calibration.json"), r#"{"slope":-1,"offset":0}"#).unwrap();
         assert!(Calibration::load_beside(&model).is_err());
+        // Another input size reads its own file.
+        let size = InputSize {
+            height: 448,
+            width: 576,
+        };
+        let sized = Calibration::path_for(&model, Some(size));
+        assert_eq!(sized, dir.join("m.448x576.calibration.json"));
+        assert_eq!(
+            Calibration::path_for(&model, None),
+            dir.join("m.calibration.json")
+        );
+        assert!(Calibration::load(&sized).unwrap().is_none());
         std::fs::remove_dir_all(dir).ok();
     }
 }

@@ -1,30 +1,46 @@
 //! NanoDet-m (416, COCO-80, GFL head): the shipped default model.
 //!
 //! Input: BGR, `(pixel - mean) / std`, plain resize to 416x416 (the model was
-//! trained without letterboxing). Outputs, found by shape: per stride 8/16/32,
-//! class scores `[cells, 80]` (already sigmoid) and box distributions
-//! `[cells, 44]` (left, top, right, bottom x 11 bins); a side's distance is
-//! the expectation of the softmax over its bins, times the stride.
+//! trained without letterboxing), or to another size in multiples of 32 (the
+//! network is fully convolutional; the shipped file leaves the picture size
+//! free). Outputs, found by shape: per stride 8/16/32, class scores
+//! `[cells, 80]` (already sigmoid) and box distributions `[cells, 44]` (left,
+//! top, right, bottom x 11 bins), cells row by row; a side's distance is the
+//! expectation of the softmax over its bins, times the stride.
 
 use super::nms::{Candidate, suppress};
 use super::{Fit, Found, ModelAdapter, Output, Wanted, coco_indices};
 use crate::image::{Rgb, resize};
 
-const SIZE: usize = 416;
+/// The size it was trained at.
+pub const SIZE: usize = 416;
+/// Sides must be multiples of the coarsest stride.
+pub const STRIDE: usize = 32;
 const MEAN_BGR: [f32; 3] = [103.53, 116.28, 123.675];
 const STD_BGR: [f32; 3] = [57.375, 57.12, 58.395];
-const LEVELS: [(usize, f32); 3] = [(52, 8.0), (26, 16.0), (13, 32.0)];
+const STRIDES: [usize; 3] = [8, 16, 32];
 const CLASSES: usize = 80;
 const BINS: usize = 11;
 
 pub struct NanoDet {
     input: String,
+    height: usize,
+    width: usize,
 }
 
 impl NanoDet {
+    /// At its own 416x416.
     pub fn new(input: impl Into<String>) -> Self {
+        Self::sized(input, SIZE, SIZE)
+    }
+
+    /// At `height` x `width` input pixels (multiples of [`STRIDE`]).
+    pub fn sized(input: impl Into<String>, height: usize, width: usize) -> Self {
+        debug_assert!(height.is_multiple_of(STRIDE) && width.is_multiple_of(STRIDE));
         Self {
             input: input.into(),
+            height,
+            width,
         }
     }
 }
@@ -38,7 +54,7 @@ fn find<'a>(
         .iter()
         .find(|o| o.dims() == [cells as i64, width as i64])
         .ok_or_else(|| {
-            format!("the model has no output of shape [N, {cells}, {width}]: not NanoDet-m 416")
+            format!("the model has no output of shape [N, {cells}, {width}]: not NanoDet-m at this input size")
         })
 }
 
@@ -67,12 +83,12 @@ impl ModelAdapter for NanoDet {
     }
 
     fn input_size(&self) -> (usize, usize) {
-        (SIZE, SIZE)
+        (self.height, self.width)
     }
 
     fn preprocess(&self, frame: &Rgb, out: &mut [f32]) -> Fit {
-        let small = resize(frame, SIZE, SIZE);
-        let plane = SIZE * SIZE;
+        let small = resize(frame, self.width, self.height);
+        let plane = self.width * self.height;
         let (b, rest) = out.split_at_mut(plane);
         let (g, r) = rest.split_at_mut(plane);
         // (v - mean) / std for every byte value, per channel: the same f32
@@ -86,7 +102,7 @@ impl ModelAdapter for NanoDet {
             g[i] = lg[usize::from(px[1])];
             r[i] = lr[usize::from(px[0])];
         }
-        Fit::stretch(frame, SIZE, SIZE)
+        Fit::stretch(frame, self.width, self.height)
     }
 
     fn postprocess(
@@ -99,8 +115,10 @@ impl ModelAdapter for NanoDet {
     ) -> Result<Vec<Found>, String> {
         let classes = coco_indices(wanted.class);
         let mut candidates = Vec::new();
-        for (grid, stride) in LEVELS {
-            let cells = grid * grid;
+        for stride in STRIDES {
+            let columns = self.width / stride;
+            let cells = columns * (self.height / stride);
+            let stride = stride as f32;
             let scores = find(outputs, cells, CLASSES)?.frame(index);
             let dists = find(outputs, cells, 4 * BINS)?.frame(index);
             for cell in 0..cells {
@@ -114,8 +132,8 @@ impl ModelAdapter for NanoDet {
                 }
                 let d = &dists[cell * 4 * BINS..(cell + 1) * 4 * BINS];
                 let (cx, cy) = (
-                    ((cell % grid) as f32 + 0.5) * stride,
-                    ((cell / grid) as f32 + 0.5) * stride,
+                    ((cell % columns) as f32 + 0.5) * stride,
+                    ((cell / columns) as f32 + 0.5) * stride,
                 );
                 let [l, t, r, b] =
                     [0, 1, 2, 3].map(|s| side(&d[s * BINS..(s + 1) * BINS]) * stride);

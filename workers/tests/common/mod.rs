@@ -57,6 +57,16 @@ pub fn engine(model: ModelKind, path: PathBuf) -> Engine {
 }
 
 pub fn load(model: ModelKind, path: PathBuf, calibrated: bool) -> Engine {
+    load_sized(model, path, calibrated, None)
+}
+
+/// At input `size` (`None`: the model's own).
+pub fn load_sized(
+    model: ModelKind,
+    path: PathBuf,
+    calibrated: bool,
+    size: Option<panoptes_workers::inference::engine::InputSize>,
+) -> Engine {
     Engine::load(&EngineOptions {
         model,
         model_path: path,
@@ -65,6 +75,7 @@ pub fn load(model: ModelKind, path: PathBuf, calibrated: bool) -> Engine {
         threads: 2,
         iou: 0.5,
         calibrated,
+        input_size: size,
     })
     .unwrap_or_else(|e| {
         panic!("{e} (run the tests with `bash .ci/test.sh`, which installs onnxruntime)")
@@ -79,12 +90,14 @@ pub fn nanodet() -> Engine {
     )
 }
 
-/// NanoDet-m as the service runs it: scores calibrated.
+/// NanoDet-m as the service runs it by default (`detector.input_size =
+/// "auto"`): scores calibrated.
 pub fn nanodet_calibrated() -> Engine {
-    load(
+    load_sized(
         ModelKind::NanoDet,
         root().join("workers/models/nanodet-m-416.onnx"),
         true,
+        panoptes_workers::inference::engine::input_size("auto", ModelKind::NanoDet),
     )
 }
 

@@ -66,6 +66,7 @@ fn main() -> anyhow::Result<()> {
         threads: args.threads,
         iou: 0.5,
         calibrated: true,
+        input_size: None,
     })
     .context("loading the detector")?;
     let wanted = Wanted {

@@ -4,6 +4,7 @@
 //! and calibrated scores, and frames/s on the same frames. `--fit` first fits
 //! each model's calibration on the `fit` split and writes it beside the model.
 //!   accuracy-report [--model nanodet=workers/models/nanodet-m-416.onnx ...]
+//!                   [--model nanodet@448x576=workers/models/nanodet-m-416.onnx]
 //!                   [--split test|fit|all] [--fit] [--json OUT]
 
 use std::path::PathBuf;
@@ -15,7 +16,9 @@ use panoptes_shared::domain::scene::DetectClass;
 use panoptes_workers::image::decode_jpeg;
 use panoptes_workers::inference::Wanted;
 use panoptes_workers::inference::calibration::Calibration;
-use panoptes_workers::inference::engine::{Engine, EngineOptions, FrameIn, ModelKind, Provider};
+use panoptes_workers::inference::engine::{
+    Engine, EngineOptions, FrameIn, InputSize, ModelKind, Provider,
+};
 use panoptes_workers::inference::evaluate::{
     Evaluation, Frame, LabelledSet, Split, evaluate, ranked,
 };
@@ -28,8 +31,9 @@ struct Args {
     /// The evaluation set: `labels.json` and `images/`.
     #[arg(long, default_value = "tests/accuracy")]
     set: PathBuf,
-    /// `kind=path` of a model to evaluate (repeat for several); `kind` is a
-    /// `detector.model` value.
+    /// `kind[@HxW]=path` of a model to evaluate (repeat for several); `kind`
+    /// is a `detector.model` value, `HxW` a `detector.input_size` (default:
+    /// the model's own).
     #[arg(long = "model", default_values_t = ["nanodet=workers/models/nanodet-m-416.onnx".to_string()])]
     models: Vec<String>,
     /// Which images to report: `test` (held out), `fit` or `all`.
@@ -137,24 +141,9 @@ fn main() -> anyhow::Result<()> {
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     for spec in &args.models {
-        let (kind, path) = spec
-            .split_once('=')
-            .with_context(|| format!("--model {spec}: expected kind=path"))?;
-        let kind: ModelKind = kind.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
-        let path = PathBuf::from(path);
-        let engine = Engine::load(&EngineOptions {
-            model: kind,
-            model_path: path.clone(),
-            library: args.library.clone(),
-            provider: Provider::Cpu,
-            threads: args.threads,
-            iou: 0.5,
-            calibrated: false,
-        })?;
-        let name = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let model = ModelSpec::parse(spec)?;
+        let engine = model.load(&args, false)?;
+        let name = model.name();
         let detected = detect_all(&engine, &set)?;
         let calibration = if args.fit {
             let fit: Vec<&Detected> = detected.iter().filter(|d| d.split == Split::Fit).collect();
@@ -169,8 +158,8 @@ fn main() -> anyhow::Result<()> {
                     fit.len()
                 ),
             );
-            let out = Calibration::path_beside(&path);
-            std::fs::write(&out, serde_json::to_string_pretty(&c)? + "\n")?;
+            let out = engine.calibration_file();
+            std::fs::write(out, serde_json::to_string_pretty(&c)? + "\n")?;
             eprintln!(
                 "wrote {} (slope {:.3}, offset {:.3})",
                 out.display(),
@@ -179,7 +168,7 @@ fn main() -> anyhow::Result<()> {
             );
             c
         } else {
-            Calibration::load_beside(&path)?.unwrap_or_else(Calibration::identity)
+            Calibration::load(engine.calibration_file())?.unwrap_or_else(Calibration::identity)
         };
         let chosen: Vec<&Detected> = detected
             .iter()
@@ -234,18 +223,7 @@ fn main() -> anyhow::Result<()> {
         println!("{line}");
     }
     if let Some(avi) = &args.sequence {
-        let (kind, path) = args.models[0]
-            .split_once('=')
-            .context("--model kind=path")?;
-        let engine = Engine::load(&EngineOptions {
-            model: kind.parse().map_err(|e| anyhow::anyhow!("{e}"))?,
-            model_path: PathBuf::from(path),
-            library: args.library.clone(),
-            provider: Provider::Cpu,
-            threads: args.threads,
-            iou: 0.5,
-            calibrated: true,
-        })?;
+        let engine = ModelSpec::parse(&args.models[0])?.load(&args, true)?;
         println!();
         sequence::report(&engine, avi, &set, &wanted)?;
     }
@@ -253,6 +231,58 @@ fn main() -> anyhow::Result<()> {
         std::fs::write(out, serde_json::to_string_pretty(&report)?)?;
     }
     Ok(())
+}
+
+/// A `--model kind[@HxW]=path`.
+struct ModelSpec {
+    kind: ModelKind,
+    size: Option<InputSize>,
+    path: PathBuf,
+}
+
+impl ModelSpec {
+    fn parse(spec: &str) -> anyhow::Result<Self> {
+        let (kind, path) = spec
+            .split_once('=')
+            .with_context(|| format!("--model {spec}: expected kind[@HxW]=path"))?;
+        let (kind, size) = match kind.split_once('@') {
+            Some((kind, size)) => (
+                kind,
+                Some(InputSize::parse(size).map_err(anyhow::Error::msg)?),
+            ),
+            None => (kind, None),
+        };
+        Ok(Self {
+            kind: kind.parse().map_err(|e| anyhow::anyhow!("{e}"))?,
+            size,
+            path: PathBuf::from(path),
+        })
+    }
+
+    fn name(&self) -> String {
+        let stem = self
+            .path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match self.size {
+            Some(size) => format!("{stem} @{size}"),
+            None => stem,
+        }
+    }
+
+    fn load(&self, args: &Args, calibrated: bool) -> anyhow::Result<Engine> {
+        Ok(Engine::load(&EngineOptions {
+            model: self.kind,
+            model_path: self.path.clone(),
+            library: args.library.clone(),
+            provider: Provider::Cpu,
+            threads: args.threads,
+            iou: 0.5,
+            calibrated,
+            input_size: self.size,
+        })?)
+    }
 }
 
 fn row(a: &panoptes_workers::inference::evaluate::AtThreshold) -> serde_json::Value {
