@@ -9,6 +9,7 @@ pub mod domain;
 pub mod error;
 pub mod ids;
 pub mod lifecycle;
+pub mod metering;
 pub mod metrics;
 pub mod outbound;
 pub mod ports;

@@ -9,7 +9,6 @@ use serde_json::json;
 
 use crate::domain::device::{Device, DeviceStatus};
 use crate::domain::event::{EventKind, PlatformEvent};
-use crate::domain::plan::period_start;
 use crate::domain::scene::SceneStatus;
 use crate::domain::task::{AnalysisTask, Capability, TaskEnd, TaskStatus, TaskTrigger};
 use crate::error::{Error, Result};
@@ -27,22 +26,7 @@ pub struct StartRequest {
     pub require_online: bool,
 }
 
-/// The device's analysis seconds used in the billing period containing `now`:
-/// the running time of its tasks within the period.
-pub async fn analysis_seconds_used(
-    store: &dyn Store,
-    user: UserId,
-    device: DeviceId,
-    now: DateTime<Utc>,
-) -> Result<u64> {
-    let from = period_start(now);
-    Ok(store
-        .device_tasks_since(user, device, from)
-        .await?
-        .iter()
-        .map(|t| t.seconds_within(from, now))
-        .sum())
-}
+pub use crate::metering::analysis_seconds_used;
 
 /// The device's analysis-seconds allowance this period (plan, capped per device).
 pub fn analysis_seconds_quota(device: &Device) -> u64 {
@@ -164,13 +148,25 @@ pub async fn end(
         return Ok(None);
     }
     tracing::info!(user = %task.user_id, device = %task.device_id, task = %task.id, reason = end.reason.as_str(), "analysis ended");
-    Ok(Some(AnalysisTask {
+    let ended = AnalysisTask {
         status: end.status,
         stopped_at: Some(end.at),
         stop_reason: Some(end.reason),
         error: end.error,
         ..task.clone()
-    }))
+    };
+    // Meter the rest of its time now; if this fails, the scheduler's next
+    // pass does (the task stays "not metered to its end" until then).
+    let metered_until = store.task_metered_until(task.user_id, task.id).await;
+    if let Err(e) = match metered_until {
+        Ok(until) => crate::metering::meter_task(store, &ended, until, end.at)
+            .await
+            .map(drop),
+        Err(e) => Err(e),
+    } {
+        tracing::warn!(task = %task.id, error = %e, "metering the ended task failed; the scheduler retries");
+    }
+    Ok(Some(ended))
 }
 
 /// The device's running task, if any.

@@ -1,5 +1,5 @@
-//! The scheduler role: device schedules, quota enforcement, push-device
-//! liveness and analytics retention, one pass at a time (`step_at` takes the
+//! The scheduler role: device schedules, usage metering and quota
+//! enforcement, push-device liveness and analytics retention, one pass at a time (`step_at` takes the
 //! clock, so tests move time by hand).
 //!
 //! Schedules are level-triggered and idempotent through the store, so any
@@ -22,10 +22,12 @@ use panoptes_shared::domain::device::{Device, DeviceStatus};
 use panoptes_shared::domain::page::PageRequest;
 use panoptes_shared::domain::scene::SceneStatus;
 use panoptes_shared::domain::task::{AnalysisTask, StopReason, TaskEnd, TaskTrigger};
+use panoptes_shared::domain::usage::Feature;
 use panoptes_shared::ids::DeviceId;
 use panoptes_shared::lifecycle::{
     StartRequest, analysis_seconds_quota, analysis_seconds_used, end, set_device_status, start,
 };
+use panoptes_shared::metering::{meter_all, notify_quota};
 use panoptes_shared::ports::Store;
 use panoptes_shared::{Error, Result};
 use tokio::sync::Mutex;
@@ -50,6 +52,9 @@ pub struct Pass {
     pub quota_stopped: Vec<DeviceId>,
     pub went_offline: Vec<DeviceId>,
     pub pruned: u64,
+    /// Analysis seconds written to the usage ledger (not a change: metering
+    /// runs every pass while tasks run).
+    pub metered_seconds: u64,
 }
 
 impl Pass {
@@ -124,6 +129,7 @@ impl Scheduler {
             .is_none_or(|t| now - t >= chrono(self.settings.quota_every))
         {
             memory.last_quota = Some(now);
+            pass.metered_seconds = meter_all(self.store.as_ref(), now).await?;
             self.enforce_quota(running.values(), now, &mut pass).await?;
         }
         let silent_since = now - chrono(self.settings.offline_after);
@@ -251,7 +257,9 @@ impl Scheduler {
                 continue;
             };
             let used = analysis_seconds_used(store, task.user_id, task.device_id, now).await?;
-            if used < analysis_seconds_quota(&device) && !device.quota.disabled {
+            let quota = analysis_seconds_quota(&device);
+            notify_quota(store, &device, Feature::AnalysisSeconds, used, quota, now).await?;
+            if used < quota && !device.quota.disabled {
                 continue;
             }
             let ended = end(

@@ -17,7 +17,7 @@ use panoptes_shared::domain::schedule::{SLOTS_PER_DAY, Schedule, UtcOffset};
 use panoptes_shared::domain::task::{StopReason, TaskEnd, TaskStatus, TaskTrigger};
 use panoptes_shared::ids::{DeviceId, UserId};
 use panoptes_shared::lifecycle::{StartRequest, end, start};
-use panoptes_shared::ports::{DeviceRepo, EventRepo, SceneRepo, Store, TaskRepo};
+use panoptes_shared::ports::{DeviceRepo, EventRepo, SceneRepo, Store, TaskRepo, UsageRepo};
 use panoptes_workers::scheduler::{Scheduler, SchedulerSettings};
 use uuid::Uuid;
 
@@ -186,25 +186,61 @@ async fn a_task_a_user_started_outlives_the_schedule_and_quota_stops_analysis() 
     .unwrap();
     let pass = s.step_at(utc(2, 4, 30, 0)).await.unwrap();
     assert!(pass.stopped.is_empty() && pass.started.is_empty());
-    // A cap of one hour: by 03:30:30 UTC the task has used 3,630 s.
+    // That pass metered its first two hours into the usage ledger.
+    assert_eq!(pass.metered_seconds, 7_200);
+    // A cap of three hours: metered time plus the running minute counts.
     let mut d = store.get_device(user, device).await.unwrap().unwrap();
-    d.quota.analysis_seconds = Some(3_600);
+    d.quota.analysis_seconds = Some(10_800);
     store.update_device(user, &d).await.unwrap();
     let pass = scheduler(&store)
-        .step_at(t0 + chrono::Duration::seconds(3_599))
+        .step_at(t0 + chrono::Duration::seconds(10_799))
         .await
         .unwrap();
     assert!(pass.quota_stopped.is_empty(), "one second left");
     let pass = scheduler(&store)
-        .step_at(t0 + chrono::Duration::seconds(3_600))
+        .step_at(t0 + chrono::Duration::seconds(10_800))
         .await
         .unwrap();
     assert_eq!(pass.quota_stopped, [device]);
     let ended = store.get_task(user, task.id).await.unwrap().unwrap();
     assert_eq!(ended.stop_reason, Some(StopReason::QuotaExhausted));
+    // Stopping metered the rest: the ledger holds exactly the three hours.
+    assert_eq!(
+        store
+            .usage_totals(user, Some(device), "2026-03")
+            .await
+            .unwrap()
+            .get(&panoptes_shared::domain::usage::Feature::AnalysisSeconds),
+        Some(&10_800)
+    );
     // And the schedule cannot start it again this month.
     let pass = scheduler(&store).step_at(utc(3, 3, 30, 0)).await.unwrap();
     assert!(pass.started.is_empty());
+    // quota_warning (80 %) and quota_exceeded (100 %) went out once each,
+    // however many passes saw the crossing.
+    let events = store
+        .list_events(user, Some(device), PageRequest::default())
+        .await
+        .unwrap()
+        .items;
+    let notices: Vec<_> = events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::QuotaWarning | EventKind::QuotaExceeded))
+        .collect();
+    assert_eq!(notices.len(), 2, "{notices:?}");
+    let exceeded = notices
+        .iter()
+        .find(|e| e.kind == EventKind::QuotaExceeded)
+        .unwrap();
+    assert_eq!(exceeded.data["feature"], "analysisSeconds");
+    assert_eq!(exceeded.data["limit"], 10_800);
+    assert_eq!(exceeded.data["threshold"], 100);
+    assert_eq!(exceeded.data["period"], "2026-03");
+    let warning = notices
+        .iter()
+        .find(|e| e.kind == EventKind::QuotaWarning)
+        .unwrap();
+    assert_eq!(warning.data["threshold"], 80);
 }
 
 #[tokio::test]

@@ -43,6 +43,7 @@ pub type Apis = (
     v1::analytics::AnalyticsApi,
     v1::alerts::AlertsApi,
     v1::webhooks::WebhooksApi,
+    v1::usage::UsageApi,
     v1::streams::StreamsApi,
     v1::admin::AdminApi,
     ops::OpsApi,
@@ -74,6 +75,9 @@ pub fn service(state: AppState) -> OpenApiService<Apis, ()> {
                 state: state.clone(),
             },
             v1::webhooks::WebhooksApi {
+                state: state.clone(),
+            },
+            v1::usage::UsageApi {
                 state: state.clone(),
             },
             v1::streams::StreamsApi {

@@ -30,4 +30,5 @@ mod scenes;
 mod sse;
 mod sse_client;
 mod sse_slots;
+mod usage;
 mod webhooks;

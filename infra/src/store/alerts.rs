@@ -8,11 +8,12 @@
 use async_trait::async_trait;
 use panoptes_shared::Result;
 use panoptes_shared::domain::alert::{
-    Alert, AlertRule, AlertStatus, MetricPath, Operator, Severity, StatusChange, month_of,
+    Alert, AlertRule, AlertStatus, MetricPath, Operator, Severity, StatusChange,
 };
 use panoptes_shared::domain::event::PlatformEvent;
 use panoptes_shared::domain::page::{Page, PageRequest};
 use panoptes_shared::domain::schedule::{Schedule, UtcOffset};
+use panoptes_shared::domain::usage::UsageEvent;
 use panoptes_shared::ids::{AlertId, AlertRuleId, DeviceId, UserId};
 use panoptes_shared::ports::{AlertFilter, AlertRepo, RuleFilter};
 use sqlx::any::AnyRow;
@@ -322,15 +323,10 @@ impl AlertRepo for SqlStore {
                 other?;
             }
         }
-        sqlx::query(
-            "INSERT INTO alert_counts (device_id, month, user_id, count) VALUES ($1, $2, $3, 1) \
-             ON CONFLICT (device_id, month) DO UPDATE SET count = alert_counts.count + 1",
+        super::usage::insert_usage(
+            &mut tx,
+            &UsageEvent::alert(a.user_id, a.device_id, a.id, a.triggered_at),
         )
-        .bind(a.device_id.to_string())
-        .bind(month_of(a.triggered_at))
-        .bind(a.user_id.to_string())
-        .execute(&mut *tx)
-        .within(self.deadline)
         .await?;
         super::events::insert_event(&mut tx, event).await?;
         tx.commit().within(self.deadline).await?;
@@ -438,7 +434,8 @@ impl AlertRepo for SqlStore {
 
     async fn alert_count(&self, user: UserId, device: DeviceId, month: &str) -> Result<u64> {
         let row = sqlx::query(
-            "SELECT count FROM alert_counts WHERE user_id = $1 AND device_id = $2 AND month = $3",
+            "SELECT quantity FROM usage_monthly WHERE user_id = $1 AND device_id = $2 AND period = $3 \
+             AND feature = 'alertCount'",
         )
         .bind(user.to_string())
         .bind(device.to_string())

@@ -22,6 +22,7 @@ mod metrics_history;
 mod rows;
 mod scenes;
 mod tasks;
+mod usage;
 mod users;
 mod webhooks;
 

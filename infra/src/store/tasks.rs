@@ -21,7 +21,16 @@ macro_rules! columns {
     };
 }
 
-fn task(row: &AnyRow) -> Result<AnalysisTask> {
+/// Tasks with running time not metered yet, and how far they are metered.
+pub(super) const TASKS_TO_METER: &str = concat!(
+    "SELECT ",
+    columns!(),
+    ", metered_until FROM analysis_tasks WHERE status = 'running' \
+     OR (status <> 'running' AND (metered_until IS NULL OR metered_until < stopped_at)) \
+     ORDER BY started_at, id"
+);
+
+pub(super) fn task(row: &AnyRow) -> Result<AnalysisTask> {
     let caps: Vec<String> = super::rows::json(row, "capabilities")?;
     let capabilities = caps
         .iter()

@@ -16,3 +16,4 @@ mod notify_store_suite;
 mod rate_limit_suite;
 mod slots_suite;
 mod store_suite;
+mod usage_store_suite;

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::plan::Plan;
+use crate::domain::plan::{Plan, PlanLimits};
 use crate::domain::schedule::{Schedule, UtcOffset};
 use crate::error::FieldError;
 use crate::ids::{DeviceId, UserId};
@@ -256,6 +256,21 @@ pub struct Device {
 }
 
 impl Device {
+    /// This month's allowance: the plan's, each feature capped lower where
+    /// the device's quota says (a cap set under a bigger plan never exceeds
+    /// the current one).
+    pub fn allowance(&self) -> PlanLimits {
+        let plan = self.plan.limits();
+        let q = &self.quota;
+        let capped = |cap: Option<u64>, plan: u64| cap.map_or(plan, |c| c.min(plan));
+        PlanLimits {
+            analysis_seconds: capped(q.analysis_seconds, plan.analysis_seconds),
+            alert_count: capped(q.alert_count, plan.alert_count),
+            attribute_count: capped(q.attribute_count, plan.attribute_count),
+            vlm_tokens: capped(q.vlm_tokens, plan.vlm_tokens),
+        }
+    }
+
     /// Whether the device pushes its frames (`usb_camera`, or push enabled):
     /// ingest never pulls such a device, and silence makes it offline.
     pub fn is_push(&self) -> bool {

@@ -15,6 +15,7 @@ pub mod scene;
 pub mod schedule;
 pub mod stream_events;
 pub mod task;
+pub mod usage;
 pub mod user;
 pub mod validate;
 pub mod webhook;

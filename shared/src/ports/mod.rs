@@ -26,7 +26,8 @@ pub use resolver::Resolver;
 pub use slots::{SlotGrant, StreamSlots, StreamToken, TakenOver};
 pub use store::{
     AlertFilter, AlertRepo, ApiKeyRepo, DeliveryFilter, DeviceRepo, EventRepo, MetricsHistoryRepo,
-    RuleFilter, SceneRepo, SessionRepo, Store, TaskRepo, UserRepo, WebhookRepo,
+    RuleFilter, SceneRepo, SessionRepo, Store, TaskRepo, UsageRepo, UsageTotals, UserRepo,
+    WebhookRepo,
 };
 pub use webhooks::{OutboundRequest, OutboundResponse, WebhookSender};
 
@@ -43,7 +44,7 @@ pub mod prelude {
     pub use super::slots::StreamSlots as _;
     pub use super::store::{
         AlertRepo as _, ApiKeyRepo as _, DeviceRepo as _, EventRepo as _, MetricsHistoryRepo as _,
-        SceneRepo as _, SessionRepo as _, Store as _, TaskRepo as _, UserRepo as _,
+        SceneRepo as _, SessionRepo as _, Store as _, TaskRepo as _, UsageRepo as _, UserRepo as _,
         WebhookRepo as _,
     };
 }

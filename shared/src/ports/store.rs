@@ -17,6 +17,7 @@ use crate::domain::page::{Page, PageRequest};
 use crate::domain::scene::Scene;
 use crate::domain::schedule::UtcOffset;
 use crate::domain::task::{AnalysisTask, TaskEnd};
+use crate::domain::usage::{Feature, UsageEvent};
 use crate::domain::user::{Email, Role, Session, User};
 use crate::domain::webhook::{Attempt, Delivery, DeliveryStatus, Webhook};
 use crate::error::Result;
@@ -347,6 +348,49 @@ pub trait SceneRepo {
     async fn delete_scene(&self, user: UserId, id: SceneId) -> Result<bool>;
 }
 
+/// Usage per feature in one period (features with none are absent).
+pub type UsageTotals = std::collections::BTreeMap<Feature, u64>;
+
+#[async_trait]
+pub trait UsageRepo {
+    /// Appends the events whose id is not in the ledger yet and adds them to
+    /// the daily and monthly aggregates, in one transaction; how many were new.
+    async fn record_usage(&self, events: &[UsageEvent]) -> Result<u64>;
+    /// As [`UsageRepo::record_usage`] for pieces of `task`'s running time,
+    /// and moves how far the task is metered to `until` (never back).
+    async fn meter_task(
+        &self,
+        task: &AnalysisTask,
+        events: &[UsageEvent],
+        until: DateTime<Utc>,
+    ) -> Result<u64>;
+    /// Every tenant's tasks with running time not metered yet (running, or
+    /// ended and not metered to their end), with how far they are metered.
+    async fn tasks_to_meter(&self) -> Result<Vec<(AnalysisTask, Option<DateTime<Utc>>)>>;
+    /// How far the task's running time is metered (`None`: not at all).
+    async fn task_metered_until(&self, user: UserId, task: TaskId)
+    -> Result<Option<DateTime<Utc>>>;
+    /// Records that `device` crossed `level` percent (80, 100) of its
+    /// `feature` allowance in `period`, with `event` (the webhook), in one
+    /// transaction; `false` (and nothing recorded) when it was recorded before.
+    async fn record_quota_notice(
+        &self,
+        device: DeviceId,
+        period: &str,
+        feature: Feature,
+        level: u8,
+        event: &PlatformEvent,
+    ) -> Result<bool>;
+    /// Usage in `period` (`YYYY-MM`) of one device, or of all the user's
+    /// devices (deleted ones included).
+    async fn usage_totals(
+        &self,
+        user: UserId,
+        device: Option<DeviceId>,
+        period: &str,
+    ) -> Result<UsageTotals>;
+}
+
 #[async_trait]
 pub trait Store:
     UserRepo
@@ -359,6 +403,7 @@ pub trait Store:
     + EventRepo
     + AlertRepo
     + WebhookRepo
+    + UsageRepo
     + Send
     + Sync
     + 'static

@@ -10,6 +10,7 @@ pub mod edge;
 pub mod enums;
 pub mod scenes;
 pub mod streams;
+pub mod usage;
 pub mod webhooks;
 
 use panoptes_shared::Error;
@@ -48,6 +49,8 @@ pub enum ApiTags {
     /// (with jitter) up to `maxRetries`. Deliveries go out one at a time, in
     /// event order; a failed one pauses the endpoint 5 s (or its `Retry-After`).
     Webhooks,
+    /// Usage of each metered feature against the monthly allowance.
+    Usage,
     /// Live analysis results over Server-Sent Events.
     Streams,
     /// Platform administration (admin session only).

@@ -1,0 +1,284 @@
+//! `/api/v1/usage`: what a user and each device used of their monthly
+//! allowance in a billing period, read from the usage ledger's monthly
+//! aggregates. Usage of deleted devices still counts in the user's totals;
+//! limits are those of the user's current devices (plan, capped per device).
+
+use panoptes_shared::Error;
+use panoptes_shared::domain::api_key::Scope;
+use panoptes_shared::domain::device::Device;
+use panoptes_shared::domain::page::PageRequest;
+use panoptes_shared::domain::plan::{PlanLimits, billing_period, parse_period};
+use panoptes_shared::domain::usage::Feature;
+use panoptes_shared::ids::DeviceId;
+use panoptes_shared::metering::unmetered_analysis_seconds;
+use panoptes_shared::ports::UsageTotals;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::{Object, OpenApi};
+use uuid::Uuid;
+
+use super::ApiTags;
+use super::enums::Plan;
+use crate::auth::Caller;
+use crate::auth::schemes::SessionOrKey;
+use crate::http::envelope::Reply;
+use crate::http::error::{ApiResult, ReadErrors};
+use crate::state::AppState;
+
+pub struct UsageApi {
+    pub state: AppState,
+}
+
+/// One feature's use of its allowance.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct FeatureUsageDto {
+    pub used: u64,
+    /// The allowance this period (0: the plan has none).
+    pub limit: u64,
+    /// `limit - used`, never below 0.
+    pub balance: u64,
+    /// `used >= limit` (a feature with no allowance is exceeded at once).
+    pub is_exceeded: bool,
+}
+
+impl FeatureUsageDto {
+    fn of(used: u64, limit: u64) -> Self {
+        Self {
+            used,
+            limit,
+            balance: limit.saturating_sub(used),
+            is_exceeded: used >= limit,
+        }
+    }
+}
+
+/// A user's usage in a billing period, per feature, over all their devices.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct UserUsageDto {
+    pub user_id: Uuid,
+    /// `YYYY-MM` (UTC).
+    pub period: String,
+    /// Analysis seconds.
+    pub analysis: FeatureUsageDto,
+    /// Alerts fired.
+    pub alert: FeatureUsageDto,
+    /// Person attributes computed.
+    pub attribute: FeatureUsageDto,
+    /// VLM tokens.
+    pub vlm: FeatureUsageDto,
+}
+
+/// One device's usage in a billing period.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct DeviceUsageDto {
+    pub device_id: Uuid,
+    /// `YYYY-MM` (UTC).
+    pub period: String,
+    pub plan: Plan,
+    /// Analysis seconds allowed, used and left this period.
+    pub quota_seconds: u64,
+    pub used_seconds: u64,
+    pub remaining_seconds: u64,
+    pub alert_quota: FeatureUsageDto,
+    pub attribute_quota: FeatureUsageDto,
+    pub vlm_quota: FeatureUsageDto,
+    /// Analysis cannot start on a disabled device.
+    pub is_disabled: bool,
+    pub is_unlimited: bool,
+    /// Analysis seconds used, percent of `quotaSeconds` (100 when there is none).
+    pub usage_percentage: f64,
+}
+
+fn used(totals: &UsageTotals, f: Feature) -> u64 {
+    totals.get(&f).copied().unwrap_or(0)
+}
+
+/// `period`, checked (400 naming it), or the current one.
+fn checked_period(raw: Option<String>) -> Result<String, Error> {
+    match raw {
+        Some(p) => parse_period(p.trim()).map_err(|m| Error::validation("period", m)),
+        None => Ok(billing_period(panoptes_shared::time::now()).0),
+    }
+}
+
+impl UsageApi {
+    /// Every device of the caller (a device-bound key: its own).
+    async fn devices(&self, caller: &Caller) -> Result<Vec<Device>, Error> {
+        let mut out = Vec::new();
+        let mut page = 1;
+        loop {
+            let batch = self
+                .state
+                .store
+                .list_devices(caller.user_id, PageRequest::parse(Some(page), Some(100))?)
+                .await?;
+            let n = batch.items.len();
+            out.extend(batch.items.into_iter().filter(|d| caller.may_reach(d.id)));
+            if n < 100 {
+                return Ok(out);
+            }
+            page += 1;
+        }
+    }
+
+    /// Analysis seconds of `device` in `period`: for the current period the
+    /// running task's not-yet-metered time too.
+    async fn analysis_used(
+        &self,
+        device: &Device,
+        period: &str,
+        totals: &UsageTotals,
+    ) -> Result<u64, Error> {
+        let now = panoptes_shared::time::now();
+        let metered = used(totals, Feature::AnalysisSeconds);
+        if billing_period(now).0 == period {
+            Ok(metered
+                + unmetered_analysis_seconds(
+                    self.state.store.as_ref(),
+                    device.user_id,
+                    device.id,
+                    now,
+                )
+                .await?)
+        } else {
+            Ok(metered)
+        }
+    }
+}
+
+#[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Usage")]
+impl UsageApi {
+    /// Usage of every feature over all your devices in a billing period
+    /// (`period=YYYY-MM`, default the current one), against the sum of your
+    /// devices' allowances. Scope `billing:read`.
+    #[oai(
+        path = "/usage/user/summary",
+        method = "get",
+        operation_id = "getUserUsageSummary"
+    )]
+    async fn user_summary(
+        &self,
+        auth: SessionOrKey,
+        /// `YYYY-MM` (UTC); default the current period.
+        period: Query<Option<String>>,
+    ) -> ApiResult<Reply<UserUsageDto>, ReadErrors> {
+        let caller = auth.caller();
+        caller.require(Scope::BillingRead)?;
+        let period = checked_period(period.0)?;
+        let devices = self.devices(caller).await?;
+        let limits = devices
+            .iter()
+            .fold(PlanLimits::ZERO, |sum, d| sum.plus(d.allowance()));
+        let totals = match caller.device_binding() {
+            Some(d) => {
+                self.state
+                    .store
+                    .usage_totals(caller.user_id, Some(d), &period)
+                    .await?
+            }
+            None => {
+                self.state
+                    .store
+                    .usage_totals(caller.user_id, None, &period)
+                    .await?
+            }
+        };
+        // The running tasks' time not metered yet.
+        let mut analysis = used(&totals, Feature::AnalysisSeconds);
+        let now = panoptes_shared::time::now();
+        if billing_period(now).0 == period {
+            for d in &devices {
+                analysis += unmetered_analysis_seconds(
+                    self.state.store.as_ref(),
+                    caller.user_id,
+                    d.id,
+                    now,
+                )
+                .await?;
+            }
+        }
+        Ok(Reply::new(
+            "Usage summary",
+            UserUsageDto {
+                user_id: caller.user_id.0,
+                period,
+                analysis: FeatureUsageDto::of(analysis, limits.analysis_seconds),
+                alert: FeatureUsageDto::of(used(&totals, Feature::AlertCount), limits.alert_count),
+                attribute: FeatureUsageDto::of(
+                    used(&totals, Feature::AttributeCount),
+                    limits.attribute_count,
+                ),
+                vlm: FeatureUsageDto::of(used(&totals, Feature::VlmTokens), limits.vlm_tokens),
+            },
+        ))
+    }
+
+    /// One device's usage in a billing period (`period=YYYY-MM`, default the
+    /// current one) against its allowance. 404 for a device that is not
+    /// yours. Scope `billing:read` or `device:read`.
+    #[oai(
+        path = "/usage/devices/:id",
+        method = "get",
+        operation_id = "getDeviceUsage"
+    )]
+    async fn device(
+        &self,
+        auth: SessionOrKey,
+        id: Path<Uuid>,
+        /// `YYYY-MM` (UTC); default the current period.
+        period: Query<Option<String>>,
+    ) -> ApiResult<Reply<DeviceUsageDto>, ReadErrors> {
+        let caller = auth.caller();
+        caller.require_any(&[Scope::BillingRead, Scope::DeviceRead])?;
+        let period = checked_period(period.0)?;
+        if !caller.may_reach(DeviceId(id.0)) {
+            return Err(Error::NotFound("device").into());
+        }
+        let device = self
+            .state
+            .store
+            .get_device(caller.user_id, DeviceId(id.0))
+            .await?
+            .ok_or(Error::NotFound("device"))?;
+        let totals = self
+            .state
+            .store
+            .usage_totals(caller.user_id, Some(device.id), &period)
+            .await?;
+        let limits = device.allowance();
+        let used_seconds = self.analysis_used(&device, &period, &totals).await?;
+        let quota_seconds = limits.analysis_seconds;
+        Ok(Reply::new(
+            "Device usage",
+            DeviceUsageDto {
+                device_id: device.id.0,
+                period,
+                plan: device.plan.into(),
+                quota_seconds,
+                used_seconds,
+                remaining_seconds: quota_seconds.saturating_sub(used_seconds),
+                alert_quota: FeatureUsageDto::of(
+                    used(&totals, Feature::AlertCount),
+                    limits.alert_count,
+                ),
+                attribute_quota: FeatureUsageDto::of(
+                    used(&totals, Feature::AttributeCount),
+                    limits.attribute_count,
+                ),
+                vlm_quota: FeatureUsageDto::of(
+                    used(&totals, Feature::VlmTokens),
+                    limits.vlm_tokens,
+                ),
+                is_disabled: device.quota.disabled,
+                is_unlimited: false,
+                usage_percentage: if quota_seconds == 0 {
+                    100.0
+                } else {
+                    used_seconds as f64 * 100.0 / quota_seconds as f64
+                },
+            },
+        ))
+    }
+}

@@ -1,0 +1,144 @@
+//! Metering analysis time into the usage ledger while tasks run, and reading
+//! usage back for quotas. Any number of scheduler replicas may meter at once:
+//! the pieces' ids make a second write of a minute a no-op.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use crate::domain::device::Device;
+use crate::domain::event::{EventKind, PlatformEvent};
+use crate::domain::plan::{billing_period, period_start};
+use crate::domain::task::{AnalysisTask, TaskStatus};
+use crate::domain::usage::{Feature, analysis_pieces, metering_due};
+use crate::error::Result;
+use crate::ids::{DeviceId, UserId};
+use crate::ports::Store;
+
+/// Meter `task`'s running time from `metered_until` to what is due at `now`
+/// (its end, or its last whole minute while it runs); how many seconds were new.
+pub async fn meter_task(
+    store: &dyn Store,
+    task: &AnalysisTask,
+    metered_until: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<u64> {
+    let (from, until) = metering_due(task, metered_until, now);
+    if until <= from && metered_until.is_some() {
+        return Ok(0);
+    }
+    let pieces = analysis_pieces(task, from, until);
+    let seconds = pieces.iter().map(|p| p.quantity).sum();
+    store.meter_task(task, &pieces, until).await?;
+    Ok(seconds)
+}
+
+/// Meter every task with time due (the scheduler's pass); seconds metered.
+pub async fn meter_all(store: &dyn Store, now: DateTime<Utc>) -> Result<u64> {
+    let mut total = 0;
+    for (task, metered_until) in store.tasks_to_meter().await? {
+        match meter_task(store, &task, metered_until, now).await {
+            Ok(n) => total += n,
+            Err(e) => {
+                tracing::warn!(task = %task.id, error = %e, "metering a task failed; retried next pass")
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// The device's analysis seconds in the billing period containing `now`: the
+/// ledger, plus the running task's time not metered yet.
+pub async fn analysis_seconds_used(
+    store: &dyn Store,
+    user: UserId,
+    device: DeviceId,
+    now: DateTime<Utc>,
+) -> Result<u64> {
+    let (period, _) = billing_period(now);
+    let metered = store
+        .usage_totals(user, Some(device), &period)
+        .await?
+        .get(&Feature::AnalysisSeconds)
+        .copied()
+        .unwrap_or(0);
+    Ok(metered + unmetered_analysis_seconds(store, user, device, now).await?)
+}
+
+/// The device's running task's time in the period containing `now` that the
+/// ledger does not hold yet (at most the current minute, while the
+/// scheduler keeps up).
+pub async fn unmetered_analysis_seconds(
+    store: &dyn Store,
+    user: UserId,
+    device: DeviceId,
+    now: DateTime<Utc>,
+) -> Result<u64> {
+    let Some(task) = store
+        .latest_task(user, device)
+        .await?
+        .filter(|t| t.status == TaskStatus::Running)
+    else {
+        return Ok(0);
+    };
+    let from = store
+        .task_metered_until(user, task.id)
+        .await?
+        .unwrap_or(task.started_at)
+        .max(task.started_at)
+        .max(period_start(now));
+    Ok((now.timestamp() - from.timestamp()).max(0) as u64)
+}
+
+/// The percentages of an allowance at which the owner is told: 80 %
+/// (`quota_warning`) and 100 % (`quota_exceeded`).
+pub const NOTICE_LEVELS: [(u8, EventKind); 2] = [
+    (80, EventKind::QuotaWarning),
+    (100, EventKind::QuotaExceeded),
+];
+
+/// Records `quota_warning` / `quota_exceeded` for each level `used` has
+/// reached of `limit`, once per device, feature and period (a feature the
+/// plan does not include has nothing to cross); the levels sent by this call.
+pub async fn notify_quota(
+    store: &dyn Store,
+    device: &Device,
+    feature: Feature,
+    used: u64,
+    limit: u64,
+    now: DateTime<Utc>,
+) -> Result<Vec<u8>> {
+    let mut sent = Vec::new();
+    if limit == 0 {
+        return Ok(sent);
+    }
+    let (period, resets_at) = billing_period(now);
+    for (level, kind) in NOTICE_LEVELS {
+        if u128::from(used) * 100 < u128::from(limit) * u128::from(level) {
+            continue;
+        }
+        let event = PlatformEvent::new(
+            device.user_id,
+            kind,
+            Some(device.id),
+            None,
+            json!({
+                "feature": feature.as_str(),
+                "period": period,
+                "used": used,
+                "limit": limit,
+                "threshold": level,
+                "usagePercentage": used as f64 * 100.0 / limit as f64,
+                "resetsAt": resets_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            }),
+            now,
+        );
+        if store
+            .record_quota_notice(device.id, &period, feature, level, &event)
+            .await?
+        {
+            tracing::info!(device = %device.id, feature = feature.as_str(), level, used, limit, "quota notice sent");
+            sent.push(level);
+        }
+    }
+    Ok(sent)
+}
