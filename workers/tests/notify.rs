@@ -732,6 +732,58 @@ async fn rules_fire_after_the_duration_once_per_breach_and_not_inside_the_cooldo
 }
 
 #[tokio::test]
+async fn alerts_beyond_the_quota_are_recorded_suppressed_not_delivered_nor_counted() {
+    let w = world().await;
+    // A cap of two alerts a month on this device.
+    let mut d = w.store.get_device(w.user, w.device).await.unwrap().unwrap();
+    d.quota.alert_count = Some(2);
+    w.store.update_device(w.user, &d).await.unwrap();
+    w.rule(0, 0, None).await;
+    let rules = w.rules("n1", w.leases.clone());
+    let task = TaskId::new();
+    let t = DateTime::parse_from_rfc3339("2026-12-07T08:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    // Three breaches: fire, fire (the quota is reached), suppressed.
+    for (i, secs) in [0i64, 20, 40].into_iter().enumerate() {
+        w.publish(task, t + chrono::Duration::seconds(secs), 6).await;
+        w.publish(task, t + chrono::Duration::seconds(secs + 5), 2).await;
+        rules.step().await.unwrap();
+        assert_eq!(w.alerts().await.len(), i + 1);
+    }
+    let alerts = w.alerts().await;
+    assert_eq!(
+        alerts.iter().map(|a| a.suppressed).collect::<Vec<_>>(),
+        [true, false, false],
+        "newest first"
+    );
+    let events = w
+        .store
+        .list_events(w.user, Some(w.device), PageRequest { page: 1, limit: 50 })
+        .await
+        .unwrap()
+        .items;
+    let of = |k: EventKind| events.iter().filter(|e| e.kind == k).count();
+    assert_eq!(of(EventKind::AlertTriggered), 2, "the suppressed one is not delivered");
+    assert_eq!(
+        w.store.alert_count(w.user, w.device, "2026-12").await.unwrap(),
+        2,
+        "nor counted"
+    );
+    // 1 of 2 is 50 %; 2 of 2 crosses 80 % and 100 % at once, each sent once.
+    assert_eq!(of(EventKind::QuotaWarning), 1);
+    assert_eq!(of(EventKind::QuotaExceeded), 1);
+    let exceeded = events
+        .iter()
+        .find(|e| e.kind == EventKind::QuotaExceeded)
+        .unwrap();
+    assert_eq!(
+        (exceeded.data["feature"].as_str(), exceeded.data["limit"].as_u64()),
+        (Some("alertCount"), Some(2))
+    );
+}
+
+#[tokio::test]
 async fn rules_fire_only_in_active_slots_of_the_device_local_time() {
     let w = world().await;
     // The tenant's device is at UTC+0: move it to UTC+8.

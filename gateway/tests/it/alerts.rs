@@ -239,6 +239,7 @@ async fn fire(app: &TestApp, user: &str, rule: &Value, at: chrono::DateTime<Utc>
         breach_started_at: at - Duration::seconds(30),
         triggered_at: at,
         updated_at: at,
+        suppressed: false,
     };
     let event = PlatformEvent::new(
         user,

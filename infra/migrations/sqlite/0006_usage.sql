@@ -67,3 +67,7 @@ SELECT user_id, device_id, day, feature, SUM(quantity) FROM usage_events GROUP B
 INSERT INTO usage_monthly (user_id, device_id, period, feature, quantity)
 SELECT user_id, device_id, period, feature, SUM(quantity) FROM usage_events GROUP BY user_id, device_id, period, feature;
 DROP TABLE alert_counts;
+
+-- An alert fired beyond its device's monthly alert quota is recorded as
+-- suppressed: no webhook, not metered.
+ALTER TABLE alerts ADD COLUMN suppressed BIGINT NOT NULL DEFAULT 0;

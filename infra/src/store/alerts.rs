@@ -50,7 +50,7 @@ macro_rules! alert_columns {
     () => {
         "id, user_id, rule_id, rule_name, scene_id, device_id, task_id, severity, metric_path, \
          operator, threshold, value, snapshot_key, status, history, breach_started_at, \
-         triggered_at, updated_at"
+         triggered_at, updated_at, suppressed"
     };
 }
 
@@ -112,6 +112,7 @@ fn alert(row: &AnyRow) -> Result<Alert> {
         breach_started_at: time(row, "breach_started_at")?,
         triggered_at: time(row, "triggered_at")?,
         updated_at: time(row, "updated_at")?,
+        suppressed: get::<i64>(row, "suppressed")? != 0,
     })
 }
 
@@ -294,7 +295,7 @@ impl AlertRepo for SqlStore {
         let inserted = sqlx::query(concat!(
             "INSERT INTO alerts (",
             alert_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
         ))
         .bind(a.id.to_string())
         .bind(a.user_id.to_string())
@@ -314,6 +315,7 @@ impl AlertRepo for SqlStore {
         .bind(ms(a.breach_started_at))
         .bind(at)
         .bind(ms(a.updated_at))
+        .bind(i64::from(a.suppressed))
         .execute(&mut *tx)
         .within(self.deadline)
         .await;
@@ -323,12 +325,15 @@ impl AlertRepo for SqlStore {
                 other?;
             }
         }
-        super::usage::insert_usage(
-            &mut tx,
-            &UsageEvent::alert(a.user_id, a.device_id, a.id, a.triggered_at),
-        )
-        .await?;
-        super::events::insert_event(&mut tx, event).await?;
+        // Beyond the quota: recorded, neither metered nor delivered.
+        if !a.suppressed {
+            super::usage::insert_usage(
+                &mut tx,
+                &UsageEvent::alert(a.user_id, a.device_id, a.id, a.triggered_at),
+            )
+            .await?;
+            super::events::insert_event(&mut tx, event).await?;
+        }
         tx.commit().within(self.deadline).await?;
         Ok(true)
     }

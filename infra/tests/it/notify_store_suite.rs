@@ -73,6 +73,7 @@ fn firing(r: &AlertRule, at: DateTime<Utc>, breach: DateTime<Utc>) -> (Alert, Pl
         breach_started_at: breach,
         triggered_at: at,
         updated_at: at,
+        suppressed: false,
     };
     let event = PlatformEvent::new(
         r.user_id,

@@ -251,6 +251,9 @@ pub struct Alert {
     /// Capture time of the sample that fired it.
     pub triggered_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Fired when the device had used its monthly alert quota: recorded,
+    /// but not delivered (no `alert_triggered` webhook) and not metered.
+    pub suppressed: bool,
 }
 
 impl Alert {
@@ -662,6 +665,7 @@ mod tests {
             breach_started_at: t,
             triggered_at: t,
             updated_at: t,
+            suppressed: false,
         };
         a.transition(AlertStatus::Acknowledged, "user:x".into(), None, t)
             .unwrap();

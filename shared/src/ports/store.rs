@@ -220,9 +220,10 @@ pub trait AlertRepo {
     async fn enabled_rules(&self) -> Result<Vec<(AlertRule, UtcOffset)>>;
     /// Fire `alert` for its rule if the breach is not already fired and the
     /// cooldown has passed (`last_fired_at + cooldown <= triggered_at`); in
-    /// one transaction: the rule's firing state, the alert, the device's
-    /// monthly alert count and `event` (`alert_triggered`). `false` (and
-    /// nothing written) when another firing won, or the rule is gone or disabled.
+    /// one transaction: the rule's firing state, the alert, its `alertCount`
+    /// usage event and `event` (`alert_triggered`); a suppressed alert
+    /// (beyond the quota) gets neither of the last two. `false` (and nothing
+    /// written) when another firing won, or the rule is gone or disabled.
     async fn fire_alert(&self, alert: &Alert, event: &PlatformEvent) -> Result<bool>;
     /// The condition stopped holding at `cleared_at` (capture time): the
     /// rule may fire for the next breach. A firing after `cleared_at` (by an

@@ -20,9 +20,12 @@ use panoptes_shared::domain::alert::{
     Alert, AlertRule, AlertStatus, Evaluator, StatusChange, Verdict,
 };
 use panoptes_shared::domain::event::{EventKind, PlatformEvent};
+use panoptes_shared::domain::plan::billing_period;
 use panoptes_shared::domain::schedule::UtcOffset;
 use panoptes_shared::domain::stream_events::AnalysisResult;
+use panoptes_shared::domain::usage::Feature;
 use panoptes_shared::ids::{AlertId, AlertRuleId, DeviceId, UserId};
+use panoptes_shared::metering::notify_quota;
 use panoptes_shared::ports::blobs::snapshot_key_in_url;
 use panoptes_shared::ports::bus::Offset;
 use panoptes_shared::ports::jobs::now_ms;
@@ -257,6 +260,25 @@ impl RuleEvaluator {
         Ok(done)
     }
 
+    /// Whether the device has used its monthly alert quota (an alert fired
+    /// now would be suppressed). A device that is gone counts as over.
+    async fn over_alert_quota(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool> {
+        let Some(d) = self.ports.store.get_device(user, device).await? else {
+            return Ok(true);
+        };
+        let used = self
+            .ports
+            .store
+            .alert_count(user, device, &billing_period(at).0)
+            .await?;
+        Ok(used >= d.allowance().alert_count)
+    }
+
     /// Ask the store to record the firing; whatever it answers, the rule's
     /// state is brought up to date so the evaluator does not ask again for
     /// the same breach.
@@ -270,6 +292,9 @@ impl RuleEvaluator {
     ) -> Result<bool> {
         let rule = state.rule.clone();
         let at = result.timestamp;
+        let suppressed = self
+            .over_alert_quota(rule.user_id, result.device_id, at)
+            .await?;
         let alert = Alert {
             id: AlertId::new(),
             user_id: rule.user_id,
@@ -294,6 +319,7 @@ impl RuleEvaluator {
             breach_started_at,
             triggered_at: at,
             updated_at: at,
+            suppressed,
         };
         let event = PlatformEvent::new(
             rule.user_id,
@@ -319,8 +345,34 @@ impl RuleEvaluator {
             state.rule.last_fired_at = Some(at);
             state.rule.breach_open = true;
             state.eval.fired();
+            if suppressed {
+                tracing::info!(user = %rule.user_id, rule = %rule.id, alert = %alert.id, value, "alert suppressed: the device's monthly alert quota is used up");
+                return Ok(true);
+            }
             self.ports.metrics.alerts_fired.add(1);
             tracing::info!(user = %rule.user_id, rule = %rule.id, alert = %alert.id, value, "alert fired");
+            if let Ok(Some(device)) = self
+                .ports
+                .store
+                .get_device(rule.user_id, result.device_id)
+                .await
+            {
+                let used = self
+                    .ports
+                    .store
+                    .alert_count(rule.user_id, result.device_id, &billing_period(at).0)
+                    .await?;
+                let limit = device.allowance().alert_count;
+                notify_quota(
+                    self.ports.store.as_ref(),
+                    &device,
+                    Feature::AlertCount,
+                    used,
+                    limit,
+                    at,
+                )
+                .await?;
+            }
             return Ok(true);
         }
         // Another evaluator fired this breach, or the cooldown (as stored) holds.

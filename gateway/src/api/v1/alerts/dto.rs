@@ -260,6 +260,9 @@ pub struct AlertDto {
     pub resolved_at: Option<DateTime<Utc>>,
     pub history: Vec<StatusChangeDto>,
     pub updated_at: DateTime<Utc>,
+    /// Fired when the device had used its monthly alert quota: recorded,
+    /// not delivered (no `alert_triggered` webhook) and not counted.
+    pub suppressed: bool,
 }
 
 impl AlertDto {
@@ -295,6 +298,7 @@ impl AlertDto {
                 })
                 .collect(),
             updated_at: a.updated_at,
+            suppressed: a.suppressed,
         }
     }
 }
