@@ -166,6 +166,12 @@ pub async fn end(
     } {
         tracing::warn!(task = %task.id, error = %e, "metering the ended task failed; the scheduler retries");
     }
+    // A crossing reached between the scheduler's checks is told now.
+    if let Ok(Some(device)) = store.get_device(task.user_id, task.device_id).await
+        && let Err(e) = crate::metering::check_analysis_quota(store, &device, end.at).await
+    {
+        tracing::warn!(task = %task.id, error = %e, "quota check after the task ended failed");
+    }
     Ok(Some(ended))
 }
 

@@ -15,7 +15,8 @@ use crate::ids::{DeviceId, UserId};
 use crate::ports::Store;
 
 /// Meter `task`'s running time from `metered_until` to what is due at `now`
-/// (its end, or its last whole minute while it runs); how many seconds were new.
+/// (its end, or its last whole minute while it runs); the seconds newly
+/// recorded (0 when another meterer got there first).
 pub async fn meter_task(
     store: &dyn Store,
     task: &AnalysisTask,
@@ -23,13 +24,11 @@ pub async fn meter_task(
     now: DateTime<Utc>,
 ) -> Result<u64> {
     let (from, until) = metering_due(task, metered_until, now);
-    if until <= from && metered_until.is_some() {
+    if until <= from && (metered_until.is_some() || task.stopped_at.is_none()) {
         return Ok(0);
     }
     let pieces = analysis_pieces(task, from, until);
-    let seconds = pieces.iter().map(|p| p.quantity).sum();
-    store.meter_task(task, &pieces, until).await?;
-    Ok(seconds)
+    store.meter_task(task, from, &pieces, until).await
 }
 
 /// Meter every task with time due (the scheduler's pass); seconds metered.
@@ -141,4 +140,20 @@ pub async fn notify_quota(
         }
     }
     Ok(sent)
+}
+
+/// The device's analysis seconds used and allowed this period (at `now`),
+/// sending `quota_warning` / `quota_exceeded` when a level is reached (a
+/// failed notice is logged and retried by the next check).
+pub async fn check_analysis_quota(
+    store: &dyn Store,
+    device: &Device,
+    now: DateTime<Utc>,
+) -> Result<(u64, u64)> {
+    let used = analysis_seconds_used(store, device.user_id, device.id, now).await?;
+    let quota = device.allowance().analysis_seconds;
+    if let Err(e) = notify_quota(store, device, Feature::AnalysisSeconds, used, quota, now).await {
+        tracing::warn!(device = %device.id, error = %e, "quota notice failed; retried at the next check");
+    }
+    Ok((used, quota))
 }

@@ -22,12 +22,9 @@ use panoptes_shared::domain::device::{Device, DeviceStatus};
 use panoptes_shared::domain::page::PageRequest;
 use panoptes_shared::domain::scene::SceneStatus;
 use panoptes_shared::domain::task::{AnalysisTask, StopReason, TaskEnd, TaskTrigger};
-use panoptes_shared::domain::usage::Feature;
 use panoptes_shared::ids::DeviceId;
-use panoptes_shared::lifecycle::{
-    StartRequest, analysis_seconds_quota, analysis_seconds_used, end, set_device_status, start,
-};
-use panoptes_shared::metering::{meter_all, notify_quota};
+use panoptes_shared::lifecycle::{StartRequest, end, set_device_status, start};
+use panoptes_shared::metering::{check_analysis_quota, meter_all};
 use panoptes_shared::ports::Store;
 use panoptes_shared::{Error, Result};
 use tokio::sync::Mutex;
@@ -256,9 +253,7 @@ impl Scheduler {
             let Some(device) = store.get_device(task.user_id, task.device_id).await? else {
                 continue;
             };
-            let used = analysis_seconds_used(store, task.user_id, task.device_id, now).await?;
-            let quota = analysis_seconds_quota(&device);
-            notify_quota(store, &device, Feature::AnalysisSeconds, used, quota, now).await?;
+            let (used, quota) = check_analysis_quota(store, &device, now).await?;
             if used < quota && !device.quota.disabled {
                 continue;
             }

@@ -746,8 +746,10 @@ async fn alerts_beyond_the_quota_are_recorded_suppressed_not_delivered_nor_count
         .with_timezone(&Utc);
     // Three breaches: fire, fire (the quota is reached), suppressed.
     for (i, secs) in [0i64, 20, 40].into_iter().enumerate() {
-        w.publish(task, t + chrono::Duration::seconds(secs), 6).await;
-        w.publish(task, t + chrono::Duration::seconds(secs + 5), 2).await;
+        w.publish(task, t + chrono::Duration::seconds(secs), 6)
+            .await;
+        w.publish(task, t + chrono::Duration::seconds(secs + 5), 2)
+            .await;
         rules.step().await.unwrap();
         assert_eq!(w.alerts().await.len(), i + 1);
     }
@@ -764,9 +766,16 @@ async fn alerts_beyond_the_quota_are_recorded_suppressed_not_delivered_nor_count
         .unwrap()
         .items;
     let of = |k: EventKind| events.iter().filter(|e| e.kind == k).count();
-    assert_eq!(of(EventKind::AlertTriggered), 2, "the suppressed one is not delivered");
     assert_eq!(
-        w.store.alert_count(w.user, w.device, "2026-12").await.unwrap(),
+        of(EventKind::AlertTriggered),
+        2,
+        "the suppressed one is not delivered"
+    );
+    assert_eq!(
+        w.store
+            .alert_count(w.user, w.device, "2026-12")
+            .await
+            .unwrap(),
         2,
         "nor counted"
     );
@@ -778,7 +787,10 @@ async fn alerts_beyond_the_quota_are_recorded_suppressed_not_delivered_nor_count
         .find(|e| e.kind == EventKind::QuotaExceeded)
         .unwrap();
     assert_eq!(
-        (exceeded.data["feature"].as_str(), exceeded.data["limit"].as_u64()),
+        (
+            exceeded.data["feature"].as_str(),
+            exceeded.data["limit"].as_u64()
+        ),
         (Some("alertCount"), Some(2))
     );
 }

@@ -186,8 +186,9 @@ async fn a_task_a_user_started_outlives_the_schedule_and_quota_stops_analysis() 
     .unwrap();
     let pass = s.step_at(utc(2, 4, 30, 0)).await.unwrap();
     assert!(pass.stopped.is_empty() && pass.started.is_empty());
-    // That pass metered its first two hours into the usage ledger.
-    assert_eq!(pass.metered_seconds, 7_200);
+    // That pass metered its first two hours into the usage ledger, up to
+    // the last minute that ended 30 s before.
+    assert_eq!(pass.metered_seconds, 7_140);
     // A cap of three hours: metered time plus the running minute counts.
     let mut d = store.get_device(user, device).await.unwrap().unwrap();
     d.quota.analysis_seconds = Some(10_800);

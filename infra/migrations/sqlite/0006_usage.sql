@@ -62,6 +62,16 @@ SELECT 'alert:' || id, user_id, device_id, 'alertCount', 1, triggered_at,
        strftime('%Y-%m-%d', triggered_at / 1000, 'unixepoch'),
        '{"alertId":"' || id || '"}'
 FROM alerts;
+-- Each ended task's running time (from before the ledger) becomes one
+-- event, dated at its start; running tasks are metered from their start by
+-- the schedule role, a day of minutes per step.
+INSERT INTO usage_events (id, user_id, device_id, feature, quantity, occurred_at, period, day, source)
+SELECT 'analysis:' || id || ':before-ledger', user_id, device_id, 'analysisSeconds',
+       CASE WHEN stopped_at / 1000 > started_at / 1000 THEN stopped_at / 1000 - started_at / 1000 ELSE 0 END,
+       started_at, strftime('%Y-%m', started_at / 1000, 'unixepoch'), strftime('%Y-%m-%d', started_at / 1000, 'unixepoch'),
+       '{"taskId":"' || id || '","beforeLedger":true}'
+FROM analysis_tasks WHERE status <> 'running' AND stopped_at IS NOT NULL;
+UPDATE analysis_tasks SET metered_until = stopped_at WHERE status <> 'running' AND stopped_at IS NOT NULL;
 INSERT INTO usage_daily (user_id, device_id, day, feature, quantity)
 SELECT user_id, device_id, day, feature, SUM(quantity) FROM usage_events GROUP BY user_id, device_id, day, feature;
 INSERT INTO usage_monthly (user_id, device_id, period, feature, quantity)

@@ -21,13 +21,20 @@ macro_rules! columns {
     };
 }
 
-/// Tasks with running time not metered yet, and how far they are metered.
-pub(super) const TASKS_TO_METER: &str = concat!(
+/// Running tasks and how far they are metered.
+pub(super) const RUNNING_TASKS_METERED: &str = concat!(
     "SELECT ",
     columns!(),
-    ", metered_until FROM analysis_tasks WHERE status = 'running' \
-     OR (status <> 'running' AND (metered_until IS NULL OR metered_until < stopped_at)) \
-     ORDER BY started_at, id"
+    ", metered_until FROM analysis_tasks WHERE status = 'running' ORDER BY started_at, id"
+);
+
+/// Ended tasks not metered to their end, and how far they are.
+pub(super) const ENDED_TASKS_TO_METER: &str = concat!(
+    "SELECT ",
+    columns!(),
+    ", metered_until FROM analysis_tasks \
+     WHERE status <> 'running' AND (metered_until IS NULL OR metered_until < stopped_at) \
+     ORDER BY stopped_at, id"
 );
 
 pub(super) fn task(row: &AnyRow) -> Result<AnalysisTask> {

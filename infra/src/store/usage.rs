@@ -6,16 +6,18 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use panoptes_shared::Result;
 use panoptes_shared::domain::event::PlatformEvent;
+use panoptes_shared::domain::page::{Page, PageRequest};
 use panoptes_shared::domain::task::AnalysisTask;
 use panoptes_shared::domain::usage::{Feature, UsageEvent};
 use panoptes_shared::ids::{DeviceId, TaskId, UserId};
-use panoptes_shared::ports::{UsageRepo, UsageTotals};
+use panoptes_shared::ports::{UsageFilter, UsageRepo, UsageTotals};
+use sqlx::any::AnyRow;
 
-use super::rows::{corrupt, enum_col, get, ms, opt_time, to_json};
-use super::tasks::{TASKS_TO_METER, task};
+use super::rows::{corrupt, count, enum_col, get, id, json, ms, opt_time, time, to_json};
+use super::tasks::{ENDED_TASKS_TO_METER, RUNNING_TASKS_METERED, task};
 use super::{SqlStore, Within, map_err};
 
 /// Append `e` on `conn` (an open transaction) unless its id is in the ledger,
@@ -67,6 +69,41 @@ pub(super) async fn insert_usage(conn: &mut sqlx::AnyConnection, e: &UsageEvent)
     Ok(true)
 }
 
+/// `''` for "any", so one statement serves every filter combination.
+fn any<T: ToString>(v: Option<T>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_default()
+}
+
+/// `(feature, quantity)` of an aggregate row.
+fn feature_quantity(r: &AnyRow) -> Result<(Feature, u64)> {
+    let feature = enum_col(r, "feature", Feature::parse)?;
+    let n: i64 = get(r, "quantity")?;
+    Ok((
+        feature,
+        u64::try_from(n).map_err(|e| corrupt("quantity", e))?,
+    ))
+}
+
+macro_rules! events_where {
+    () => {
+        " FROM usage_events WHERE user_id = $1 AND (device_id = $2 OR $2 = '') \
+          AND (feature = $3 OR $3 = '') AND occurred_at >= $4 AND occurred_at <= $5"
+    };
+}
+
+fn usage_event(r: &AnyRow) -> Result<UsageEvent> {
+    let n: i64 = get(r, "quantity")?;
+    Ok(UsageEvent {
+        id: get(r, "id")?,
+        user_id: id(r, "user_id")?,
+        device_id: id(r, "device_id")?,
+        feature: enum_col(r, "feature", Feature::parse)?,
+        quantity: u64::try_from(n).map_err(|e| corrupt("quantity", e))?,
+        occurred_at: time(r, "occurred_at")?,
+        source: json(r, "source")?,
+    })
+}
+
 #[async_trait]
 impl UsageRepo for SqlStore {
     async fn record_usage(&self, events: &[UsageEvent]) -> Result<u64> {
@@ -82,36 +119,54 @@ impl UsageRepo for SqlStore {
     async fn meter_task(
         &self,
         t: &AnalysisTask,
+        from: DateTime<Utc>,
         events: &[UsageEvent],
         until: DateTime<Utc>,
     ) -> Result<u64> {
         let mut tx = self.pool.begin().within(self.deadline).await?;
-        let mut new = 0;
-        for e in events {
-            new += u64::from(insert_usage(&mut tx, e).await?);
-        }
-        sqlx::query(
+        // Claim [from, until) first: only the meterer that finds the task
+        // metered exactly to `from` (and not stopped before `until`) writes,
+        // so two meterers never interleave (nor deadlock on the aggregates),
+        // and a stale view of a task that has since stopped writes nothing.
+        let claimed = sqlx::query(
             "UPDATE analysis_tasks SET metered_until = $1 \
-             WHERE id = $2 AND user_id = $3 AND (metered_until IS NULL OR metered_until < $1)",
+             WHERE id = $2 AND user_id = $3 AND COALESCE(metered_until, started_at) = $4 \
+             AND (stopped_at IS NULL OR stopped_at >= $1)",
         )
         .bind(ms(until))
         .bind(t.id.to_string())
         .bind(t.user_id.to_string())
+        .bind(ms(from))
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
+        if claimed.rows_affected() == 0 {
+            return Ok(0);
+        }
+        let mut new = 0;
+        for e in events {
+            if insert_usage(&mut tx, e).await? {
+                new += e.quantity;
+            }
+        }
         tx.commit().within(self.deadline).await?;
         Ok(new)
     }
 
     async fn tasks_to_meter(&self) -> Result<Vec<(AnalysisTask, Option<DateTime<Utc>>)>> {
-        let rows = sqlx::query(TASKS_TO_METER)
-            .fetch_all(&self.pool)
-            .within(self.deadline)
-            .await?;
-        rows.iter()
-            .map(|r| Ok((task(r)?, opt_time(r, "metered_until")?)))
-            .collect()
+        // Two statements, each on its own index (running tasks; ended ones
+        // not metered to their end).
+        let mut out = Vec::new();
+        for sql in [RUNNING_TASKS_METERED, ENDED_TASKS_TO_METER] {
+            let rows = sqlx::query(sql)
+                .fetch_all(&self.pool)
+                .within(self.deadline)
+                .await?;
+            for r in &rows {
+                out.push((task(r)?, opt_time(r, "metered_until")?));
+            }
+        }
+        Ok(out)
     }
 
     async fn task_metered_until(&self, user: UserId, id: TaskId) -> Result<Option<DateTime<Utc>>> {
@@ -181,13 +236,130 @@ impl UsageRepo for SqlStore {
         .await?;
         let mut totals = BTreeMap::new();
         for r in &rows {
-            let feature = enum_col(r, "feature", Feature::parse)?;
-            let n: i64 = get(r, "quantity")?;
-            totals.insert(
-                feature,
-                u64::try_from(n).map_err(|e| corrupt("quantity", e))?,
-            );
+            let (f, n) = feature_quantity(r)?;
+            totals.insert(f, n);
         }
         Ok(totals)
+    }
+
+    async fn usage_by_device(
+        &self,
+        user: UserId,
+        period: &str,
+    ) -> Result<Vec<(DeviceId, UsageTotals)>> {
+        let rows = sqlx::query(
+            "SELECT device_id, feature, quantity FROM usage_monthly \
+             WHERE user_id = $1 AND period = $2 ORDER BY device_id",
+        )
+        .bind(user.to_string())
+        .bind(period.to_owned())
+        .fetch_all(&self.pool)
+        .within(self.deadline)
+        .await?;
+        let mut out: BTreeMap<DeviceId, UsageTotals> = BTreeMap::new();
+        for r in &rows {
+            let (f, n) = feature_quantity(r)?;
+            *out.entry(id(r, "device_id")?)
+                .or_default()
+                .entry(f)
+                .or_default() += n;
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    async fn usage_daily(
+        &self,
+        user: UserId,
+        device: Option<DeviceId>,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<BTreeMap<NaiveDate, UsageTotals>> {
+        let rows = sqlx::query(
+            "SELECT day, feature, CAST(SUM(quantity) AS BIGINT) AS quantity FROM usage_daily \
+             WHERE user_id = $1 AND (device_id = $2 OR $2 = '') AND day >= $3 AND day <= $4 \
+             GROUP BY day, feature",
+        )
+        .bind(user.to_string())
+        .bind(any(device))
+        .bind(from.format("%Y-%m-%d").to_string())
+        .bind(to.format("%Y-%m-%d").to_string())
+        .fetch_all(&self.pool)
+        .within(self.deadline)
+        .await?;
+        let mut out: BTreeMap<NaiveDate, UsageTotals> = BTreeMap::new();
+        for r in &rows {
+            let day: String = get(r, "day")?;
+            let day = NaiveDate::parse_from_str(&day, "%Y-%m-%d").map_err(|e| corrupt("day", e))?;
+            let (f, n) = feature_quantity(r)?;
+            out.entry(day).or_default().insert(f, n);
+        }
+        Ok(out)
+    }
+
+    async fn usage_monthly(
+        &self,
+        user: UserId,
+        device: Option<DeviceId>,
+        from: &str,
+        to: &str,
+    ) -> Result<BTreeMap<String, UsageTotals>> {
+        let rows = sqlx::query(
+            "SELECT period, feature, CAST(SUM(quantity) AS BIGINT) AS quantity FROM usage_monthly \
+             WHERE user_id = $1 AND (device_id = $2 OR $2 = '') AND period >= $3 AND period <= $4 \
+             GROUP BY period, feature",
+        )
+        .bind(user.to_string())
+        .bind(any(device))
+        .bind(from.to_owned())
+        .bind(to.to_owned())
+        .fetch_all(&self.pool)
+        .within(self.deadline)
+        .await?;
+        let mut out: BTreeMap<String, UsageTotals> = BTreeMap::new();
+        for r in &rows {
+            let period: String = get(r, "period")?;
+            let (f, n) = feature_quantity(r)?;
+            out.entry(period).or_default().insert(f, n);
+        }
+        Ok(out)
+    }
+
+    async fn list_usage_events(
+        &self,
+        user: UserId,
+        f: &UsageFilter,
+        page: PageRequest,
+    ) -> Result<Page<UsageEvent>> {
+        let (from, to) = f.range.millis();
+        let (device, feature) = (any(f.device), any(f.feature.map(|x| x.as_str())));
+        let total = sqlx::query(concat!("SELECT COUNT(*)", events_where!()))
+            .bind(user.to_string())
+            .bind(device.clone())
+            .bind(feature.clone())
+            .bind(from)
+            .bind(to)
+            .fetch_one(&self.pool)
+            .within(self.deadline)
+            .await?;
+        let rows = sqlx::query(concat!(
+            "SELECT id, user_id, device_id, feature, quantity, occurred_at, source",
+            events_where!(),
+            " ORDER BY occurred_at DESC, id DESC LIMIT $6 OFFSET $7"
+        ))
+        .bind(user.to_string())
+        .bind(device)
+        .bind(feature)
+        .bind(from)
+        .bind(to)
+        .bind(i64::from(page.limit))
+        .bind(page.offset())
+        .fetch_all(&self.pool)
+        .within(self.deadline)
+        .await?;
+        Ok(Page {
+            items: rows.iter().map(usage_event).collect::<Result<_>>()?,
+            total: count(&total)?,
+            request: page,
+        })
     }
 }

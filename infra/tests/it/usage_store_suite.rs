@@ -90,9 +90,9 @@ pub async fn analysis_time_is_metered_by_the_minute_split_at_the_month_and_outli
         .insert_task(&task, &ev(EventKind::AnalysisStarted, started))
         .await
         .unwrap();
-    // Running at 00:01:10 on the 1st: whole minutes are metered, two
-    // replicas at once count them once.
-    let now = at(31, 0, 1, 10);
+    // Running at 00:01:40 on the 1st: whole minutes that ended 30 s ago
+    // are metered; two replicas at once write them once.
+    let now = at(31, 0, 1, 40);
     let due = store.tasks_to_meter().await.unwrap();
     let (t, until) = due.iter().find(|(t, _)| t.id == task.id).unwrap().clone();
     assert_eq!(until, None);
@@ -100,8 +100,12 @@ pub async fn analysis_time_is_metered_by_the_minute_split_at_the_month_and_outli
         meter_task(&store, &t, until, now),
         meter_task(&store, &t, until, now)
     );
-    assert_eq!(x.unwrap(), 150);
-    assert_eq!(y.unwrap(), 150, "both computed it; the ledger kept one");
+    let (x, y) = (x.unwrap(), y.unwrap());
+    assert_eq!(
+        (x + y, x.min(y)),
+        (150, 0),
+        "one claimed the minutes, the other nothing"
+    );
     let of = |period: &'static str| {
         let store = store.clone();
         async move {
@@ -119,15 +123,16 @@ pub async fn analysis_time_is_metered_by_the_minute_split_at_the_month_and_outli
         store.task_metered_until(a.id, task.id).await.unwrap(),
         Some(at(31, 0, 1, 0))
     );
-    // Used = the ledger plus the running minute not metered yet.
+    // Used this month = the ledger plus the running time not metered yet.
     assert_eq!(
         analysis_seconds_used(&store, a.id, d.id, now)
             .await
             .unwrap(),
-        70
+        100
     );
-    // Stopped at 00:02:10: the rest is due, once.
-    let stop = at(31, 0, 2, 10);
+    // Stopped at 00:01:20. A replica still seeing it run (a stale view, or a
+    // clock ahead) cannot meter past the stop.
+    let stop = at(31, 0, 1, 20);
     assert!(
         store
             .end_task(
@@ -139,8 +144,15 @@ pub async fn analysis_time_is_metered_by_the_minute_split_at_the_month_and_outli
             .await
             .unwrap()
     );
-    let ended = store.get_task(a.id, task.id).await.unwrap().unwrap();
     let metered = store.task_metered_until(a.id, task.id).await.unwrap();
+    assert_eq!(
+        meter_task(&store, &t, metered, at(31, 0, 3, 0))
+            .await
+            .unwrap(),
+        0,
+        "stale running view"
+    );
+    let ended = store.get_task(a.id, task.id).await.unwrap().unwrap();
     assert!(
         store
             .tasks_to_meter()
@@ -150,7 +162,7 @@ pub async fn analysis_time_is_metered_by_the_minute_split_at_the_month_and_outli
             .any(|(t, _)| t.id == task.id),
         "ended, not metered to its end"
     );
-    assert_eq!(meter_task(&store, &ended, metered, stop).await.unwrap(), 70);
+    assert_eq!(meter_task(&store, &ended, metered, stop).await.unwrap(), 20);
     assert!(
         !store
             .tasks_to_meter()
@@ -162,18 +174,19 @@ pub async fn analysis_time_is_metered_by_the_minute_split_at_the_month_and_outli
     );
     let metered = store.task_metered_until(a.id, task.id).await.unwrap();
     assert_eq!(meter_task(&store, &ended, metered, stop).await.unwrap(), 0);
-    assert_eq!((of("2026-11").await, of("2026-12").await), (90, 130));
-    assert_eq!(90 + 130, ended.seconds_within(started, stop));
+    assert_eq!((of("2026-11").await, of("2026-12").await), (90, 80));
+    assert_eq!(90 + 80, ended.seconds_within(started, stop));
+    let (nov, dec) = (90, 80);
     // Deleting the device (and its tasks) leaves its usage history.
     assert!(store.delete_device(a.id, d.id).await.unwrap());
-    assert_eq!((of("2026-11").await, of("2026-12").await), (90, 130));
+    assert_eq!((of("2026-11").await, of("2026-12").await), (nov, dec));
     assert_eq!(
         store
             .usage_totals(a.id, None, "2026-12")
             .await
             .unwrap()
             .get(&Feature::AnalysisSeconds),
-        Some(&130)
+        Some(&dec)
     );
 }
 

@@ -116,9 +116,18 @@ pub fn analysis_pieces(
     out
 }
 
+/// How long after a minute ends a running task's minute is metered: a
+/// replica whose clock runs up to this much ahead, or a stop being committed
+/// as the minute ends, cannot meter time the task did not run.
+pub const SETTLE: TimeDelta = TimeDelta::seconds(30);
+
+/// The most running time one metering step writes (a day of minutes), so a
+/// long backlog is worked off in bounded transactions.
+pub const MAX_STEP: TimeDelta = TimeDelta::days(1);
+
 /// Where metering of a task stands: up to when its time is metered, and
-/// until when it should be (its end, or the last whole minute before `now`
-/// while it runs: a minute is metered once it is complete).
+/// until when it should be now: its end, or while it runs the last whole
+/// minute that ended [`SETTLE`] before `now`; at most [`MAX_STEP`] ahead.
 pub fn metering_due(
     task: &AnalysisTask,
     metered_until: Option<DateTime<Utc>>,
@@ -129,9 +138,18 @@ pub fn metering_due(
         .max(task.started_at);
     let until = match task.stopped_at {
         Some(stop) => stop,
-        None => now.duration_trunc(TimeDelta::minutes(1)).unwrap_or(now),
+        None => {
+            let settled = now - SETTLE;
+            settled
+                .duration_trunc(TimeDelta::minutes(1))
+                .unwrap_or(settled)
+        }
     };
-    (from, until.max(from))
+    // A step that stops short ends on a minute (never inside one).
+    let cap = (from + MAX_STEP)
+        .duration_trunc(TimeDelta::minutes(1))
+        .unwrap_or(from + MAX_STEP);
+    (from, until.min(cap).max(from))
 }
 
 #[cfg(test)]
@@ -193,6 +211,12 @@ mod tests {
         let (from, until) = metering_due(&t, None, now);
         assert_eq!(from, start);
         assert_eq!(until, Utc.with_ymd_and_hms(2026, 12, 7, 10, 3, 0).unwrap());
+        // A minute is due only SETTLE after it ends.
+        let (_, u) = metering_due(&t, None, now - TimeDelta::seconds(21));
+        assert_eq!(u, Utc.with_ymd_and_hms(2026, 12, 7, 10, 2, 0).unwrap());
+        // A long backlog goes a day at a time, ending on a minute.
+        let (f, u) = metering_due(&t, None, now + TimeDelta::days(3));
+        assert_eq!((f, u), (start, start + MAX_STEP - TimeDelta::seconds(20)));
         let pieces = analysis_pieces(&t, from, until);
         assert_eq!(pieces.iter().map(|p| p.quantity).sum::<u64>(), 160);
         // Nothing due before the first minute completes.

@@ -26,8 +26,8 @@ pub use resolver::Resolver;
 pub use slots::{SlotGrant, StreamSlots, StreamToken, TakenOver};
 pub use store::{
     AlertFilter, AlertRepo, ApiKeyRepo, DeliveryFilter, DeviceRepo, EventRepo, MetricsHistoryRepo,
-    RuleFilter, SceneRepo, SessionRepo, Store, TaskRepo, UsageRepo, UsageTotals, UserRepo,
-    WebhookRepo,
+    RuleFilter, SceneRepo, SessionRepo, Store, TaskRepo, UsageFilter, UsageRepo, UsageTotals,
+    UserRepo, WebhookRepo,
 };
 pub use webhooks::{OutboundRequest, OutboundResponse, WebhookSender};
 

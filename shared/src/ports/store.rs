@@ -357,11 +357,15 @@ pub trait UsageRepo {
     /// Appends the events whose id is not in the ledger yet and adds them to
     /// the daily and monthly aggregates, in one transaction; how many were new.
     async fn record_usage(&self, events: &[UsageEvent]) -> Result<u64>;
-    /// As [`UsageRepo::record_usage`] for pieces of `task`'s running time,
-    /// and moves how far the task is metered to `until` (never back).
+    /// Records the pieces of `task`'s running time in `[from, until)` and
+    /// moves how far it is metered from `from` to `until`, in one
+    /// transaction, only if it is metered exactly to `from` and has not
+    /// stopped before `until` (otherwise nothing: another meterer got there,
+    /// or this view of the task is stale); the seconds newly recorded.
     async fn meter_task(
         &self,
         task: &AnalysisTask,
+        from: DateTime<Utc>,
         events: &[UsageEvent],
         until: DateTime<Utc>,
     ) -> Result<u64>;
@@ -390,6 +394,44 @@ pub trait UsageRepo {
         device: Option<DeviceId>,
         period: &str,
     ) -> Result<UsageTotals>;
+    /// Usage in `period` per device that used anything (deleted ones
+    /// included), by device id.
+    async fn usage_by_device(
+        &self,
+        user: UserId,
+        period: &str,
+    ) -> Result<Vec<(DeviceId, UsageTotals)>>;
+    /// Daily usage (UTC days) in `[from, to]`, of one device or all.
+    async fn usage_daily(
+        &self,
+        user: UserId,
+        device: Option<DeviceId>,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<std::collections::BTreeMap<chrono::NaiveDate, UsageTotals>>;
+    /// Monthly usage in periods `[from, to]` (`YYYY-MM`), of one device or all.
+    async fn usage_monthly(
+        &self,
+        user: UserId,
+        device: Option<DeviceId>,
+        from: &str,
+        to: &str,
+    ) -> Result<std::collections::BTreeMap<String, UsageTotals>>;
+    /// The ledger's events, newest first.
+    async fn list_usage_events(
+        &self,
+        user: UserId,
+        filter: &UsageFilter,
+        page: PageRequest,
+    ) -> Result<Page<UsageEvent>>;
+}
+
+/// Which usage events a list returns (`range` on when they happened).
+#[derive(Debug, Clone, Default)]
+pub struct UsageFilter {
+    pub device: Option<DeviceId>,
+    pub feature: Option<Feature>,
+    pub range: TimeRange,
 }
 
 #[async_trait]

@@ -205,6 +205,22 @@ impl DevicesApi {
     ) -> ApiResult<Reply<Empty>, ReadErrors> {
         let caller = auth.caller();
         caller.require(Scope::DeviceWrite)?;
+        // A running analysis ends first (recorded, and its time metered:
+        // usage outlives the device).
+        let store = self.state.store.as_ref();
+        if let Some(task) =
+            panoptes_shared::lifecycle::running_task(store, caller.user_id, DeviceId(id.0)).await?
+        {
+            panoptes_shared::lifecycle::end(
+                store,
+                &task,
+                panoptes_shared::domain::task::TaskEnd::stopped(
+                    panoptes_shared::domain::task::StopReason::User,
+                    panoptes_shared::time::now(),
+                ),
+            )
+            .await?;
+        }
         if !self
             .state
             .store
