@@ -44,6 +44,7 @@ pub type Apis = (
     v1::alerts::AlertsApi,
     v1::webhooks::WebhooksApi,
     v1::usage::UsageApi,
+    v1::billing::BillingApi,
     v1::streams::StreamsApi,
     v1::admin::AdminApi,
     ops::OpsApi,
@@ -78,6 +79,9 @@ pub fn service(state: AppState) -> OpenApiService<Apis, ()> {
                 state: state.clone(),
             },
             v1::usage::UsageApi {
+                state: state.clone(),
+            },
+            v1::billing::BillingApi {
                 state: state.clone(),
             },
             v1::streams::StreamsApi {

@@ -6,6 +6,7 @@ mod analysis;
 mod analytics;
 mod api_keys;
 mod auth;
+mod billing;
 mod blobs;
 mod connections;
 mod cors;

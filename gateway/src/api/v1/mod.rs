@@ -5,6 +5,7 @@ pub mod alerts;
 pub mod analytics;
 pub mod api_keys;
 pub mod auth;
+pub mod billing;
 pub mod devices;
 pub mod edge;
 pub mod enums;
@@ -51,6 +52,8 @@ pub enum ApiTags {
     Webhooks,
     /// Usage of each metered feature against the monthly allowance.
     Usage,
+    /// The billing dashboard: quota, summaries, usage events, trend, comparison, forecast.
+    Billing,
     /// Live analysis results over Server-Sent Events.
     Streams,
     /// Platform administration (admin session only).

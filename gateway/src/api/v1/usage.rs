@@ -42,7 +42,7 @@ pub struct FeatureUsageDto {
 }
 
 impl FeatureUsageDto {
-    fn of(used: u64, limit: u64) -> Self {
+    pub fn of(used: u64, limit: u64) -> Self {
         Self {
             used,
             limit,
@@ -95,34 +95,47 @@ fn used(totals: &UsageTotals, f: Feature) -> u64 {
     totals.get(&f).copied().unwrap_or(0)
 }
 
-/// `period`, checked (400 naming it), or the current one.
-fn checked_period(raw: Option<String>) -> Result<String, Error> {
+/// The period parameter `name`, checked (400 naming it), or the current one.
+pub(crate) fn checked_period_named(name: &str, raw: Option<String>) -> Result<String, Error> {
     match raw {
-        Some(p) => parse_period(p.trim()).map_err(|m| Error::validation("period", m)),
+        Some(p) => parse_period(p.trim()).map_err(|m| Error::validation(name, m)),
         None => Ok(billing_period(panoptes_shared::time::now()).0),
     }
 }
 
-impl UsageApi {
-    /// Every device of the caller (a device-bound key: its own).
-    async fn devices(&self, caller: &Caller) -> Result<Vec<Device>, Error> {
-        let mut out = Vec::new();
-        let mut page = 1;
-        loop {
-            let batch = self
-                .state
-                .store
-                .list_devices(caller.user_id, PageRequest::parse(Some(page), Some(100))?)
-                .await?;
-            let n = batch.items.len();
-            out.extend(batch.items.into_iter().filter(|d| caller.may_reach(d.id)));
-            if n < 100 {
-                return Ok(out);
-            }
-            page += 1;
-        }
-    }
+fn checked_period(raw: Option<String>) -> Result<String, Error> {
+    checked_period_named("period", raw)
+}
 
+/// Every device of the caller (a device-bound key: its own).
+pub(crate) async fn caller_devices(
+    state: &AppState,
+    caller: &Caller,
+) -> Result<Vec<Device>, Error> {
+    let mut out = Vec::new();
+    let mut page = 1;
+    loop {
+        let batch = state
+            .store
+            .list_devices(caller.user_id, PageRequest::parse(Some(page), Some(100))?)
+            .await?;
+        let n = batch.items.len();
+        out.extend(batch.items.into_iter().filter(|d| caller.may_reach(d.id)));
+        if n < 100 {
+            return Ok(out);
+        }
+        page += 1;
+    }
+}
+
+/// The caller's allowance this month: the sum over their devices.
+pub(crate) fn allowance(devices: &[Device]) -> PlanLimits {
+    devices
+        .iter()
+        .fold(PlanLimits::ZERO, |sum, d| sum.plus(d.allowance()))
+}
+
+impl UsageApi {
     /// Analysis seconds of `device` in `period`: for the current period the
     /// running task's not-yet-metered time too.
     async fn analysis_used(
@@ -167,10 +180,8 @@ impl UsageApi {
         let caller = auth.caller();
         caller.require(Scope::BillingRead)?;
         let period = checked_period(period.0)?;
-        let devices = self.devices(caller).await?;
-        let limits = devices
-            .iter()
-            .fold(PlanLimits::ZERO, |sum, d| sum.plus(d.allowance()));
+        let devices = caller_devices(&self.state, caller).await?;
+        let limits = allowance(&devices);
         let totals = match caller.device_binding() {
             Some(d) => {
                 self.state
