@@ -120,10 +120,10 @@ pub struct SummaryDto {
 
 /// One device's usage in a billing period.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct DeviceSummaryDto {
     pub device_id: Uuid,
-    /// `null` once the device is deleted (its usage stays).
+    /// Absent once the device is deleted (its usage stays).
     pub device_name: Option<String>,
     pub plan: Option<Plan>,
     pub deleted: bool,
@@ -199,7 +199,7 @@ impl TrendPointDto {
 }
 
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct TrendDto {
     pub granularity: GranularityDto,
     pub start_date: NaiveDate,
@@ -222,13 +222,13 @@ pub struct ComparedPeriodDto {
 
 /// One feature, this period against the previous.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ChangeDto {
     pub feature: FeatureName,
     pub current: u64,
     pub previous: u64,
     pub difference: i64,
-    /// Percent change; `null` when the previous period had none.
+    /// Percent change; absent when the previous period had none.
     pub percent: Option<f64>,
 }
 
@@ -256,14 +256,15 @@ pub struct ComparisonDto {
 
 /// One feature's month-end projection.
 #[derive(Debug, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ProjectionDto {
     pub feature: FeatureName,
     pub used: u64,
     pub projected: u64,
     pub limit: u64,
     pub projected_exceeded: bool,
-    /// The day the limit would be reached at this rate (within the month).
+    /// The day the limit would be reached at this rate (absent: not within
+    /// the month, or reached already).
     pub exhausted_on: Option<NaiveDate>,
 }
 
