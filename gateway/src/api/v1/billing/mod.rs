@@ -70,6 +70,21 @@ fn day_param(name: &str, raw: Option<String>) -> Result<Option<NaiveDate>, Error
     .transpose()
 }
 
+/// `billingPeriod` (default the current one) that has begun: the period,
+/// its first day and today (UTC).
+fn started_period(raw: Option<String>) -> Result<(String, NaiveDate, NaiveDate), Error> {
+    let period = checked_period_named("billingPeriod", raw)?;
+    let first = period_first_day(&period);
+    let today = panoptes_shared::time::now().date_naive();
+    if first > today {
+        return Err(Error::validation(
+            "billingPeriod",
+            "must not be in the future",
+        ));
+    }
+    Ok((period, first, today))
+}
+
 /// Most buckets a trend returns.
 const MAX_BUCKETS: i64 = 400;
 
@@ -465,12 +480,7 @@ impl BillingApi {
     ) -> ApiResult<Reply<ComparisonDto>, ReadErrors> {
         let caller = auth.caller();
         caller.require(Scope::BillingRead)?;
-        let period = checked_period_named("billingPeriod", billing_period_param.0)?;
-        let first = period_first_day(&period);
-        let today = panoptes_shared::time::now().date_naive();
-        if first > today {
-            return Err(Error::validation("billingPeriod", "must not be in the future").into());
-        }
+        let (period, first, today) = started_period(billing_period_param.0)?;
         let prev_first = first - Months::new(1);
         let month_end = first + Months::new(1) - Days::new(1);
         let (to, prev_to, method) = if today <= month_end {
@@ -540,13 +550,7 @@ impl BillingApi {
     ) -> ApiResult<Reply<ForecastDto>, ReadErrors> {
         let caller = auth.caller();
         caller.require(Scope::BillingRead)?;
-        let period = checked_period_named("billingPeriod", billing_period_param.0)?;
-        let first = period_first_day(&period);
-        let now = panoptes_shared::time::now();
-        let today = now.date_naive();
-        if first > today {
-            return Err(Error::validation("billingPeriod", "must not be in the future").into());
-        }
+        let (period, first, today) = started_period(billing_period_param.0)?;
         let days = days_in_month(first);
         let elapsed = if today < first + Months::new(1) {
             (today - first).num_days() as u32 + 1
