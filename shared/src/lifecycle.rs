@@ -7,10 +7,12 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use crate::domain::device::{Device, DeviceStatus};
+use crate::domain::device::DeviceStatus;
 use crate::domain::event::{EventKind, PlatformEvent};
+use crate::domain::plan::billing_period;
 use crate::domain::scene::SceneStatus;
 use crate::domain::task::{AnalysisTask, Capability, TaskEnd, TaskStatus, TaskTrigger};
+use crate::domain::usage::Feature;
 use crate::error::{Error, Result};
 use crate::ids::{DeviceId, SceneId, UserId};
 use crate::ports::Store;
@@ -27,15 +29,6 @@ pub struct StartRequest {
 }
 
 pub use crate::metering::analysis_seconds_used;
-
-/// The device's analysis-seconds allowance this period (plan, capped per device).
-pub fn analysis_seconds_quota(device: &Device) -> u64 {
-    let plan = device.plan.limits().analysis_seconds;
-    device
-        .quota
-        .analysis_seconds
-        .map_or(plan, |cap| cap.min(plan))
-}
 
 /// Start analysis of `req.scene` on the device, after the documented checks:
 /// scene of this device and active, device online, quota left, plan allows
@@ -82,11 +75,12 @@ pub async fn start(
             "analysis is disabled for this device (quota.disabled)".into(),
         ));
     }
-    let quota = analysis_seconds_quota(&device);
     let used = analysis_seconds_used(store, user, device.id, now).await?;
-    if used >= quota {
+    let allowed = crate::metering::allowance(store, &device, &billing_period(now).0).await?;
+    if allowed.exhausted(Feature::AnalysisSeconds, used) {
         return Err(Error::QuotaExceeded(format!(
-            "this device has used its {quota} analysis seconds of the month; usage resets on the 1st (UTC)"
+            "this device has used its {} analysis seconds of the month; usage resets on the 1st (UTC)",
+            allowed.limit(Feature::AnalysisSeconds)
         )));
     }
     let task = AnalysisTask::start(

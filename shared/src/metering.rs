@@ -7,7 +7,8 @@ use serde_json::json;
 
 use crate::domain::device::Device;
 use crate::domain::event::{EventKind, PlatformEvent};
-use crate::domain::plan::{billing_period, period_start};
+use crate::domain::plan::{PlanLimits, billing_period, period_start};
+use crate::domain::quota::Allowance;
 use crate::domain::task::{AnalysisTask, TaskStatus};
 use crate::domain::usage::{Feature, analysis_pieces, metering_due};
 use crate::error::Result;
@@ -149,11 +150,43 @@ pub async fn check_analysis_quota(
     store: &dyn Store,
     device: &Device,
     now: DateTime<Utc>,
-) -> Result<(u64, u64)> {
+) -> Result<(u64, Allowance)> {
     let used = analysis_seconds_used(store, device.user_id, device.id, now).await?;
-    let quota = device.allowance().analysis_seconds;
-    if let Err(e) = notify_quota(store, device, Feature::AnalysisSeconds, used, quota, now).await {
+    let allowed = allowance(store, device, &billing_period(now).0).await?;
+    if !allowed.unlimited
+        && let Err(e) = notify_quota(
+            store,
+            device,
+            Feature::AnalysisSeconds,
+            used,
+            allowed.limit(Feature::AnalysisSeconds),
+            now,
+        )
+        .await
+    {
         tracing::warn!(device = %device.id, error = %e, "quota notice failed; retried at the next check");
     }
-    Ok((used, quota))
+    Ok((used, allowed))
+}
+
+/// What `device` may use in `period`: its plan capped per device, plus the
+/// period's grants; unlimited when an admin said so.
+pub async fn allowance(store: &dyn Store, device: &Device, period: &str) -> Result<Allowance> {
+    let grants = store
+        .quota_grants(device.user_id, device.id, period)
+        .await?;
+    let base = device.allowance();
+    let plus = |f: Feature| {
+        f.of(&base)
+            .saturating_add(grants.get(&f).copied().unwrap_or(0))
+    };
+    Ok(Allowance {
+        limits: PlanLimits {
+            analysis_seconds: plus(Feature::AnalysisSeconds),
+            alert_count: plus(Feature::AlertCount),
+            attribute_count: plus(Feature::AttributeCount),
+            vlm_tokens: plus(Feature::VlmTokens),
+        },
+        unlimited: device.quota.unlimited,
+    })
 }

@@ -22,6 +22,7 @@ use panoptes_shared::domain::device::{Device, DeviceStatus};
 use panoptes_shared::domain::page::PageRequest;
 use panoptes_shared::domain::scene::SceneStatus;
 use panoptes_shared::domain::task::{AnalysisTask, StopReason, TaskEnd, TaskTrigger};
+use panoptes_shared::domain::usage::Feature;
 use panoptes_shared::ids::DeviceId;
 use panoptes_shared::lifecycle::{StartRequest, end, set_device_status, start};
 use panoptes_shared::metering::{check_analysis_quota, meter_all};
@@ -253,8 +254,8 @@ impl Scheduler {
             let Some(device) = store.get_device(task.user_id, task.device_id).await? else {
                 continue;
             };
-            let (used, quota) = check_analysis_quota(store, &device, now).await?;
-            if used < quota && !device.quota.disabled {
+            let (used, allowed) = check_analysis_quota(store, &device, now).await?;
+            if !allowed.exhausted(Feature::AnalysisSeconds, used) && !device.quota.disabled {
                 continue;
             }
             let ended = end(

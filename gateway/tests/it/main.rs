@@ -1,6 +1,7 @@
 //! Gateway end-to-end tests over real HTTP, PostgreSQL and Redis.
 
 mod abuse;
+mod admin_quota;
 mod alerts;
 mod analysis;
 mod analytics;

@@ -143,6 +143,19 @@ impl DeviceRepo for SqlStore {
         Ok(true)
     }
 
+    async fn find_device_for_admin(&self, device_id: DeviceId) -> Result<Option<Device>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            ", last_seen_at FROM devices WHERE id = $1"
+        ))
+        .bind(device_id.to_string())
+        .fetch_optional(&self.pool)
+        .within(self.deadline)
+        .await?;
+        row.as_ref().map(device).transpose()
+    }
+
     async fn get_device(&self, user: UserId, device_id: DeviceId) -> Result<Option<Device>> {
         let row = sqlx::query(concat!(
             "SELECT ",

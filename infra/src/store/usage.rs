@@ -8,8 +8,10 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use panoptes_shared::Result;
+use panoptes_shared::domain::device::Device;
 use panoptes_shared::domain::event::PlatformEvent;
 use panoptes_shared::domain::page::{Page, PageRequest};
+use panoptes_shared::domain::quota::{ChangeKind, QuotaChange};
 use panoptes_shared::domain::task::AnalysisTask;
 use panoptes_shared::domain::usage::{Feature, UsageEvent};
 use panoptes_shared::ids::{DeviceId, TaskId, UserId};
@@ -89,6 +91,29 @@ macro_rules! events_where {
         " FROM usage_events WHERE user_id = $1 AND (device_id = $2 OR $2 = '') \
           AND (feature = $3 OR $3 = '') AND occurred_at >= $4 AND occurred_at <= $5"
     };
+}
+
+fn quota_change(r: &AnyRow) -> Result<QuotaChange> {
+    let feature: Option<String> = get(r, "feature")?;
+    let amount: Option<i64> = get(r, "amount")?;
+    let flag: Option<i64> = get(r, "flag")?;
+    Ok(QuotaChange {
+        id: id(r, "id")?,
+        user_id: id(r, "user_id")?,
+        device_id: id(r, "device_id")?,
+        period: get(r, "period")?,
+        kind: enum_col(r, "kind", ChangeKind::parse)?,
+        feature: feature
+            .map(|f| Feature::parse(&f).ok_or_else(|| corrupt("feature", f)))
+            .transpose()?,
+        amount: amount
+            .map(|a| u64::try_from(a).map_err(|e| corrupt("amount", e)))
+            .transpose()?,
+        flag: flag.map(|f| f != 0),
+        reason: get(r, "reason")?,
+        actor: get(r, "actor")?,
+        created_at: time(r, "created_at")?,
+    })
 }
 
 fn usage_event(r: &AnyRow) -> Result<UsageEvent> {
@@ -322,6 +347,109 @@ impl UsageRepo for SqlStore {
             out.entry(period).or_default().insert(f, n);
         }
         Ok(out)
+    }
+
+    async fn record_quota_changes(
+        &self,
+        changes: &[QuotaChange],
+        device: Option<&Device>,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().within(self.deadline).await?;
+        if let Some(d) = device {
+            let updated = sqlx::query(
+                "UPDATE devices SET quota = $1, updated_at = $2 WHERE id = $3 AND user_id = $4",
+            )
+            .bind(to_json(&d.quota)?)
+            .bind(ms(d.updated_at))
+            .bind(d.id.to_string())
+            .bind(d.user_id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            if updated.rows_affected() == 0 {
+                return Ok(false);
+            }
+        }
+        for c in changes {
+            sqlx::query(
+            "INSERT INTO quota_changes (id, user_id, device_id, period, kind, feature, amount, flag, reason, actor, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(c.id.to_string())
+        .bind(c.user_id.to_string())
+        .bind(c.device_id.to_string())
+        .bind(c.period.clone())
+        .bind(c.kind.as_str())
+        .bind(c.feature.map(|f| f.as_str()))
+        .bind(c.amount.map(|a| i64::try_from(a).unwrap_or(i64::MAX)))
+        .bind(c.flag.map(i64::from))
+        .bind(c.reason.clone())
+        .bind(c.actor.clone())
+        .bind(ms(c.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        }
+        tx.commit().within(self.deadline).await?;
+        Ok(true)
+    }
+
+    async fn quota_grants(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        period: &str,
+    ) -> Result<UsageTotals> {
+        let rows = sqlx::query(
+            "SELECT feature, CAST(SUM(amount) AS BIGINT) AS quantity FROM quota_changes \
+             WHERE user_id = $1 AND device_id = $2 AND period = $3 AND kind = 'grant' GROUP BY feature",
+        )
+        .bind(user.to_string())
+        .bind(device.to_string())
+        .bind(period.to_owned())
+        .fetch_all(&self.pool)
+        .within(self.deadline)
+        .await?;
+        let mut totals = BTreeMap::new();
+        for r in &rows {
+            let (f, n) = feature_quantity(r)?;
+            totals.insert(f, n);
+        }
+        Ok(totals)
+    }
+
+    async fn list_quota_changes(
+        &self,
+        user: UserId,
+        device: Option<DeviceId>,
+        page: PageRequest,
+    ) -> Result<Page<QuotaChange>> {
+        let device = any(device);
+        let total = sqlx::query(
+            "SELECT COUNT(*) FROM quota_changes WHERE user_id = $1 AND (device_id = $2 OR $2 = '')",
+        )
+        .bind(user.to_string())
+        .bind(device.clone())
+        .fetch_one(&self.pool)
+        .within(self.deadline)
+        .await?;
+        let rows = sqlx::query(
+            "SELECT id, user_id, device_id, period, kind, feature, amount, flag, reason, actor, created_at \
+             FROM quota_changes WHERE user_id = $1 AND (device_id = $2 OR $2 = '') \
+             ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4",
+        )
+        .bind(user.to_string())
+        .bind(device)
+        .bind(i64::from(page.limit))
+        .bind(page.offset())
+        .fetch_all(&self.pool)
+        .within(self.deadline)
+        .await?;
+        Ok(Page {
+            items: rows.iter().map(quota_change).collect::<Result<_>>()?,
+            total: count(&total)?,
+            request: page,
+        })
     }
 
     async fn list_usage_events(

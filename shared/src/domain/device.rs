@@ -222,6 +222,9 @@ pub struct QuotaLimits {
     pub vlm_tokens: Option<u64>,
     #[serde(default)]
     pub disabled: bool,
+    /// Set by an admin: no monthly limit on any feature.
+    #[serde(default)]
+    pub unlimited: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

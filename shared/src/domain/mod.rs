@@ -12,6 +12,7 @@ pub mod page;
 pub mod plan;
 pub mod polygon;
 pub mod queue_metrics;
+pub mod quota;
 pub mod scene;
 pub mod schedule;
 pub mod stream_events;

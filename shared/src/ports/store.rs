@@ -14,6 +14,7 @@ use crate::domain::device::{Device, DeviceStatus};
 use crate::domain::event::PlatformEvent;
 use crate::domain::metrics_history::{RollingRow, RollingWindow, SceneSnapshot, TimeRange};
 use crate::domain::page::{Page, PageRequest};
+use crate::domain::quota::QuotaChange;
 use crate::domain::scene::Scene;
 use crate::domain::schedule::UtcOffset;
 use crate::domain::task::{AnalysisTask, TaskEnd};
@@ -95,6 +96,9 @@ pub trait DeviceRepo {
     async fn idle_pull_devices(&self, limit: u32) -> Result<Vec<Device>>;
     /// Every tenant's devices that have a schedule (for the scheduler role).
     async fn scheduled_devices(&self) -> Result<Vec<Device>>;
+    /// Any tenant's device by id (admin endpoints only: every other read
+    /// names the owner).
+    async fn find_device_for_admin(&self, id: DeviceId) -> Result<Option<Device>>;
     /// Deletes the device and its scenes.
     async fn delete_device(&self, user: UserId, id: DeviceId) -> Result<bool>;
 }
@@ -417,6 +421,28 @@ pub trait UsageRepo {
         from: &str,
         to: &str,
     ) -> Result<std::collections::BTreeMap<String, UsageTotals>>;
+    /// Records quota changes and, when given, the device with its quota as
+    /// changed, in one transaction; `false` (nothing written) when the
+    /// device is gone.
+    async fn record_quota_changes(
+        &self,
+        changes: &[QuotaChange],
+        device: Option<&Device>,
+    ) -> Result<bool>;
+    /// Extra allowance granted to `device` for `period`, per feature.
+    async fn quota_grants(
+        &self,
+        user: UserId,
+        device: DeviceId,
+        period: &str,
+    ) -> Result<UsageTotals>;
+    /// The quota ledger, newest first; one device's when given.
+    async fn list_quota_changes(
+        &self,
+        user: UserId,
+        device: Option<DeviceId>,
+        page: PageRequest,
+    ) -> Result<Page<QuotaChange>>;
     /// The ledger's events, newest first.
     async fn list_usage_events(
         &self,

@@ -25,7 +25,7 @@ use panoptes_shared::domain::schedule::UtcOffset;
 use panoptes_shared::domain::stream_events::AnalysisResult;
 use panoptes_shared::domain::usage::Feature;
 use panoptes_shared::ids::{AlertId, AlertRuleId, DeviceId, UserId};
-use panoptes_shared::metering::notify_quota;
+use panoptes_shared::metering::{allowance, notify_quota};
 use panoptes_shared::ports::blobs::snapshot_key_in_url;
 use panoptes_shared::ports::bus::Offset;
 use panoptes_shared::ports::jobs::now_ms;
@@ -276,7 +276,8 @@ impl RuleEvaluator {
             .store
             .alert_count(user, device, &billing_period(at).0)
             .await?;
-        Ok(used >= d.allowance().alert_count)
+        let allowed = allowance(self.ports.store.as_ref(), &d, &billing_period(at).0).await?;
+        Ok(allowed.exhausted(Feature::AlertCount, used))
     }
 
     /// Ask the store to record the firing; whatever it answers, the rule's
@@ -362,16 +363,12 @@ impl RuleEvaluator {
                     .store
                     .alert_count(rule.user_id, result.device_id, &billing_period(at).0)
                     .await?;
-                let limit = device.allowance().alert_count;
-                notify_quota(
-                    self.ports.store.as_ref(),
-                    &device,
-                    Feature::AlertCount,
-                    used,
-                    limit,
-                    at,
-                )
-                .await?;
+                let store = self.ports.store.as_ref();
+                let allowed = allowance(store, &device, &billing_period(at).0).await?;
+                if !allowed.unlimited {
+                    let limit = allowed.limit(Feature::AlertCount);
+                    notify_quota(store, &device, Feature::AlertCount, used, limit, at).await?;
+                }
             }
             return Ok(true);
         }

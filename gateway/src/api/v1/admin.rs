@@ -1,11 +1,22 @@
-//! `/api/v1/admin`: platform administration, admin sessions only. (Quota
-//! grants arrive with metering.)
+//! `/api/v1/admin`: platform administration, admin sessions only: users,
+//! maintenance announcements, and quotas (view any user's or device's usage,
+//! grant extra allowance for a month, set a device unlimited or disabled;
+//! every change is a row of the quota ledger with who, when and why).
 
 use chrono::{DateTime, Utc};
 use panoptes_shared::Error;
+use panoptes_shared::domain::device::Device;
 use panoptes_shared::domain::event::EventKind;
+use panoptes_shared::domain::page::PageRequest;
+use panoptes_shared::domain::plan::{billing_period, parse_period};
+use panoptes_shared::domain::quota::{ChangeKind, QuotaChange};
 use panoptes_shared::domain::validate::multiline_text;
-use poem_openapi::param::Query;
+use panoptes_shared::ids::{DeviceId, UserId};
+use poem_openapi::param::{Path, Query};
+use uuid::Uuid;
+
+use super::billing::{FeatureName, QuotaChangeDto};
+use super::usage::{DeviceUsageDto, UserUsageDto, checked_period_named, device_usage, user_usage};
 use poem_openapi::{Object, OpenApi};
 use serde::Deserialize;
 
@@ -48,8 +59,237 @@ pub struct MaintenanceDto {
     pub users_notified: u64,
 }
 
+/// Extra allowance of one feature for one month.
+#[derive(Debug, Object, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase")]
+pub struct GrantRequest {
+    pub feature: FeatureName,
+    /// How much more (seconds, alerts, attributes or tokens), 1 to 10^12.
+    #[oai(validator(minimum(value = "1"), maximum(value = "1000000000000")))]
+    pub amount: u64,
+    /// Why, 1-500 characters (kept in the quota ledger).
+    #[oai(validator(min_length = 1, max_length = 500))]
+    pub reason: String,
+    /// `YYYY-MM` the grant counts in (default the current month; not a past
+    /// one). Grants do not carry over.
+    pub billing_period: Option<String>,
+}
+
+/// Set a device unlimited or disabled.
+#[derive(Debug, Object, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase")]
+pub struct AdminQuotaRequest {
+    /// No monthly limit on any feature.
+    pub is_unlimited: Option<bool>,
+    /// Analysis cannot start (a running one stops at the next quota check).
+    pub is_disabled: Option<bool>,
+    /// Why, 1-500 characters (kept in the quota ledger).
+    #[oai(validator(min_length = 1, max_length = 500))]
+    pub reason: String,
+}
+
+impl AdminApi {
+    async fn device(&self, id: Uuid) -> Result<Device, Error> {
+        self.state
+            .store
+            .find_device_for_admin(DeviceId(id))
+            .await?
+            .ok_or(Error::NotFound("device"))
+    }
+}
+
+fn change(
+    admin: &crate::auth::Caller,
+    device: &Device,
+    period: String,
+    kind: ChangeKind,
+    reason: &str,
+) -> QuotaChange {
+    QuotaChange {
+        id: Uuid::new_v4(),
+        user_id: device.user_id,
+        device_id: device.id,
+        period,
+        kind,
+        feature: None,
+        amount: None,
+        flag: None,
+        reason: reason.to_owned(),
+        actor: format!("admin:{}", admin.user_id),
+        created_at: panoptes_shared::time::now(),
+    }
+}
+
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Admin")]
 impl AdminApi {
+    /// Any user's usage and allowance in a billing period (`period`,
+    /// default the current one). Admin session only.
+    #[oai(
+        path = "/admin/users/:id/quota",
+        method = "get",
+        operation_id = "adminGetUserQuota"
+    )]
+    async fn user_quota(
+        &self,
+        auth: SessionToken,
+        id: Path<Uuid>,
+        period: Query<Option<String>>,
+    ) -> ApiResult<Reply<UserUsageDto>, ReadErrors> {
+        self.state.require_admin(&auth.0).await?;
+        let period = checked_period_named("period", period.0)?;
+        let user = UserId(id.0);
+        self.state
+            .store
+            .get_user(user)
+            .await?
+            .ok_or(Error::NotFound("user"))?;
+        let mut devices = Vec::new();
+        let mut page = 1;
+        loop {
+            let batch = self
+                .state
+                .store
+                .list_devices(user, PageRequest::parse(Some(page), Some(100))?)
+                .await?;
+            let n = batch.items.len();
+            devices.extend(batch.items);
+            if n < 100 {
+                break;
+            }
+            page += 1;
+        }
+        Ok(Reply::new(
+            "User quota",
+            user_usage(&self.state, user, &devices, None, period).await?,
+        ))
+    }
+
+    /// Any device's usage and allowance in a billing period (`period`,
+    /// default the current one). Admin session only.
+    #[oai(
+        path = "/admin/devices/:id/quota",
+        method = "get",
+        operation_id = "adminGetDeviceQuota"
+    )]
+    async fn device_quota(
+        &self,
+        auth: SessionToken,
+        id: Path<Uuid>,
+        period: Query<Option<String>>,
+    ) -> ApiResult<Reply<DeviceUsageDto>, ReadErrors> {
+        self.state.require_admin(&auth.0).await?;
+        let period = checked_period_named("period", period.0)?;
+        let device = self.device(id.0).await?;
+        Ok(Reply::new(
+            "Device quota",
+            device_usage(&self.state, &device, period).await?,
+        ))
+    }
+
+    /// Grant a device extra allowance of one feature for one month (no
+    /// carry-over), with a reason; recorded in the quota ledger. Admin
+    /// session only.
+    #[oai(
+        path = "/admin/devices/:id/quota/grants",
+        method = "post",
+        operation_id = "adminGrantQuota"
+    )]
+    async fn grant(
+        &self,
+        auth: SessionToken,
+        id: Path<Uuid>,
+        body: JsonBody<GrantRequest>,
+    ) -> ApiResult<Created<QuotaChangeDto>, WriteErrors> {
+        self.state.require_admin(&auth.0).await?;
+        let req = body.parse()?;
+        let reason = multiline_text("reason", &req.reason, 1, 500)?;
+        let now = panoptes_shared::time::now();
+        let current = billing_period(now).0;
+        let period = match req.billing_period {
+            Some(p) => parse_period(p.trim()).map_err(|m| Error::validation("billingPeriod", m))?,
+            None => current.clone(),
+        };
+        if period < current {
+            return Err(Error::validation("billingPeriod", "must not be a past month").into());
+        }
+        let device = self.device(id.0).await?;
+        let mut c = change(&auth.0, &device, period, ChangeKind::Grant, &reason);
+        c.feature = Some(req.feature.into());
+        c.amount = Some(req.amount);
+        if !self
+            .state
+            .store
+            .record_quota_changes(std::slice::from_ref(&c), None)
+            .await?
+        {
+            return Err(Error::NotFound("device").into());
+        }
+        tracing::info!(admin = %auth.0.user_id, device = %device.id, amount = req.amount, "quota granted");
+        Ok(Created::new("Quota granted", QuotaChangeDto::from(&c)))
+    }
+
+    /// Set a device unlimited (no monthly limit) or disabled, with a reason;
+    /// each change is a row of the quota ledger. Admin session only.
+    #[oai(
+        path = "/admin/devices/:id/quota",
+        method = "patch",
+        operation_id = "adminUpdateDeviceQuota"
+    )]
+    async fn update_device_quota(
+        &self,
+        auth: SessionToken,
+        id: Path<Uuid>,
+        body: JsonBody<AdminQuotaRequest>,
+    ) -> ApiResult<Reply<DeviceUsageDto>, WriteErrors> {
+        self.state.require_admin(&auth.0).await?;
+        let req = body.parse()?;
+        let reason = multiline_text("reason", &req.reason, 1, 500)?;
+        let mut device = self.device(id.0).await?;
+        let period = billing_period(panoptes_shared::time::now()).0;
+        let mut changes = Vec::new();
+        if let Some(v) = req.is_unlimited.filter(|v| *v != device.quota.unlimited) {
+            device.quota.unlimited = v;
+            let mut c = change(
+                &auth.0,
+                &device,
+                period.clone(),
+                ChangeKind::Unlimited,
+                &reason,
+            );
+            c.flag = Some(v);
+            changes.push(c);
+        }
+        if let Some(v) = req.is_disabled.filter(|v| *v != device.quota.disabled) {
+            device.quota.disabled = v;
+            let mut c = change(
+                &auth.0,
+                &device,
+                period.clone(),
+                ChangeKind::Disabled,
+                &reason,
+            );
+            c.flag = Some(v);
+            changes.push(c);
+        }
+        if !changes.is_empty() {
+            device.updated_at = panoptes_shared::time::now();
+            if !self
+                .state
+                .store
+                .record_quota_changes(&changes, Some(&device))
+                .await?
+            {
+                return Err(Error::NotFound("device").into());
+            }
+        }
+        Ok(Reply::new(
+            "Device quota updated",
+            device_usage(&self.state, &device, period).await?,
+        ))
+    }
+
     /// Every user, newest first. Admin session only.
     #[oai(path = "/admin/users", method = "get", operation_id = "adminListUsers")]
     async fn users(

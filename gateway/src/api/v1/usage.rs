@@ -9,8 +9,8 @@ use panoptes_shared::domain::device::Device;
 use panoptes_shared::domain::page::PageRequest;
 use panoptes_shared::domain::plan::{PlanLimits, billing_period, parse_period};
 use panoptes_shared::domain::usage::Feature;
-use panoptes_shared::ids::DeviceId;
-use panoptes_shared::metering::unmetered_analysis_seconds;
+use panoptes_shared::ids::{DeviceId, UserId};
+use panoptes_shared::metering::{self, unmetered_analysis_seconds};
 use panoptes_shared::ports::UsageTotals;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::{Object, OpenApi};
@@ -128,37 +128,110 @@ pub(crate) async fn caller_devices(
     }
 }
 
-/// The caller's allowance this month: the sum over their devices.
-pub(crate) fn allowance(devices: &[Device]) -> PlanLimits {
-    devices
-        .iter()
-        .fold(PlanLimits::ZERO, |sum, d| sum.plus(d.allowance()))
+/// The caller's allowance in `period`: the sum over their devices (plan,
+/// caps, grants; an unlimited device adds its plan's allowance).
+pub(crate) async fn allowance(
+    state: &AppState,
+    devices: &[Device],
+    period: &str,
+) -> Result<PlanLimits, Error> {
+    let mut sum = PlanLimits::ZERO;
+    for d in devices {
+        sum = sum.plus(
+            metering::allowance(state.store.as_ref(), d, period)
+                .await?
+                .limits,
+        );
+    }
+    Ok(sum)
 }
 
-impl UsageApi {
-    /// Analysis seconds of `device` in `period`: for the current period the
-    /// running task's not-yet-metered time too.
-    async fn analysis_used(
-        &self,
-        device: &Device,
-        period: &str,
-        totals: &UsageTotals,
-    ) -> Result<u64, Error> {
-        let now = panoptes_shared::time::now();
-        let metered = used(totals, Feature::AnalysisSeconds);
-        if billing_period(now).0 == period {
-            Ok(metered
-                + unmetered_analysis_seconds(
-                    self.state.store.as_ref(),
-                    device.user_id,
-                    device.id,
-                    now,
-                )
+/// Analysis seconds of `device` in `period`: for the current period the
+/// running task's not-yet-metered time too.
+async fn analysis_used(
+    state: &AppState,
+    device: &Device,
+    period: &str,
+    totals: &UsageTotals,
+) -> Result<u64, Error> {
+    let now = panoptes_shared::time::now();
+    let metered = used(totals, Feature::AnalysisSeconds);
+    if billing_period(now).0 == period {
+        Ok(metered
+            + unmetered_analysis_seconds(state.store.as_ref(), device.user_id, device.id, now)
                 .await?)
-        } else {
-            Ok(metered)
+    } else {
+        Ok(metered)
+    }
+}
+
+/// `user`'s usage in `period` over `devices` (their allowances summed), or
+/// over one device (`only`: a device-bound key).
+pub(crate) async fn user_usage(
+    state: &AppState,
+    user: UserId,
+    devices: &[Device],
+    only: Option<DeviceId>,
+    period: String,
+) -> Result<UserUsageDto, Error> {
+    let limits = allowance(state, devices, &period).await?;
+    let totals = state.store.usage_totals(user, only, &period).await?;
+    // The running tasks' time not metered yet.
+    let mut analysis = used(&totals, Feature::AnalysisSeconds);
+    let now = panoptes_shared::time::now();
+    if billing_period(now).0 == period {
+        for d in devices {
+            analysis += unmetered_analysis_seconds(state.store.as_ref(), user, d.id, now).await?;
         }
     }
+    Ok(UserUsageDto {
+        user_id: user.0,
+        period,
+        analysis: FeatureUsageDto::of(analysis, limits.analysis_seconds),
+        alert: FeatureUsageDto::of(used(&totals, Feature::AlertCount), limits.alert_count),
+        attribute: FeatureUsageDto::of(
+            used(&totals, Feature::AttributeCount),
+            limits.attribute_count,
+        ),
+        vlm: FeatureUsageDto::of(used(&totals, Feature::VlmTokens), limits.vlm_tokens),
+    })
+}
+
+/// `device`'s usage in `period` against its allowance.
+pub(crate) async fn device_usage(
+    state: &AppState,
+    device: &Device,
+    period: String,
+) -> Result<DeviceUsageDto, Error> {
+    let totals = state
+        .store
+        .usage_totals(device.user_id, Some(device.id), &period)
+        .await?;
+    let allowed = metering::allowance(state.store.as_ref(), device, &period).await?;
+    let limits = allowed.limits;
+    let used_seconds = analysis_used(state, device, &period, &totals).await?;
+    let quota_seconds = limits.analysis_seconds;
+    Ok(DeviceUsageDto {
+        device_id: device.id.0,
+        period,
+        plan: device.plan.into(),
+        quota_seconds,
+        used_seconds,
+        remaining_seconds: quota_seconds.saturating_sub(used_seconds),
+        alert_quota: FeatureUsageDto::of(used(&totals, Feature::AlertCount), limits.alert_count),
+        attribute_quota: FeatureUsageDto::of(
+            used(&totals, Feature::AttributeCount),
+            limits.attribute_count,
+        ),
+        vlm_quota: FeatureUsageDto::of(used(&totals, Feature::VlmTokens), limits.vlm_tokens),
+        is_disabled: device.quota.disabled,
+        is_unlimited: allowed.unlimited,
+        usage_percentage: if quota_seconds == 0 {
+            100.0
+        } else {
+            used_seconds as f64 * 100.0 / quota_seconds as f64
+        },
+    })
 }
 
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Usage")]
@@ -181,48 +254,16 @@ impl UsageApi {
         caller.require(Scope::BillingRead)?;
         let period = checked_period(period.0)?;
         let devices = caller_devices(&self.state, caller).await?;
-        let limits = allowance(&devices);
-        let totals = match caller.device_binding() {
-            Some(d) => {
-                self.state
-                    .store
-                    .usage_totals(caller.user_id, Some(d), &period)
-                    .await?
-            }
-            None => {
-                self.state
-                    .store
-                    .usage_totals(caller.user_id, None, &period)
-                    .await?
-            }
-        };
-        // The running tasks' time not metered yet.
-        let mut analysis = used(&totals, Feature::AnalysisSeconds);
-        let now = panoptes_shared::time::now();
-        if billing_period(now).0 == period {
-            for d in &devices {
-                analysis += unmetered_analysis_seconds(
-                    self.state.store.as_ref(),
-                    caller.user_id,
-                    d.id,
-                    now,
-                )
-                .await?;
-            }
-        }
         Ok(Reply::new(
             "Usage summary",
-            UserUsageDto {
-                user_id: caller.user_id.0,
+            user_usage(
+                &self.state,
+                caller.user_id,
+                &devices,
+                caller.device_binding(),
                 period,
-                analysis: FeatureUsageDto::of(analysis, limits.analysis_seconds),
-                alert: FeatureUsageDto::of(used(&totals, Feature::AlertCount), limits.alert_count),
-                attribute: FeatureUsageDto::of(
-                    used(&totals, Feature::AttributeCount),
-                    limits.attribute_count,
-                ),
-                vlm: FeatureUsageDto::of(used(&totals, Feature::VlmTokens), limits.vlm_tokens),
-            },
+            )
+            .await?,
         ))
     }
 
@@ -253,43 +294,9 @@ impl UsageApi {
             .get_device(caller.user_id, DeviceId(id.0))
             .await?
             .ok_or(Error::NotFound("device"))?;
-        let totals = self
-            .state
-            .store
-            .usage_totals(caller.user_id, Some(device.id), &period)
-            .await?;
-        let limits = device.allowance();
-        let used_seconds = self.analysis_used(&device, &period, &totals).await?;
-        let quota_seconds = limits.analysis_seconds;
         Ok(Reply::new(
             "Device usage",
-            DeviceUsageDto {
-                device_id: device.id.0,
-                period,
-                plan: device.plan.into(),
-                quota_seconds,
-                used_seconds,
-                remaining_seconds: quota_seconds.saturating_sub(used_seconds),
-                alert_quota: FeatureUsageDto::of(
-                    used(&totals, Feature::AlertCount),
-                    limits.alert_count,
-                ),
-                attribute_quota: FeatureUsageDto::of(
-                    used(&totals, Feature::AttributeCount),
-                    limits.attribute_count,
-                ),
-                vlm_quota: FeatureUsageDto::of(
-                    used(&totals, Feature::VlmTokens),
-                    limits.vlm_tokens,
-                ),
-                is_disabled: device.quota.disabled,
-                is_unlimited: false,
-                usage_percentage: if quota_seconds == 0 {
-                    100.0
-                } else {
-                    used_seconds as f64 * 100.0 / quota_seconds as f64
-                },
-            },
+            device_usage(&self.state, &device, period).await?,
         ))
     }
 }

@@ -40,8 +40,8 @@ pub struct AlertsApi {
     pub state: AppState,
 }
 
-/// Who made a change, as alert histories record it.
-fn actor(caller: &Caller) -> String {
+/// Who made a change, as alert histories and the quota ledger record it.
+pub(crate) fn actor(caller: &Caller) -> String {
     match &caller.credential {
         Credential::ApiKey { id, .. } => format!("key:{id}"),
         _ => format!("user:{}", caller.user_id),

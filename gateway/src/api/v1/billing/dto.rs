@@ -11,7 +11,8 @@ use crate::api::v1::enums::Plan;
 use crate::api::v1::usage::FeatureUsageDto;
 
 /// A metered feature.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 #[oai(rename_all = "camelCase")]
 pub enum FeatureName {
     AnalysisSeconds,
@@ -290,4 +291,61 @@ pub struct ForecastDto {
     pub days_elapsed: u32,
     pub days_in_month: u32,
     pub features: Vec<ProjectionDto>,
+}
+
+/// What a quota change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum ChangeKindDto {
+    /// Extra allowance for one month (admin).
+    Grant,
+    /// No monthly limit on or off (admin).
+    Unlimited,
+    /// Analysis disabled or enabled (admin or owner).
+    Disabled,
+    /// A cap below the plan set or removed (owner).
+    Cap,
+}
+
+/// One row of the quota ledger: what changed, who, when and why.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct QuotaChangeDto {
+    pub id: Uuid,
+    pub device_id: Uuid,
+    /// `YYYY-MM` a grant applies to, or in which the change was made.
+    pub billing_period: String,
+    pub kind: ChangeKindDto,
+    pub feature: Option<FeatureName>,
+    /// Grants: the extra allowance; caps: the new cap (absent: back to the plan).
+    pub amount: Option<u64>,
+    /// Unlimited / disabled: the new value.
+    pub value: Option<bool>,
+    pub reason: String,
+    /// `admin:<userId>`, `user:<userId>` or `key:<keyId>`.
+    pub actor: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&panoptes_shared::domain::quota::QuotaChange> for QuotaChangeDto {
+    fn from(c: &panoptes_shared::domain::quota::QuotaChange) -> Self {
+        use panoptes_shared::domain::quota::ChangeKind;
+        Self {
+            id: c.id,
+            device_id: c.device_id.0,
+            billing_period: c.period.clone(),
+            kind: match c.kind {
+                ChangeKind::Grant => ChangeKindDto::Grant,
+                ChangeKind::Unlimited => ChangeKindDto::Unlimited,
+                ChangeKind::Disabled => ChangeKindDto::Disabled,
+                ChangeKind::Cap => ChangeKindDto::Cap,
+            },
+            feature: c.feature.map(Into::into),
+            amount: c.amount,
+            value: c.flag,
+            reason: c.reason.clone(),
+            actor: c.actor.clone(),
+            created_at: c.created_at,
+        }
+    }
 }

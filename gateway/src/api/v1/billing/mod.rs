@@ -159,7 +159,7 @@ impl BillingApi {
         caller.require(Scope::BillingRead)?;
         let (period, resets_at) = billing_period(panoptes_shared::time::now());
         let devices = caller_devices(&self.state, caller).await?;
-        let limits = allowance(&devices);
+        let limits = allowance(&self.state, &devices, &period).await?;
         let used = self.totals(caller, &period).await?;
         let of =
             |f: Feature| FeatureUsageDto::of(used.get(&f).copied().unwrap_or(0), f.of(&limits));
@@ -189,7 +189,8 @@ impl BillingApi {
         let caller = auth.caller();
         caller.require(Scope::BillingRead)?;
         let (period, _) = billing_period(panoptes_shared::time::now());
-        let limits = allowance(&caller_devices(&self.state, caller).await?);
+        let devices = caller_devices(&self.state, caller).await?;
+        let limits = allowance(&self.state, &devices, &period).await?;
         let used = self.totals(caller, &period).await?;
         Ok(Reply::new(
             "Quota",
@@ -219,7 +220,8 @@ impl BillingApi {
         let caller = auth.caller();
         caller.require(Scope::BillingRead)?;
         let period = checked_period_named("billingPeriod", billing_period_param.0)?;
-        let limits = allowance(&caller_devices(&self.state, caller).await?);
+        let devices = caller_devices(&self.state, caller).await?;
+        let limits = allowance(&self.state, &devices, &period).await?;
         let used = self.totals(caller, &period).await?;
         let by_device = self
             .state
@@ -557,7 +559,8 @@ impl BillingApi {
         } else {
             days
         };
-        let limits = limits_totals(&allowance(&caller_devices(&self.state, caller).await?));
+        let devices = caller_devices(&self.state, caller).await?;
+        let limits = limits_totals(&allowance(&self.state, &devices, &period).await?);
         let used = self.totals(caller, &period).await?;
         let projections = forecast(first, elapsed, &used, &limits);
         Ok(Reply::new(
@@ -571,6 +574,46 @@ impl BillingApi {
                     .iter()
                     .map(|(f, p)| ProjectionDto::new(*f, p))
                     .collect(),
+            },
+        ))
+    }
+
+    /// The quota ledger: every change to your devices' allowances (admin
+    /// grants, unlimited, disabled, your caps) with who, when and why,
+    /// newest first; optionally one device's. Scope `billing:read`.
+    #[oai(
+        path = "/billing/transactions",
+        method = "get",
+        operation_id = "listQuotaTransactions"
+    )]
+    async fn transactions(
+        &self,
+        auth: SessionOrKey,
+        #[oai(name = "deviceId")] device_id: Query<Option<Uuid>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))] page: Query<
+            Option<u32>,
+        >,
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))] limit: Query<Option<u32>>,
+    ) -> ApiResult<Reply<Vec<QuotaChangeDto>>, ReadErrors> {
+        let caller = auth.caller();
+        caller.require(Scope::BillingRead)?;
+        let device = match device_id.0.map(DeviceId) {
+            Some(d) if !caller.may_reach(d) => return Err(Error::NotFound("device").into()),
+            Some(d) => Some(d),
+            None => caller.device_binding(),
+        };
+        let request = super::page(page.0, limit.0)?;
+        let changes = self
+            .state
+            .store
+            .list_quota_changes(caller.user_id, device, request)
+            .await?;
+        Ok(Reply::page(
+            "Quota transactions",
+            panoptes_shared::domain::page::Page {
+                items: changes.items.iter().map(QuotaChangeDto::from).collect(),
+                total: changes.total,
+                request: changes.request,
             },
         ))
     }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use panoptes_shared::domain::device::Device;
 use panoptes_shared::domain::task::{AnalysisTask, Capability as DomainCapability};
 use panoptes_shared::ids::SceneId;
-use panoptes_shared::lifecycle::{StartRequest, analysis_seconds_quota, analysis_seconds_used};
+use panoptes_shared::lifecycle::{StartRequest, analysis_seconds_used};
 use poem_openapi::Object;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -109,7 +109,13 @@ impl AnalysisStatusDto {
                 .is_some_and(|t| t.status == panoptes_shared::domain::task::TaskStatus::Running),
             task: latest.as_ref().map(Into::into),
             used_seconds: analysis_seconds_used(store, device.user_id, device.id, now).await?,
-            quota_seconds: analysis_seconds_quota(device),
+            quota_seconds: panoptes_shared::metering::allowance(
+                store,
+                device,
+                &panoptes_shared::domain::plan::billing_period(now).0,
+            )
+            .await?
+            .limit(panoptes_shared::domain::usage::Feature::AnalysisSeconds),
             next_scheduled_at: device.next_scheduled_at(now),
         })
     }

@@ -11,6 +11,8 @@ mod quota;
 use panoptes_shared::Error;
 use panoptes_shared::domain::api_key::Scope;
 use panoptes_shared::domain::device::{Device, RtspUrl};
+use panoptes_shared::domain::page::PageRequest;
+use panoptes_shared::domain::quota::{ChangeKind, QuotaChange};
 use panoptes_shared::ids::DeviceId;
 use panoptes_shared::outbound::OutboundError;
 use poem_openapi::OpenApi;
@@ -45,6 +47,16 @@ impl AppState {
             panoptes_shared::time::now(),
         )
         .await
+    }
+
+    /// The device's allowance this billing period (plan, caps, grants).
+    pub async fn allowance_now(
+        &self,
+        device: &Device,
+    ) -> Result<panoptes_shared::domain::quota::Allowance, Error> {
+        let (period, _) =
+            panoptes_shared::domain::plan::billing_period(panoptes_shared::time::now());
+        panoptes_shared::metering::allowance(self.store.as_ref(), device, &period).await
     }
 
     /// Alerts the device's rules fired this billing period.
@@ -88,6 +100,55 @@ impl AppState {
             .await?
             .ok_or(Error::NotFound("device"))
     }
+}
+
+/// The quota ledger's rows for an owner's change from `before` to the
+/// device's quota now: one per cap changed, one for disabling.
+fn quota_changes(
+    before: &panoptes_shared::domain::device::QuotaLimits,
+    device: &Device,
+    actor: &str,
+    reason: &str,
+) -> Vec<QuotaChange> {
+    use panoptes_shared::domain::usage::Feature;
+    let after = &device.quota;
+    let period = panoptes_shared::domain::plan::billing_period(device.updated_at).0;
+    let row = |kind, feature, amount, flag| QuotaChange {
+        id: Uuid::new_v4(),
+        user_id: device.user_id,
+        device_id: device.id,
+        period: period.clone(),
+        kind,
+        feature,
+        amount,
+        flag,
+        reason: reason.to_owned(),
+        actor: actor.to_owned(),
+        created_at: device.updated_at,
+    };
+    let mut out = Vec::new();
+    for (f, was, now) in [
+        (
+            Feature::AnalysisSeconds,
+            before.analysis_seconds,
+            after.analysis_seconds,
+        ),
+        (Feature::AlertCount, before.alert_count, after.alert_count),
+        (
+            Feature::AttributeCount,
+            before.attribute_count,
+            after.attribute_count,
+        ),
+        (Feature::VlmTokens, before.vlm_tokens, after.vlm_tokens),
+    ] {
+        if was != now {
+            out.push(row(ChangeKind::Cap, Some(f), now, None));
+        }
+    }
+    if before.disabled != after.disabled {
+        out.push(row(ChangeKind::Disabled, None, None, Some(after.disabled)));
+    }
+    out
 }
 
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Devices")]
@@ -308,6 +369,7 @@ impl DevicesApi {
             "Device quota",
             DeviceQuotaDto::of(
                 &device,
+                &self.state.allowance_now(&device).await?,
                 self.state.analysis_seconds_used(&device).await?,
                 self.state.alerts_used(&device).await?,
             ),
@@ -329,11 +391,42 @@ impl DevicesApi {
         let caller = auth.caller();
         caller.require(Scope::DeviceWrite)?;
         let mut device = self.state.device(caller, id.0).await?;
-        body.parse()?.apply(&mut device)?;
+        let before = device.quota.clone();
+        let req = body.parse()?;
+        let reason = req
+            .reason
+            .clone()
+            .map(|r| panoptes_shared::domain::validate::multiline_text("reason", &r, 1, 500))
+            .transpose()?
+            .unwrap_or_else(|| "set by the owner".into());
+        req.apply(&mut device)?;
+        if before.disabled && !device.quota.disabled {
+            // An admin's disabling is the admin's to lift.
+            let ledger = self
+                .state
+                .store
+                .list_quota_changes(
+                    caller.user_id,
+                    Some(device.id),
+                    PageRequest {
+                        page: 1,
+                        limit: 100,
+                    },
+                )
+                .await?;
+            let last = ledger.items.iter().find(|c| c.kind == ChangeKind::Disabled);
+            if last.is_some_and(|c| c.actor.starts_with("admin:")) {
+                return Err(Error::Forbidden(
+                    "this device was disabled by an administrator; only an administrator can enable it",
+                )
+                .into());
+            }
+        }
+        let changes = quota_changes(&before, &device, &super::alerts::actor(caller), &reason);
         if !self
             .state
             .store
-            .update_device(caller.user_id, &device)
+            .record_quota_changes(&changes, Some(&device))
             .await?
         {
             return Err(Error::NotFound("device").into());
@@ -342,6 +435,7 @@ impl DevicesApi {
             "Device quota updated",
             DeviceQuotaDto::of(
                 &device,
+                &self.state.allowance_now(&device).await?,
                 self.state.analysis_seconds_used(&device).await?,
                 self.state.alerts_used(&device).await?,
             ),

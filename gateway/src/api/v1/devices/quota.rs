@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use panoptes_shared::Error;
 use panoptes_shared::domain::device::Device;
 use panoptes_shared::domain::plan::billing_period;
+use panoptes_shared::domain::quota::Allowance;
 use panoptes_shared::time::now;
 use poem_openapi::Object;
 use poem_openapi::types::MaybeUndefined;
@@ -41,13 +42,11 @@ pub struct DeviceQuotaDto {
 }
 
 impl DeviceQuotaDto {
-    pub fn of(d: &Device, used_seconds: u64, alerts_used: u64) -> Self {
-        let plan = d.plan.limits();
+    /// `allowed`: this period's allowance (plan, caps, grants).
+    pub fn of(d: &Device, allowed: &Allowance, used_seconds: u64, alerts_used: u64) -> Self {
         let q = &d.quota;
         let (period, resets_at) = billing_period(now());
-        // A cap set under a bigger plan never exceeds the current plan.
-        let capped = |cap: Option<u64>, plan: u64| cap.map_or(plan, |c| c.min(plan));
-        let quota_seconds = capped(q.analysis_seconds, plan.analysis_seconds);
+        let quota_seconds = allowed.limits.analysis_seconds;
         Self {
             device_id: d.id.0,
             plan: d.plan.into(),
@@ -56,14 +55,14 @@ impl DeviceQuotaDto {
             quota_seconds,
             used_seconds,
             remaining_seconds: quota_seconds.saturating_sub(used_seconds),
-            alert_quota: capped(q.alert_count, plan.alert_count),
+            alert_quota: allowed.limits.alert_count,
             alert_used: alerts_used,
-            attribute_quota: capped(q.attribute_count, plan.attribute_count),
+            attribute_quota: allowed.limits.attribute_count,
             attribute_used: 0,
-            vlm_quota: capped(q.vlm_tokens, plan.vlm_tokens),
+            vlm_quota: allowed.limits.vlm_tokens,
             vlm_used: 0,
             is_disabled: q.disabled,
-            is_unlimited: false,
+            is_unlimited: allowed.unlimited,
             usage_percentage: if quota_seconds == 0 {
                 100.0
             } else {
@@ -88,6 +87,9 @@ pub struct UpdateQuotaRequest {
     pub vlm_quota: MaybeUndefined<u64>,
     /// A disabled device cannot start analysis.
     pub is_disabled: Option<bool>,
+    /// Why, 1-500 characters, for the quota ledger (default "set by the owner").
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 fn cap(
