@@ -190,3 +190,42 @@ pub async fn allowance(store: &dyn Store, device: &Device, period: &str) -> Resu
         unlimited: device.quota.unlimited,
     })
 }
+
+/// Closes the billing period before the one containing `now`: one
+/// `billing_cycle_completed` per user who used anything in it (their usage
+/// per feature), once whichever replica gets there first; how many were sent.
+pub async fn close_previous_period(store: &dyn Store, now: DateTime<Utc>) -> Result<u64> {
+    let previous = period_start(now) - chrono::Duration::days(1);
+    let (period, _) = billing_period(previous);
+    let started = period_start(previous);
+    let mut sent = 0;
+    for user in store.users_with_usage(&period).await? {
+        let totals = store.usage_totals(user, None, &period).await?;
+        let usage: serde_json::Map<String, serde_json::Value> = Feature::ALL
+            .iter()
+            .map(|f| {
+                (
+                    f.as_str().to_owned(),
+                    json!(totals.get(f).copied().unwrap_or(0)),
+                )
+            })
+            .collect();
+        let event = PlatformEvent::new(
+            user,
+            EventKind::BillingCycleCompleted,
+            None,
+            None,
+            json!({
+                "billingPeriod": period,
+                "periodStart": started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "periodEnd": period_start(now).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "usage": usage,
+            }),
+            now,
+        );
+        if store.record_billing_cycle(&period, &event).await? {
+            sent += 1;
+        }
+    }
+    Ok(sent)
+}

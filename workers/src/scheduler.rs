@@ -20,12 +20,13 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use panoptes_shared::domain::device::{Device, DeviceStatus};
 use panoptes_shared::domain::page::PageRequest;
+use panoptes_shared::domain::plan::{billing_period, period_start};
 use panoptes_shared::domain::scene::SceneStatus;
 use panoptes_shared::domain::task::{AnalysisTask, StopReason, TaskEnd, TaskTrigger};
 use panoptes_shared::domain::usage::Feature;
 use panoptes_shared::ids::DeviceId;
 use panoptes_shared::lifecycle::{StartRequest, end, set_device_status, start};
-use panoptes_shared::metering::{check_analysis_quota, meter_all};
+use panoptes_shared::metering::{check_analysis_quota, close_previous_period, meter_all};
 use panoptes_shared::ports::Store;
 use panoptes_shared::{Error, Result};
 use tokio::sync::Mutex;
@@ -53,6 +54,8 @@ pub struct Pass {
     /// Analysis seconds written to the usage ledger (not a change: metering
     /// runs every pass while tasks run).
     pub metered_seconds: u64,
+    /// `billing_cycle_completed` events sent (the first passes of a month).
+    pub cycles_closed: u64,
 }
 
 impl Pass {
@@ -68,6 +71,8 @@ impl Pass {
 #[derive(Default)]
 struct Memory {
     last_quota: Option<DateTime<Utc>>,
+    /// The billing period this process last closed the one before of.
+    closed_before: Option<String>,
     last_prune: Option<DateTime<Utc>>,
     /// Scheduled starts that failed (no active scene, quota, ...), by the
     /// run they were for: retried at most once a minute, warned once.
@@ -128,6 +133,15 @@ impl Scheduler {
         {
             memory.last_quota = Some(now);
             pass.metered_seconds = meter_all(self.store.as_ref(), now).await?;
+            // Once the month has turned (and metering wrote its last minutes),
+            // close the previous one: once per process, once per user overall.
+            let current = billing_period(now).0;
+            if memory.closed_before.as_deref() != Some(current.as_str())
+                && now - period_start(now) >= chrono::Duration::minutes(2)
+            {
+                pass.cycles_closed = close_previous_period(self.store.as_ref(), now).await?;
+                memory.closed_before = Some(current);
+            }
             self.enforce_quota(running.values(), now, &mut pass).await?;
         }
         let silent_since = now - chrono(self.settings.offline_after);

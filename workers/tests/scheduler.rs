@@ -287,3 +287,46 @@ async fn a_silent_push_device_goes_offline_once() {
         [EventKind::DeviceOffline]
     );
 }
+
+#[tokio::test]
+async fn the_previous_month_is_closed_once_with_each_users_usage() {
+    use panoptes_shared::domain::usage::{Feature, UsageEvent};
+    let store = store().await;
+    let (user, device, _) = common::tenant(store.as_ref()).await;
+    store
+        .record_usage(&[UsageEvent {
+            id: "fixture:february".into(),
+            user_id: user,
+            device_id: device,
+            feature: Feature::AnalysisSeconds,
+            quantity: 120,
+            occurred_at: Utc.with_ymd_and_hms(2026, 2, 10, 12, 0, 0).unwrap(),
+            source: serde_json::json!({}),
+        }])
+        .await
+        .unwrap();
+    let (one, two) = (scheduler(&store), scheduler(&store));
+    // Within two minutes of midnight the last minutes may still be metered.
+    let pass = one.step_at(utc(1, 0, 1, 0)).await.unwrap();
+    assert_eq!(pass.cycles_closed, 0);
+    let pass = one.step_at(utc(1, 0, 2, 30)).await.unwrap();
+    assert_eq!(pass.cycles_closed, 1);
+    let pass = one.step_at(utc(1, 0, 3, 30)).await.unwrap();
+    assert_eq!(pass.cycles_closed, 0, "once per process");
+    let pass = two.step_at(utc(1, 0, 4, 0)).await.unwrap();
+    assert_eq!(pass.cycles_closed, 0, "once across replicas");
+    let events = store
+        .list_events(user, None, PageRequest::default())
+        .await
+        .unwrap()
+        .items;
+    let closed: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::BillingCycleCompleted)
+        .collect();
+    assert_eq!(closed.len(), 1);
+    assert_eq!(closed[0].data["billingPeriod"], "2026-02");
+    assert_eq!(closed[0].data["usage"]["analysisSeconds"], 120);
+    assert_eq!(closed[0].data["usage"]["vlmTokens"], 0);
+    assert_eq!(closed[0].data["periodEnd"], "2026-03-01T00:00:00Z");
+}

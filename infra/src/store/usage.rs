@@ -394,6 +394,37 @@ impl UsageRepo for SqlStore {
         Ok(true)
     }
 
+    async fn users_with_usage(&self, period: &str) -> Result<Vec<UserId>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT user_id FROM usage_monthly WHERE period = $1 ORDER BY user_id",
+        )
+        .bind(period.to_owned())
+        .fetch_all(&self.pool)
+        .within(self.deadline)
+        .await?;
+        rows.iter().map(|r| id(r, "user_id")).collect()
+    }
+
+    async fn record_billing_cycle(&self, period: &str, event: &PlatformEvent) -> Result<bool> {
+        let mut tx = self.pool.begin().within(self.deadline).await?;
+        let new = sqlx::query(
+            "INSERT INTO billing_cycles (user_id, period, sent_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (user_id, period) DO NOTHING",
+        )
+        .bind(event.user_id.to_string())
+        .bind(period.to_owned())
+        .bind(ms(event.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if new.rows_affected() == 0 {
+            return Ok(false);
+        }
+        super::events::insert_event(&mut tx, event).await?;
+        tx.commit().within(self.deadline).await?;
+        Ok(true)
+    }
+
     async fn quota_grants(
         &self,
         user: UserId,

@@ -429,6 +429,12 @@ pub trait UsageRepo {
         changes: &[QuotaChange],
         device: Option<&Device>,
     ) -> Result<bool>;
+    /// Every user with any usage in `period`.
+    async fn users_with_usage(&self, period: &str) -> Result<Vec<UserId>>;
+    /// Records that `period` is closed for the event's user, with `event`
+    /// (`billing_cycle_completed`), in one transaction; `false` (nothing
+    /// written) when it was recorded before.
+    async fn record_billing_cycle(&self, period: &str, event: &PlatformEvent) -> Result<bool>;
     /// Extra allowance granted to `device` for `period`, per feature.
     async fn quota_grants(
         &self,
