@@ -7,7 +7,6 @@ use chrono::{DateTime, Utc};
 use panoptes_shared::Error;
 use panoptes_shared::domain::device::Device;
 use panoptes_shared::domain::event::EventKind;
-use panoptes_shared::domain::page::PageRequest;
 use panoptes_shared::domain::plan::{billing_period, parse_period};
 use panoptes_shared::domain::quota::{ChangeKind, QuotaChange};
 use panoptes_shared::domain::validate::multiline_text;
@@ -16,7 +15,9 @@ use poem_openapi::param::{Path, Query};
 use uuid::Uuid;
 
 use super::billing::{FeatureName, QuotaChangeDto};
-use super::usage::{DeviceUsageDto, UserUsageDto, checked_period_named, device_usage, user_usage};
+use super::usage::{
+    DeviceUsageDto, UserUsageDto, checked_period_named, device_usage, user_devices, user_usage,
+};
 use poem_openapi::{Object, OpenApi};
 use serde::Deserialize;
 
@@ -145,21 +146,7 @@ impl AdminApi {
             .get_user(user)
             .await?
             .ok_or(Error::NotFound("user"))?;
-        let mut devices = Vec::new();
-        let mut page = 1;
-        loop {
-            let batch = self
-                .state
-                .store
-                .list_devices(user, PageRequest::parse(Some(page), Some(100))?)
-                .await?;
-            let n = batch.items.len();
-            devices.extend(batch.items);
-            if n < 100 {
-                break;
-            }
-            page += 1;
-        }
+        let devices = user_devices(&self.state, user).await?;
         Ok(Reply::new(
             "User quota",
             user_usage(&self.state, user, &devices, None, period).await?,

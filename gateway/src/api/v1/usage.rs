@@ -112,15 +112,22 @@ pub(crate) async fn caller_devices(
     state: &AppState,
     caller: &Caller,
 ) -> Result<Vec<Device>, Error> {
+    let mut all = user_devices(state, caller.user_id).await?;
+    all.retain(|d| caller.may_reach(d.id));
+    Ok(all)
+}
+
+/// Every device of `user`, page by page.
+pub(crate) async fn user_devices(state: &AppState, user: UserId) -> Result<Vec<Device>, Error> {
     let mut out = Vec::new();
     let mut page = 1;
     loop {
         let batch = state
             .store
-            .list_devices(caller.user_id, PageRequest::parse(Some(page), Some(100))?)
+            .list_devices(user, PageRequest::parse(Some(page), Some(100))?)
             .await?;
         let n = batch.items.len();
-        out.extend(batch.items.into_iter().filter(|d| caller.may_reach(d.id)));
+        out.extend(batch.items);
         if n < 100 {
             return Ok(out);
         }
