@@ -129,6 +129,26 @@ fn usage_event(r: &AnyRow) -> Result<UsageEvent> {
     })
 }
 
+impl SqlStore {
+    /// Runs `marker` (an insert that does nothing when its row exists) and,
+    /// when it inserted, records `event`, in one transaction: something sent
+    /// once whichever replica gets there first. Whether it inserted.
+    async fn once_with_event(
+        &self,
+        marker: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+        event: &PlatformEvent,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().within(self.deadline).await?;
+        let new = marker.execute(&mut *tx).await.map_err(map_err)?;
+        if new.rows_affected() == 0 {
+            return Ok(false);
+        }
+        super::events::insert_event(&mut tx, event).await?;
+        tx.commit().within(self.deadline).await?;
+        Ok(true)
+    }
+}
+
 #[async_trait]
 impl UsageRepo for SqlStore {
     async fn record_usage(&self, events: &[UsageEvent]) -> Result<u64> {
@@ -213,7 +233,6 @@ impl UsageRepo for SqlStore {
         level: u8,
         event: &PlatformEvent,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().within(self.deadline).await?;
         let new = sqlx::query(
             "INSERT INTO quota_notices (user_id, device_id, period, feature, level, sent_at) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (device_id, period, feature, level) DO NOTHING",
@@ -224,15 +243,8 @@ impl UsageRepo for SqlStore {
         .bind(feature.as_str())
         .bind(i64::from(level))
         .bind(ms(event.created_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        if new.rows_affected() == 0 {
-            return Ok(false);
-        }
-        super::events::insert_event(&mut tx, event).await?;
-        tx.commit().within(self.deadline).await?;
-        Ok(true)
+        ;
+        self.once_with_event(new, event).await
     }
 
     async fn usage_totals(
@@ -259,12 +271,7 @@ impl UsageRepo for SqlStore {
         .fetch_all(&self.pool)
         .within(self.deadline)
         .await?;
-        let mut totals = BTreeMap::new();
-        for r in &rows {
-            let (f, n) = feature_quantity(r)?;
-            totals.insert(f, n);
-        }
-        Ok(totals)
+        rows.iter().map(feature_quantity).collect()
     }
 
     async fn usage_by_device(
@@ -406,23 +413,14 @@ impl UsageRepo for SqlStore {
     }
 
     async fn record_billing_cycle(&self, period: &str, event: &PlatformEvent) -> Result<bool> {
-        let mut tx = self.pool.begin().within(self.deadline).await?;
         let new = sqlx::query(
             "INSERT INTO billing_cycles (user_id, period, sent_at) VALUES ($1, $2, $3) \
              ON CONFLICT (user_id, period) DO NOTHING",
         )
         .bind(event.user_id.to_string())
         .bind(period.to_owned())
-        .bind(ms(event.created_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        if new.rows_affected() == 0 {
-            return Ok(false);
-        }
-        super::events::insert_event(&mut tx, event).await?;
-        tx.commit().within(self.deadline).await?;
-        Ok(true)
+        .bind(ms(event.created_at));
+        self.once_with_event(new, event).await
     }
 
     async fn quota_grants(
@@ -441,12 +439,7 @@ impl UsageRepo for SqlStore {
         .fetch_all(&self.pool)
         .within(self.deadline)
         .await?;
-        let mut totals = BTreeMap::new();
-        for r in &rows {
-            let (f, n) = feature_quantity(r)?;
-            totals.insert(f, n);
-        }
-        Ok(totals)
+        rows.iter().map(feature_quantity).collect()
     }
 
     async fn list_quota_changes(

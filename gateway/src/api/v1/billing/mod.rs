@@ -425,7 +425,7 @@ impl BillingApi {
                 "startDate",
                 format!(
                     "the range holds more than {MAX_BUCKETS} {} buckets",
-                    g_name(granularity)
+                    granularity.as_str()
                 ),
             )
             .into());
@@ -617,8 +617,4 @@ impl BillingApi {
             },
         ))
     }
-}
-
-fn g_name(g: Granularity) -> &'static str {
-    g.as_str()
 }
