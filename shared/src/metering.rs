@@ -10,8 +10,8 @@ use crate::domain::event::{EventKind, PlatformEvent};
 use crate::domain::plan::{PlanLimits, billing_period, period_start};
 use crate::domain::quota::Allowance;
 use crate::domain::task::{AnalysisTask, TaskStatus};
-use crate::domain::usage::{Feature, analysis_pieces, metering_due};
-use crate::error::Result;
+use crate::domain::usage::{Feature, UsageEvent, analysis_pieces, metering_due};
+use crate::error::{Error, Result};
 use crate::ids::{DeviceId, UserId};
 use crate::ports::Store;
 
@@ -167,6 +167,78 @@ pub async fn check_analysis_quota(
         tracing::warn!(device = %device.id, error = %e, "quota notice failed; retried at the next check");
     }
     Ok((used, allowed))
+}
+
+/// Admits one more use of a counted feature (an attribute batch, a VLM
+/// request) on `device` at `now`, before it is made: refused with
+/// `PLAN_REQUIRED` when the device's allowance has none of it (a plan
+/// without the feature and no grant) and `QUOTA_EXCEEDED` once this
+/// period's allowance is used up. A use admitted while a little is left may
+/// end past the limit (a VLM answer's tokens are known only after it); the
+/// next one is refused. The allowance admitted against.
+pub async fn admit(
+    store: &dyn Store,
+    device: &Device,
+    feature: Feature,
+    now: DateTime<Utc>,
+) -> Result<Allowance> {
+    let (period, resets_at) = billing_period(now);
+    let allowed = allowance(store, device, &period).await?;
+    if allowed.unlimited {
+        return Ok(allowed);
+    }
+    let limit = allowed.limit(feature);
+    if limit == 0 {
+        return Err(Error::PlanRequired(format!(
+            "{} is not part of this device's plan ({}); it needs plan level_02",
+            feature.as_str(),
+            device.plan.as_str()
+        )));
+    }
+    let used = used_this_period(store, device, feature, &period).await?;
+    if allowed.exhausted(feature, used) {
+        return Err(Error::QuotaExceeded(format!(
+            "the device has used its {} quota for {period} ({used} of {limit}); it resets at {}",
+            feature.as_str(),
+            resets_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )));
+    }
+    Ok(allowed)
+}
+
+/// Meters `event` (an attribute batch, a VLM request: identified by its
+/// source, so a retry or redelivery counts once) and tells the owner when it
+/// reaches 80 % or 100 % of the allowance; whether it was new.
+pub async fn meter(store: &dyn Store, device: &Device, event: &UsageEvent) -> Result<bool> {
+    let new = store.record_usage(std::slice::from_ref(event)).await? > 0;
+    if new {
+        let period = event.period();
+        let allowed = allowance(store, device, &period).await?;
+        if !allowed.unlimited {
+            let used = used_this_period(store, device, event.feature, &period).await?;
+            let limit = allowed.limit(event.feature);
+            if let Err(e) =
+                notify_quota(store, device, event.feature, used, limit, event.occurred_at).await
+            {
+                tracing::warn!(device = %device.id, error = %e, "quota notice failed; sent with the next use");
+            }
+        }
+    }
+    Ok(new)
+}
+
+async fn used_this_period(
+    store: &dyn Store,
+    device: &Device,
+    feature: Feature,
+    period: &str,
+) -> Result<u64> {
+    Ok(store
+        .usage_totals(device.user_id, Some(device.id), period)
+        .await?
+        .get(&feature)
+        .copied()
+        .unwrap_or(0))
 }
 
 /// What `device` may use in `period`: its plan capped per device, plus the

@@ -6,11 +6,15 @@
 use chrono::{DateTime, TimeZone, Utc};
 use panoptes_infra::store::SqlStore;
 use panoptes_shared::domain::event::{EventKind, PlatformEvent};
+use panoptes_shared::domain::page::PageRequest;
+use panoptes_shared::domain::plan::Plan;
+use panoptes_shared::domain::quota::{ChangeKind, QuotaChange};
 use panoptes_shared::domain::task::{AnalysisTask, StopReason, TaskEnd, TaskTrigger};
 use panoptes_shared::domain::usage::{Feature, UsageEvent};
-use panoptes_shared::ids::{AlertId, DeviceId, UserId};
-use panoptes_shared::metering::{analysis_seconds_used, meter_task};
-use panoptes_shared::ports::{DeviceRepo, SceneRepo, TaskRepo, UsageRepo};
+use panoptes_shared::error::Error;
+use panoptes_shared::ids::{AlertId, DeviceId};
+use panoptes_shared::metering::{admit, analysis_seconds_used, meter, meter_task};
+use panoptes_shared::ports::{DeviceRepo, EventRepo, SceneRepo, TaskRepo, UsageRepo};
 
 use crate::store_suite::{device, scene, user};
 
@@ -19,25 +23,13 @@ fn at(d: u32, h: u32, m: u32, s: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, month, day, h, m, s).unwrap()
 }
 
-fn vlm(user: UserId, device: DeviceId, id: &str, tokens: u64, t: DateTime<Utc>) -> UsageEvent {
-    UsageEvent {
-        id: format!("vlm:{id}"),
-        user_id: user,
-        device_id: device,
-        feature: Feature::VlmTokens,
-        quantity: tokens,
-        occurred_at: t,
-        source: serde_json::json!({ "requestId": id }),
-    }
-}
-
 pub async fn events_count_once_and_add_up_per_device_user_and_period(store: SqlStore) {
     let (a, b) = (user(&store).await, user(&store).await);
     let (d1, d2) = (DeviceId::new(), DeviceId::new());
     let events = [
-        vlm(a.id, d1, "r1", 100, at(30, 12, 0, 0)),
-        vlm(a.id, d1, "r2", 50, at(31, 1, 0, 0)),
-        vlm(a.id, d2, "r3", 7, at(31, 2, 0, 0)),
+        UsageEvent::vlm(a.id, d1, "r1", 100, at(30, 12, 0, 0)),
+        UsageEvent::vlm(a.id, d1, "r2", 50, at(31, 1, 0, 0)),
+        UsageEvent::vlm(a.id, d2, "r3", 7, at(31, 2, 0, 0)),
         UsageEvent::alert(a.id, d1, AlertId::new(), at(31, 3, 0, 0)),
     ];
     assert_eq!(store.record_usage(&events).await.unwrap(), 4);
@@ -190,6 +182,123 @@ pub async fn analysis_time_is_metered_by_the_minute_split_at_the_month_and_outli
     );
 }
 
+/// Attributes and VLM tokens are admitted while the device's allowance
+/// lasts, refused beyond it (and on a plan without them), metered once per
+/// batch or request however often it is redelivered, with each notice once.
+pub async fn attributes_and_vlm_are_admitted_within_the_allowance_and_metered_once(
+    store: SqlStore,
+) {
+    let a = user(&store).await;
+    let mut d = device(a.id, "premium");
+    d.plan = Plan::Level02;
+    store.insert_device(&d).await.unwrap();
+    let t = at(31, 9, 0, 0);
+    let limit = Plan::Level02.limits().attribute_count;
+    assert_eq!(limit, 5_000);
+    admit(&store, &d, Feature::AttributeCount, t).await.unwrap();
+    // 3,999 attributes (just under 80 %), then a batch that crosses it,
+    // delivered three times (a retry, a redelivery, a second replica).
+    let first = UsageEvent::attributes(a.id, d.id, "frame-1", 3_999, t);
+    assert!(meter(&store, &d, &first).await.unwrap());
+    let crossing = UsageEvent::attributes(a.id, d.id, "frame-2", 2, t);
+    let counted: Vec<bool> =
+        futures::future::join_all((0..3).map(|_| meter(&store, &d, &crossing)))
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+    assert_eq!(counted.iter().filter(|n| **n).count(), 1, "{counted:?}");
+    let used = |f| {
+        let store = store.clone();
+        async move {
+            store
+                .usage_totals(a.id, Some(d.id), "2026-12")
+                .await
+                .unwrap()
+                .get(&f)
+                .copied()
+                .unwrap_or(0)
+        }
+    };
+    assert_eq!(used(Feature::AttributeCount).await, 4_001);
+    admit(&store, &d, Feature::AttributeCount, t).await.unwrap();
+    let last = UsageEvent::attributes(a.id, d.id, "frame-3", 999, t);
+    assert!(meter(&store, &d, &last).await.unwrap());
+    let err = admit(&store, &d, Feature::AttributeCount, t)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::QuotaExceeded(_)), "{err:?}");
+    assert!(err.to_string().contains("5000 of 5000"), "{err}");
+    // Notices: 80 % and 100 %, once each, for attributes only.
+    let notices = |kind| {
+        let store = store.clone();
+        async move {
+            store
+                .list_events(
+                    a.id,
+                    Some(d.id),
+                    PageRequest {
+                        page: 1,
+                        limit: 100,
+                    },
+                )
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .filter(|e| e.kind == kind)
+                .collect::<Vec<_>>()
+        }
+    };
+    let warnings = notices(EventKind::QuotaWarning).await;
+    let exceeded = notices(EventKind::QuotaExceeded).await;
+    assert_eq!((warnings.len(), exceeded.len()), (1, 1));
+    assert_eq!(warnings[0].data["feature"], "attributeCount");
+    assert_eq!(exceeded[0].data["used"], 5_000);
+    // VLM is separate: still admitted; a request's tokens count once.
+    admit(&store, &d, Feature::VlmTokens, t).await.unwrap();
+    let request = UsageEvent::vlm(a.id, d.id, "req-1", 1_234, t);
+    assert!(meter(&store, &d, &request).await.unwrap());
+    assert!(!meter(&store, &d, &request).await.unwrap());
+    assert_eq!(used(Feature::VlmTokens).await, 1_234);
+    // An admin grant for the month lets attributes through again.
+    let grant = QuotaChange {
+        id: uuid::Uuid::new_v4(),
+        user_id: a.id,
+        device_id: d.id,
+        period: "2026-12".into(),
+        kind: ChangeKind::Grant,
+        feature: Some(Feature::AttributeCount),
+        amount: Some(100),
+        flag: None,
+        reason: "pilot".into(),
+        actor: "admin:test".into(),
+        created_at: t,
+    };
+    assert!(store.record_quota_changes(&[grant], None).await.unwrap());
+    admit(&store, &d, Feature::AttributeCount, t).await.unwrap();
+    // Next month starts from zero.
+    admit(
+        &store,
+        &d,
+        Feature::AttributeCount,
+        at(31, 0, 0, 0) + chrono::Duration::days(31),
+    )
+    .await
+    .unwrap();
+    // A level_01 device has no attributes nor VLM: PLAN_REQUIRED, not a quota.
+    let mut basic = device(a.id, "basic");
+    basic.plan = Plan::Level01;
+    store.insert_device(&basic).await.unwrap();
+    for f in [Feature::AttributeCount, Feature::VlmTokens] {
+        let err = admit(&store, &basic, f, t).await.unwrap_err();
+        assert!(matches!(err, Error::PlanRequired(_)), "{err:?}");
+    }
+    // Unlimited admits whatever was used.
+    basic.quota.unlimited = true;
+    admit(&store, &basic, Feature::VlmTokens, t).await.unwrap();
+}
+
 macro_rules! for_each_backend {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -204,4 +313,5 @@ macro_rules! for_each_backend {
 for_each_backend!(
     events_count_once_and_add_up_per_device_user_and_period,
     analysis_time_is_metered_by_the_minute_split_at_the_month_and_outlives_the_device,
+    attributes_and_vlm_are_admitted_within_the_allowance_and_metered_once,
 );

@@ -73,6 +73,47 @@ impl UsageEvent {
     }
 }
 
+impl UsageEvent {
+    /// Attributes computed in batch `batch` (a frame's people, say): `count`
+    /// attributes.
+    pub fn attributes(
+        user: UserId,
+        device: DeviceId,
+        batch: &str,
+        count: u64,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id: format!("attributes:{batch}"),
+            user_id: user,
+            device_id: device,
+            feature: Feature::AttributeCount,
+            quantity: count,
+            occurred_at: at,
+            source: json!({ "batchId": batch }),
+        }
+    }
+
+    /// The tokens VLM request `request` used (prompt and completion).
+    pub fn vlm(
+        user: UserId,
+        device: DeviceId,
+        request: &str,
+        tokens: u64,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id: format!("vlm:{request}"),
+            user_id: user,
+            device_id: device,
+            feature: Feature::VlmTokens,
+            quantity: tokens,
+            occurred_at: at,
+            source: json!({ "requestId": request }),
+        }
+    }
+}
+
 /// Whole seconds since the epoch of `t`, rounded down.
 fn seconds(t: DateTime<Utc>) -> i64 {
     t.timestamp()
