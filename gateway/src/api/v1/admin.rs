@@ -101,28 +101,6 @@ impl AdminApi {
     }
 }
 
-fn change(
-    admin: &crate::auth::Caller,
-    device: &Device,
-    period: String,
-    kind: ChangeKind,
-    reason: &str,
-) -> QuotaChange {
-    QuotaChange {
-        id: Uuid::new_v4(),
-        user_id: device.user_id,
-        device_id: device.id,
-        period,
-        kind,
-        feature: None,
-        amount: None,
-        flag: None,
-        reason: reason.to_owned(),
-        actor: format!("admin:{}", admin.user_id),
-        created_at: panoptes_shared::time::now(),
-    }
-}
-
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Admin")]
 impl AdminApi {
     /// Any user's usage and allowance in a billing period (`period`,
@@ -202,9 +180,18 @@ impl AdminApi {
             return Err(Error::validation("billingPeriod", "must not be a past month").into());
         }
         let device = self.device(id.0).await?;
-        let mut c = change(&auth.0, &device, period, ChangeKind::Grant, &reason);
-        c.feature = Some(req.feature.into());
-        c.amount = Some(req.amount);
+        let c = QuotaChange {
+            feature: Some(req.feature.into()),
+            amount: Some(req.amount),
+            ..QuotaChange::new(
+                &device,
+                period,
+                ChangeKind::Grant,
+                &format!("admin:{}", auth.0.user_id),
+                &reason,
+                panoptes_shared::time::now(),
+            )
+        };
         if !self
             .state
             .store
@@ -234,43 +221,26 @@ impl AdminApi {
         let req = body.parse()?;
         let reason = multiline_text("reason", &req.reason, 1, 500)?;
         let mut device = self.device(id.0).await?;
-        let period = billing_period(panoptes_shared::time::now()).0;
-        let mut changes = Vec::new();
-        if let Some(v) = req.is_unlimited.filter(|v| *v != device.quota.unlimited) {
+        let before = device.quota.clone();
+        if let Some(v) = req.is_unlimited {
             device.quota.unlimited = v;
-            let mut c = change(
-                &auth.0,
-                &device,
-                period.clone(),
-                ChangeKind::Unlimited,
-                &reason,
-            );
-            c.flag = Some(v);
-            changes.push(c);
         }
-        if let Some(v) = req.is_disabled.filter(|v| *v != device.quota.disabled) {
+        if let Some(v) = req.is_disabled {
             device.quota.disabled = v;
-            let mut c = change(
-                &auth.0,
-                &device,
-                period.clone(),
-                ChangeKind::Disabled,
-                &reason,
-            );
-            c.flag = Some(v);
-            changes.push(c);
         }
-        if !changes.is_empty() {
-            device.updated_at = panoptes_shared::time::now();
-            if !self
+        device.updated_at = panoptes_shared::time::now();
+        let actor = format!("admin:{}", auth.0.user_id);
+        let changes = QuotaChange::between(&before, &device, &actor, &reason);
+        if !changes.is_empty()
+            && !self
                 .state
                 .store
                 .record_quota_changes(&changes, Some(&device))
                 .await?
-            {
-                return Err(Error::NotFound("device").into());
-            }
+        {
+            return Err(Error::NotFound("device").into());
         }
+        let period = billing_period(device.updated_at).0;
         Ok(Reply::new(
             "Device quota updated",
             device_usage(&self.state, &device, period).await?,

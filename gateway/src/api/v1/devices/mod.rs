@@ -102,55 +102,6 @@ impl AppState {
     }
 }
 
-/// The quota ledger's rows for an owner's change from `before` to the
-/// device's quota now: one per cap changed, one for disabling.
-fn quota_changes(
-    before: &panoptes_shared::domain::device::QuotaLimits,
-    device: &Device,
-    actor: &str,
-    reason: &str,
-) -> Vec<QuotaChange> {
-    use panoptes_shared::domain::usage::Feature;
-    let after = &device.quota;
-    let period = panoptes_shared::domain::plan::billing_period(device.updated_at).0;
-    let row = |kind, feature, amount, flag| QuotaChange {
-        id: Uuid::new_v4(),
-        user_id: device.user_id,
-        device_id: device.id,
-        period: period.clone(),
-        kind,
-        feature,
-        amount,
-        flag,
-        reason: reason.to_owned(),
-        actor: actor.to_owned(),
-        created_at: device.updated_at,
-    };
-    let mut out = Vec::new();
-    for (f, was, now) in [
-        (
-            Feature::AnalysisSeconds,
-            before.analysis_seconds,
-            after.analysis_seconds,
-        ),
-        (Feature::AlertCount, before.alert_count, after.alert_count),
-        (
-            Feature::AttributeCount,
-            before.attribute_count,
-            after.attribute_count,
-        ),
-        (Feature::VlmTokens, before.vlm_tokens, after.vlm_tokens),
-    ] {
-        if was != now {
-            out.push(row(ChangeKind::Cap, Some(f), now, None));
-        }
-    }
-    if before.disabled != after.disabled {
-        out.push(row(ChangeKind::Disabled, None, None, Some(after.disabled)));
-    }
-    out
-}
-
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Devices")]
 impl DevicesApi {
     /// Register a device. Scope `device:write`.
@@ -422,7 +373,8 @@ impl DevicesApi {
                 .into());
             }
         }
-        let changes = quota_changes(&before, &device, &super::alerts::actor(caller), &reason);
+        let changes =
+            QuotaChange::between(&before, &device, &super::alerts::actor(caller), &reason);
         if !self
             .state
             .store
