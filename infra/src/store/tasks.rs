@@ -2,7 +2,7 @@
 //! so two concurrent starts (API and schedule, or two replicas) cannot both win.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+
 use panoptes_shared::Result;
 use panoptes_shared::domain::event::PlatformEvent;
 use panoptes_shared::domain::task::{
@@ -158,27 +158,6 @@ impl TaskRepo for SqlStore {
             columns!(),
             " FROM analysis_tasks WHERE status = 'running' ORDER BY started_at, id"
         ))
-        .fetch_all(&self.pool)
-        .within(self.deadline)
-        .await?;
-        rows.iter().map(task).collect()
-    }
-
-    async fn device_tasks_since(
-        &self,
-        user: UserId,
-        device: DeviceId,
-        since: DateTime<Utc>,
-    ) -> Result<Vec<AnalysisTask>> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM analysis_tasks WHERE device_id = $1 AND user_id = $2 \
-              AND (stopped_at IS NULL OR stopped_at >= $3) ORDER BY started_at, id"
-        ))
-        .bind(device.to_string())
-        .bind(user.to_string())
-        .bind(ms(since))
         .fetch_all(&self.pool)
         .within(self.deadline)
         .await?;

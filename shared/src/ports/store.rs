@@ -122,13 +122,6 @@ pub trait TaskRepo {
     ) -> Result<bool>;
     /// Every tenant's running tasks, oldest first (ingest, scheduler).
     async fn running_tasks(&self) -> Result<Vec<AnalysisTask>>;
-    /// The device's tasks that ran at some point at or after `since` (usage metering).
-    async fn device_tasks_since(
-        &self,
-        user: UserId,
-        device: DeviceId,
-        since: DateTime<Utc>,
-    ) -> Result<Vec<AnalysisTask>>;
 }
 
 #[async_trait]
