@@ -99,11 +99,16 @@ impl AnalysisTask {
         }
     }
 
-    /// Seconds of this task's running time inside `[from, to)`.
+    /// Seconds of this task's running time inside `[from, to)`, counted as
+    /// the usage ledger meters it: the whole seconds it covers
+    /// (`⌊end⌋ − ⌊start⌋`), so `runSeconds` and the metered usage agree.
     pub fn seconds_within(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> u64 {
         let start = self.started_at.max(from);
         let end = self.stopped_at.unwrap_or(to).min(to);
-        u64::try_from((end - start).num_milliseconds().max(0) / 1000).unwrap_or(0)
+        if end <= start {
+            return 0;
+        }
+        u64::try_from(end.timestamp() - start.timestamp()).unwrap_or(0)
     }
 }
 
@@ -157,6 +162,17 @@ mod tests {
         task.stopped_at = Some(t(2));
         assert_eq!(task.seconds_within(t(0), t(5)), 3600, "stopped");
         assert_eq!(task.seconds_within(t(3), t(5)), 0, "outside");
+        // Whole seconds covered, as the ledger meters: 0.9 s across a second
+        // boundary is 1, 1.9 s inside two is 1.
+        let ms = |m: i64| t(1) + chrono::Duration::milliseconds(m);
+        task.started_at = ms(600);
+        task.stopped_at = Some(ms(1_500));
+        assert_eq!(task.seconds_within(t(0), t(5)), 1);
+        task.stopped_at = Some(ms(2_500));
+        assert_eq!(task.seconds_within(t(0), t(5)), 2);
+        task.started_at = ms(0);
+        task.stopped_at = Some(ms(1_900));
+        assert_eq!(task.seconds_within(t(0), t(5)), 1);
     }
 
     #[test]
