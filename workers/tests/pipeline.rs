@@ -2,6 +2,9 @@
 //! detection log, leases, bus) and a real S3 protocol server (snapshots),
 //! driven a step at a time.
 
+#[path = "../../infra/tests/it/backends.rs"]
+#[allow(dead_code)]
+mod backends;
 mod common;
 
 use std::sync::Arc;
@@ -55,6 +58,20 @@ struct World {
 }
 
 async fn world(policy: QueuePolicy) -> World {
+    let dir = std::env::temp_dir().join(format!("panoptes-wk-{}", Uuid::new_v4()));
+    let store = SqlStore::connect(&StoreOptions {
+        url: format!("sqlite:{}", dir.join("t.db").display()),
+        max_connections: 2,
+        acquire_timeout: Duration::from_secs(10),
+    })
+    .await
+    .unwrap();
+    store.migrate().await.unwrap();
+    world_on(policy, store).await
+}
+
+/// A world on `store` (migrated).
+async fn world_on(policy: QueuePolicy, store: SqlStore) -> World {
     let client =
         redis::Client::open(env("PANOPTES_TEST_REDIS_URL", "redis://127.0.0.1:6379")).unwrap();
     let conn = panoptes_infra::redis_conn::RedisConn::connect(client.clone(), Default::default())
@@ -74,15 +91,6 @@ async fn world(policy: QueuePolicy) -> World {
     s3.ensure_bucket()
         .await
         .expect("an S3 server must be running for these tests (bash .ci/test.sh starts s3s-fs)");
-    let dir = std::env::temp_dir().join(format!("panoptes-wk-{}", Uuid::new_v4()));
-    let store = SqlStore::connect(&StoreOptions {
-        url: format!("sqlite:{}", dir.join("t.db").display()),
-        max_connections: 2,
-        acquire_timeout: Duration::from_secs(10),
-    })
-    .await
-    .unwrap();
-    store.migrate().await.unwrap();
     let (user, device, scene) = common::tenant(&store).await;
     World {
         queue: Arc::new(
@@ -901,4 +909,215 @@ async fn cameras_without_a_task_are_checked_periodically_and_their_status_follow
             EventKind::DeviceOffline
         ]
     );
+}
+
+/// Usage from a real run lands in the ledger exactly once: the task's time,
+/// metered while it runs by two scheduler replicas at once and to its end
+/// when it stops, and the one alert its results fire; with a frame job
+/// redelivered (its first taker died, then turned in a late result) and
+/// sent twice by its producer, two detectors, two analytics replicas and
+/// two notify replicas, all on PostgreSQL.
+#[tokio::test]
+async fn a_runs_usage_is_metered_once_with_redelivered_frames_and_replicas() {
+    use panoptes_shared::domain::alert::{AlertRule, MetricPath, Operator, Severity};
+    use panoptes_shared::domain::usage::Feature;
+    use panoptes_shared::ids::AlertRuleId;
+    use panoptes_shared::metering::meter_all;
+    use panoptes_shared::ports::AlertFilter;
+    use panoptes_workers::notify::{RuleEvaluator, RulesPorts, RulesSettings};
+
+    let w = world_on(policy(), backends::postgres().await).await;
+    let store: &dyn Store = w.store.as_ref();
+    // The task started 150 s ago (its start is the controlled clock: whole
+    // minutes of it are due for metering while it runs).
+    let started = panoptes_shared::time::now() - chrono::Duration::milliseconds(150_500);
+    let task = start(
+        store,
+        w.user,
+        w.device,
+        StartRequest {
+            scene: w.scene,
+            capabilities: vec![],
+            trigger: TaskTrigger::Api,
+            require_online: false,
+        },
+        started,
+    )
+    .await
+    .unwrap();
+    // A rule every result breaches; its cooldown holds it to one alert.
+    let t = panoptes_shared::time::now();
+    w.store
+        .insert_rule(&AlertRule {
+            id: AlertRuleId::new(),
+            user_id: w.user,
+            scene_id: w.scene,
+            device_id: w.device,
+            name: "anyone queued".into(),
+            metric_path: MetricPath::parse("current.inQueue").unwrap(),
+            operator: Operator::Gte,
+            threshold: 0.0,
+            duration_seconds: 0,
+            cooldown_seconds: 3_600,
+            severity: Severity::Warning,
+            active_slots: None,
+            enabled: true,
+            last_fired_at: None,
+            breach_open: false,
+            created_at: t,
+            updated_at: t,
+        })
+        .await
+        .unwrap();
+
+    // Four frames; the producer sends the last one twice (a retry).
+    let captured = now_ms();
+    let jobs: Vec<FrameJob> = [50, 200, 350, 500]
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| w.job(frame(n), captured + i as u64 * 250, task.id))
+        .collect();
+    for job in jobs.iter().chain(std::iter::once(&jobs[3])) {
+        w.queue.enqueue(job).await.unwrap();
+    }
+    // A detector takes the first job and dies before acknowledging it.
+    let dead = w
+        .queue
+        .pull("detect-dead", 1, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+
+    let (da, dma) = w.detector("detect-a", 2);
+    let (db, dmb) = w.detector("detect-b", 2);
+    let (aa, ama) = w.analytics(
+        "analytics-a",
+        Duration::from_millis(100),
+        Duration::from_secs(10),
+    );
+    let (ab, amb) = w.analytics(
+        "analytics-b",
+        Duration::from_millis(100),
+        Duration::from_secs(10),
+    );
+    let rules = |node: &str| {
+        RuleEvaluator::new(
+            RulesPorts {
+                store: w.store.clone(),
+                bus: w.bus.clone(),
+                leases: w.leases.clone(),
+                metrics: Arc::new(WorkerMetrics::default()),
+            },
+            RulesSettings {
+                node: node.into(),
+                lease_ttl: Duration::from_secs(15),
+                refresh: Duration::ZERO,
+                read_max: 1_000,
+            },
+        )
+    };
+    let (ra, rb) = (rules("notify-a"), rules("notify-b"));
+    let alerts = || async {
+        w.store
+            .list_alerts(
+                w.user,
+                &AlertFilter::default(),
+                PageRequest {
+                    page: 1,
+                    limit: 100,
+                },
+            )
+            .await
+            .unwrap()
+            .items
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (a, b) = tokio::join!(da.step(), db.step());
+        a.unwrap();
+        b.unwrap();
+        let (a, b) = tokio::join!(aa.step(), ab.step());
+        a.unwrap();
+        b.unwrap();
+        let (a, b) = tokio::join!(ra.step(), rb.step());
+        a.unwrap();
+        b.unwrap();
+        let stats = w.queue.stats().await.unwrap();
+        if ama.published.get() + amb.published.get() == 4
+            && stats.waiting + stats.pending == 0
+            && !alerts().await.is_empty()
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the run did not finish in 30 s: {stats:?}"
+        );
+    }
+    // Each frame was detected and published once, by one analytics owner.
+    assert_eq!(w.results().await.len(), 4);
+    assert_eq!(dma.duplicate_results.get() + dmb.duplicate_results.get(), 1);
+    assert!(ama.published.get() == 0 || amb.published.get() == 0);
+    // The dead detector was only slow: its late result is refused.
+    let mut late = w.results().await[0].clone();
+    late.node_id = "detect-dead".into();
+    assert!(!w.log.append(&late).await.unwrap());
+
+    // Two scheduler replicas meter the running task at once.
+    let now = panoptes_shared::time::now();
+    let (a, b) = tokio::join!(meter_all(store, now), meter_all(store, now));
+    let while_running = a.unwrap() + b.unwrap();
+    assert!(
+        while_running > 0,
+        "the minutes settled 30 s ago are due while it runs"
+    );
+    let stopped_at = panoptes_shared::time::now();
+    end(store, &task, TaskEnd::stopped(StopReason::User, stopped_at))
+        .await
+        .unwrap();
+    let (a, b) = tokio::join!(meter_all(store, stopped_at), meter_all(store, stopped_at));
+    assert_eq!(
+        a.unwrap() + b.unwrap(),
+        0,
+        "metered to its end when it stopped"
+    );
+
+    let period = panoptes_shared::domain::plan::billing_period(started).0;
+    let totals = w
+        .store
+        .usage_totals(w.user, Some(w.device), &period)
+        .await
+        .unwrap();
+    let ran = (stopped_at.timestamp() - started.timestamp()) as u64;
+    assert_eq!(totals.get(&Feature::AnalysisSeconds), Some(&ran));
+    let fired = alerts().await;
+    assert_eq!(fired.len(), 1);
+    assert_eq!(totals.get(&Feature::AlertCount), Some(&1));
+    // The ledger's events: one per minute of the task touched, one alert.
+    let events = w
+        .store
+        .list_usage_events(
+            w.user,
+            &Default::default(),
+            PageRequest {
+                page: 1,
+                limit: 100,
+            },
+        )
+        .await
+        .unwrap()
+        .items;
+    let minutes = events
+        .iter()
+        .filter(|e| e.feature == Feature::AnalysisSeconds)
+        .count();
+    let first_minute = started.timestamp() / 60;
+    let last_minute = (stopped_at.timestamp() - 1) / 60;
+    assert_eq!(minutes as i64, last_minute - first_minute + 1);
+    let alert_events: Vec<_> = events
+        .iter()
+        .filter(|e| e.feature == Feature::AlertCount)
+        .collect();
+    assert_eq!(alert_events.len(), 1);
+    assert_eq!(alert_events[0].id, format!("alert:{}", fired[0].id));
 }
