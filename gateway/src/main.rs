@@ -26,6 +26,15 @@ struct Args {
     config: Option<PathBuf>,
     #[command(flatten)]
     serve: ServeArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Exit 0 when this host's gateway (`server.listen`) answers `/healthz`
+    /// (a container health check needing no shell nor curl).
+    Healthcheck,
 }
 
 #[tokio::main]
@@ -42,6 +51,14 @@ async fn main() -> std::process::ExitCode {
 async fn run(args: Args) -> anyhow::Result<()> {
     let mut cfg = Config::load(args.config.as_deref())?;
     args.serve.apply(&mut cfg);
+    if let Some(Command::Healthcheck) = args.command {
+        return panoptes_infra::process::check_health(
+            cfg.listen_addr()?,
+            "/healthz",
+            std::time::Duration::from_secs(3),
+        )
+        .await;
+    }
     let telemetry = panoptes_shared::telemetry::init_for(&cfg, "panoptes-gateway");
     let served = async {
         let app = Application::build(&cfg).await?;

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+pub mod production;
+
 const ENV_PREFIX: &str = "PANOPTES__";
 
 #[derive(Debug, thiserror::Error)]

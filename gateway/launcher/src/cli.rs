@@ -67,6 +67,19 @@ enum Command {
         #[arg(long, default_value = "openapi")]
         out: PathBuf,
     },
+    /// Load the configuration (file and PANOPTES__* variables) and report
+    /// what it selects; exit 1 when it is invalid or names unknown settings.
+    CheckConfig,
+    /// Print, as JSON, the settings a distributed production deployment must
+    /// give each process (key, environment variable, processes, secret or not).
+    ConfigReference,
+    /// Exit 0 when this host's process answers `/healthz` (a container health
+    /// check needing no shell nor curl): the worker's `worker.metrics_listen`,
+    /// or with `--gateway` the gateway's `server.listen`.
+    Healthcheck {
+        #[arg(long)]
+        gateway: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -84,7 +97,37 @@ impl Cli {
             println!("wrote {0}/openapi.json and {0}/openapi.yaml", out.display());
             return Ok(());
         }
+        if let Command::ConfigReference = &self.command {
+            println!("{}", config_reference()?);
+            return Ok(());
+        }
         let mut cfg = Config::load(self.config.as_deref())?;
+        if let Command::CheckConfig = &self.command {
+            anyhow::ensure!(cfg.warnings.is_empty(), "{}", cfg.warnings.join("; "));
+            println!(
+                "config ok: store {}, shared state {}, blobs {}",
+                cfg.store_backend()?.as_str(),
+                cfg.state_backend().as_str(),
+                cfg.blobs.backend.as_str()
+            );
+            return Ok(());
+        }
+        if let Command::Healthcheck { gateway } = &self.command {
+            let listen = if *gateway {
+                cfg.server.listen.clone()
+            } else {
+                cfg.worker.metrics_listen.clone()
+            };
+            let addr = listen
+                .parse()
+                .with_context(|| format!("`{listen}` is not a listen address"))?;
+            return panoptes_infra::process::check_health(
+                addr,
+                "/healthz",
+                std::time::Duration::from_secs(3),
+            )
+            .await;
+        }
         if let Command::Up(args) | Command::Gateway(args) = &self.command {
             args.apply(&mut cfg);
         }
@@ -105,12 +148,32 @@ impl Cli {
                 count,
                 interval_ms,
             } => publish_demo(&cfg, &email, device, count, interval_ms).await,
-            Command::Openapi { .. } => Ok(()),
+            Command::Openapi { .. }
+            | Command::ConfigReference
+            | Command::CheckConfig
+            | Command::Healthcheck { .. } => Ok(()),
         };
         // The spans of the last requests and frames, before the process exits.
         telemetry.shutdown().await;
         result
     }
+}
+
+/// The production settings as JSON: `{"required": [{key, env, processes,
+/// secret, example, why}]}`.
+fn config_reference() -> anyhow::Result<String> {
+    use panoptes_shared::config::production::REQUIRED;
+    let required: Vec<serde_json::Value> = REQUIRED
+        .iter()
+        .map(|r| {
+            let mut v = serde_json::to_value(r)?;
+            v["env"] = r.env().into();
+            Ok(v)
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok(serde_json::to_string_pretty(
+        &serde_json::json!({ "required": required }),
+    )?)
 }
 
 async fn create_admin(cfg: &Config, email: &str) -> anyhow::Result<()> {

@@ -608,3 +608,117 @@ async fn up_exports_one_trace_per_frame_from_edge_push_to_publish() {
         }
     }
 }
+
+/// What a deployment uses: `check-config` names unknown settings,
+/// `config-reference` lists what production must set, and `healthcheck`
+/// asks the process on this host for `/healthz` (exit 0 only on a 200).
+#[tokio::test]
+async fn deployment_commands_check_config_list_the_reference_and_probe_health() {
+    let dir = temp_dir("deploy");
+    let data = ("PANOPTES__DATA__DIR", dir.to_str().unwrap());
+    let out = panoptes(
+        &["check-config"],
+        &[data, ("PANOPTES__LOG__FORMAT", "json")],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("config ok: store sqlite"));
+    let out = panoptes(
+        &["check-config"],
+        &[data, ("PANOPTES__SERVER__LISTN", "0.0.0.0:1")],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("server.listn"));
+
+    let out = panoptes(&["config-reference"], &[]);
+    assert!(out.status.success());
+    let reference: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let required = reference["required"].as_array().unwrap();
+    let store = required.iter().find(|r| r["key"] == "store.url").unwrap();
+    assert_eq!(store["env"], "PANOPTES__STORE__URL");
+    assert_eq!(store["secret"], true);
+    assert_eq!(store["processes"].as_array().unwrap().len(), 6);
+    // Every example value together is a configuration check-config accepts.
+    let examples: Vec<(String, String)> = required
+        .iter()
+        .map(|r| {
+            (
+                r["env"].as_str().unwrap().to_owned(),
+                r["example"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let env: Vec<(&str, &str)> = examples
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let out = panoptes(&["check-config"], &env);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("store postgres, shared state redis, blobs s3")
+    );
+
+    // A real worker answers its health check; nothing listening fails it.
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let metrics = ("PANOPTES__WORKER__METRICS_LISTEN", listen.as_str());
+    let out = panoptes(&["healthcheck"], &[data, metrics]);
+    assert!(!out.status.success(), "nothing listens yet");
+    let mut worker = tokio::process::Command::new(env!("CARGO_BIN_EXE_panoptes"))
+        .args(["worker", "--role", "schedule"])
+        .env(data.0, data.1)
+        .env(metrics.0, metrics.1)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    answering(&format!("http://{listen}/healthz"), Duration::from_secs(20)).await;
+    let out = panoptes(&["healthcheck"], &[data, metrics]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // `--gateway` asks server.listen instead, where nothing listens.
+    let out = panoptes(
+        &["healthcheck", "--gateway"],
+        &[
+            data,
+            (
+                "PANOPTES__SERVER__LISTEN",
+                &format!("0.0.0.0:{}", free_port()),
+            ),
+        ],
+    );
+    assert!(!out.status.success());
+    worker.kill().await.unwrap();
+    // A listener that answers something else than 200 fails it too.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_addr = busy.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut conn, _) = busy.accept().unwrap();
+        let mut buf = [0u8; 512];
+        let _ = conn.read(&mut buf);
+        let _ = conn.write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n");
+    });
+    let out = panoptes(
+        &["healthcheck"],
+        &[
+            data,
+            ("PANOPTES__WORKER__METRICS_LISTEN", busy_addr.as_str()),
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("503"));
+}
