@@ -42,8 +42,10 @@ resource "aws_elasticache_replication_group" "this" {
   subnet_group_name    = aws_elasticache_subnet_group.this.name
   security_group_ids   = [aws_security_group.redis.id]
 
-  automatic_failover_enabled = var.redis_node_count > 1
-  multi_az_enabled           = var.redis_node_count > 1
+  # A replica in another AZ takes over within a minute if the primary or its
+  # AZ fails; the queue, leases and SSE slots survive.
+  automatic_failover_enabled = true
+  multi_az_enabled           = true
 
   # TLS in transit with an AUTH token (rediss://:<token>@host:6379), and
   # at rest with the environment's key.

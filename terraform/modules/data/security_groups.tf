@@ -3,6 +3,7 @@
 # needs to know nothing about the services and no rule names a CIDR.
 
 resource "aws_security_group" "clients" {
+  #checkov:skip=CKV2_AWS_5:Attached to every ECS service by the gateway, workers and gpu_detectors modules (network_configuration.security_groups), outside this module where checkov's graph does not follow it.
   name        = "${var.name}-data-clients"
   description = "Panoptes processes: may open PostgreSQL and Redis connections"
   vpc_id      = var.vpc_id

@@ -159,13 +159,13 @@ variable "redis_engine_version" {
 }
 
 variable "redis_node_count" {
-  description = "Redis nodes: a primary plus replicas. 2 or more enables Multi-AZ automatic failover."
+  description = "Redis nodes: a primary plus replicas spread over AZs (Multi-AZ automatic failover needs at least 2)."
   type        = number
   default     = 2
 
   validation {
-    condition     = var.redis_node_count >= 1 && var.redis_node_count <= 6
-    error_message = "redis_node_count must be between 1 and 6."
+    condition     = var.redis_node_count >= 2 && var.redis_node_count <= 6
+    error_message = "redis_node_count must be between 2 (primary and a failover replica) and 6."
   }
 }
 

@@ -1,5 +1,4 @@
 resource "aws_lb" "this" {
-  #checkov:skip=CKV2_AWS_28:The WAF web ACL is attached by aws_wafv2_web_acl_association.this when enable_waf is true (the default); the flag exists for environments fronted by another WAF or CDN.
   name               = "${var.name}-api"
   load_balancer_type = "application"
   internal           = false

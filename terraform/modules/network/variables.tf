@@ -33,6 +33,17 @@ variable "az_count" {
   }
 }
 
+variable "availability_zones" {
+  description = "Availability zone names to use, in order (the first az_count are taken). Empty: <region>a, <region>b, <region>c. Pick zones that offer the GPU instance types."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for z in var.availability_zones : can(regex("^[a-z]{2}(-gov)?-[a-z]+-[0-9][a-z]$", z))])
+    error_message = "availability_zones must be zone names such as eu-west-1a."
+  }
+}
+
 variable "nat_gateway_per_az" {
   description = "One NAT gateway per availability zone (true: an AZ outage cannot cut the others' egress) or a single shared one (false: about 32 USD/month less per AZ, but a single point of failure for camera pulls, webhooks and AWS API calls)."
   type        = bool

@@ -1,9 +1,22 @@
+# Zones are named explicitly (by default <region>a, b and c), so a zone AWS
+# adds later never moves or adds subnets, and GPU-poor zones can be avoided.
+locals {
+  candidate_azs = length(var.availability_zones) > 0 ? var.availability_zones : [for s in ["a", "b", "c"] : "${data.aws_region.current.region}${s}"]
+}
+
 data "aws_availability_zones" "available" {
   state = "available"
 
   filter {
-    name   = "opt-in-status"
-    values = ["opt-in-not-required"]
+    name   = "zone-name"
+    values = local.candidate_azs
+  }
+
+  lifecycle {
+    postcondition {
+      condition     = length(self.names) >= var.az_count
+      error_message = "Fewer than az_count of the availability zones ${join(", ", local.candidate_azs)} are available: set availability_zones."
+    }
   }
 }
 

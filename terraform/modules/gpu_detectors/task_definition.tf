@@ -1,0 +1,61 @@
+resource "aws_ecs_task_definition" "detect" {
+  family                   = "${var.name}-detect"
+  requires_compatibilities = ["EC2"]
+  network_mode             = "awsvpc"
+  cpu                      = var.task_cpu
+  memory                   = var.task_memory
+  execution_role_arn       = module.roles.execution_role_arn
+  task_role_arn            = module.roles.task_role_arn
+
+  # Task-scoped scratch space on the instance (nothing must outlive the task).
+  volume {
+    name = "data"
+  }
+
+  volume {
+    name = "tmp"
+  }
+
+  container_definitions = jsonencode([{
+    name      = "detect"
+    image     = var.image
+    essential = true
+    # `panoptes worker --role detect`, independent of the image's ENTRYPOINT.
+    entryPoint = ["panoptes"]
+    command    = ["worker", "--role", "detect"]
+
+    # One whole GPU per task; ECS exposes only that device to the container.
+    resourceRequirements = [{
+      type  = "GPU"
+      value = "1"
+    }]
+
+    environment = [for k, v in merge(var.extra_environment, local.detect_environment) : { name = k, value = v }]
+    secrets     = [for k, v in local.detect_secrets : { name = k, valueFrom = v }]
+
+    readonlyRootFilesystem = true
+    mountPoints = [
+      { sourceVolume = "data", containerPath = "/var/lib/panoptes", readOnly = false },
+      { sourceVolume = "tmp", containerPath = "/tmp", readOnly = false },
+    ]
+
+    # SIGTERM: batches in flight finish and are acknowledged; anything left
+    # is re-delivered to another detector after jobs.visibility_seconds.
+    stopTimeout = 30
+
+    linuxParameters = {
+      initProcessEnabled = true
+    }
+
+    logConfiguration = {
+      logDriver = "awslogs"
+      options = {
+        awslogs-group         = var.log_group_name
+        awslogs-region        = local.region
+        awslogs-stream-prefix = "detect"
+        mode                  = "non-blocking"
+        max-buffer-size       = "25m"
+      }
+    }
+  }])
+}
