@@ -45,6 +45,52 @@ echo "ok: rejected ($(head -n 1 "$bad/err"))"
 log "parsing every .tf file under terraform/ (python-hcl2 $HCL2_VERSION)"
 hcl_parse "$TF_DIR"
 
+# 1b. The configuration contract: every process gets every required name,
+# secrets only through `secrets` (Secrets Manager), fixed values as agreed.
+log "configuration contract of every role"
+PYTHONPATH="$HCL2_DIR" "$TOOLS/venv/bin/python" - "$TF_DIR" <<'PY'
+import sys, pathlib, hcl2
+tf = pathlib.Path(sys.argv[1]) / "modules"
+def local_maps(path):
+    out = {}
+    for block in hcl2.load(open(path)).get("locals", []):
+        out.update(block)
+    return out
+gw = local_maps(tf / "gateway/environment.tf")
+wk = local_maps(tf / "workers/environment.tf")
+gpu = local_maps(tf / "gpu_detectors/environment.tf")
+roles = {"gateway": (gw["gateway_environment"], gw["gateway_secrets"]),
+         "detect": (gpu["detect_environment"], gpu["detect_secrets"])}
+for role in ("ingest", "analytics", "notify", "schedule"):
+    roles[role] = (wk["worker_environment"][role], wk["worker_secrets"][role])
+secret = {"PANOPTES__STORE__URL", "PANOPTES__REDIS__URL", "PANOPTES__AUTH__JWT_SECRET", "PANOPTES__AUTH__CREDENTIALS_KEY"}
+plain = {"PANOPTES__BLOBS__BACKEND": "s3", "PANOPTES__BLOBS__S3_BUCKET": None, "PANOPTES__BLOBS__S3_REGION": None,
+         "PANOPTES__LOG__FORMAT": "json", "PANOPTES__DATA__DIR": None}
+extra = {"gateway": {"PANOPTES__SERVER__LISTEN": "0.0.0.0:8080", "PANOPTES__SERVER__TRUSTED_PROXIES": None},
+         "detect": {"PANOPTES__DETECTOR__EXECUTION_PROVIDER": "cuda",
+                    "PANOPTES__DETECTOR__MODEL_PATH": "/opt/panoptes/models/nanodet-m-416.onnx",
+                    "PANOPTES__DETECTOR__ORT_LIBRARY": "/opt/panoptes/lib/libonnxruntime.so.1.31.1"}}
+problems = []
+for role, (env, sec) in sorted(roles.items()):
+    want = dict(plain, **extra.get(role, {}))
+    if role != "gateway":
+        want["PANOPTES__WORKER__METRICS_LISTEN"] = "0.0.0.0:9464"
+    for name, value in want.items():
+        if name not in env:
+            problems.append(f"{role}: {name} missing from environment")
+        elif value is not None and env[name].strip('"') != value:
+            problems.append(f"{role}: {name} = {env[name]}, expected {value}")
+    for name in sorted(secret):
+        if name not in sec:
+            problems.append(f"{role}: {name} missing from secrets")
+        if name in env:
+            problems.append(f"{role}: secret {name} in plain environment")
+for p in problems:
+    print("FAIL: " + p, file=sys.stderr)
+print(f"contract: {len(roles)} roles checked, {len(problems)} problems")
+sys.exit(1 if problems else 0)
+PY
+
 # 2. checkov over the modules and the example environment: any failed check
 # fails the script. Skips exist only as in-code #checkov:skip=CKV_...:reason
 # comments; a second, JSON run lists them with their reasons and the counts.
@@ -75,7 +121,7 @@ PY
 # 3. Formatting, where terraform is installed (offline: fmt needs no provider).
 if command -v terraform >/dev/null 2>&1; then
   log "terraform fmt -check -recursive terraform"
-  terraform fmt -check -recursive "$TF_DIR"
+  TF_CLI_CONFIG_FILE=/dev/null terraform fmt -check -recursive "$TF_DIR"
 else
   log "terraform not on PATH: fmt check skipped"
 fi
