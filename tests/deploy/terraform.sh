@@ -91,6 +91,45 @@ print(f"contract: {len(roles)} roles checked, {len(problems)} problems")
 sys.exit(1 if problems else 0)
 PY
 
+# 1c. Module interfaces (terraform validate needs the providers, which this
+# offline check cannot download): every argument of a local module call is
+# a variable of that module, and every variable without a default is passed.
+log "module calls match the modules' variables"
+PYTHONPATH="$HCL2_DIR" "$TOOLS/venv/bin/python" - "$TF_DIR" <<'PY'
+import sys, pathlib, hcl2
+root = pathlib.Path(sys.argv[1])
+meta = {"source", "count", "for_each", "depends_on", "providers", "version"}
+label = lambda s: s.strip('"')
+args = lambda body: {k for k in body if not k.startswith("__")}
+def variables(directory):
+    out = {}
+    for f in directory.glob("*.tf"):
+        for block in hcl2.load(open(f)).get("variable", []):
+            for name, body in block.items():
+                out[label(name)] = "default" in body
+    return out
+problems, calls = [], 0
+for f in sorted(root.rglob("*.tf")):
+    for block in hcl2.load(open(f)).get("module", []):
+        for name, body in block.items():
+            name = label(name)
+            source = body["source"].strip('"')
+            if not source.startswith("."):
+                continue
+            calls += 1
+            declared = variables((f.parent / source).resolve())
+            passed = args(body) - meta
+            for arg in sorted(passed - set(declared)):
+                problems.append(f"{f.relative_to(root)}: module.{name} passes unknown argument {arg}")
+            for var, has_default in sorted(declared.items()):
+                if not has_default and var not in passed:
+                    problems.append(f"{f.relative_to(root)}: module.{name} misses required variable {var}")
+for p in problems:
+    print("FAIL: " + p, file=sys.stderr)
+print(f"module calls: {calls} checked, {len(problems)} problems")
+sys.exit(1 if problems else 0)
+PY
+
 # 2. checkov over the modules and the example environment: any failed check
 # fails the script. Skips exist only as in-code #checkov:skip=CKV_...:reason
 # comments; a second, JSON run lists them with their reasons and the counts.

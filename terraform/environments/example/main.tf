@@ -132,7 +132,6 @@ module "workers" {
   source = "../../modules/workers"
 
   name                          = local.name
-  environment                   = var.environment
   vpc_id                        = module.network.vpc_id
   private_subnet_ids            = module.network.private_subnet_ids
   data_client_security_group_id = module.data.client_security_group_id

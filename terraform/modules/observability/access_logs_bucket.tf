@@ -2,7 +2,6 @@
 # ELB log delivery writes only to buckets encrypted with S3-managed keys.
 
 data "aws_caller_identity" "current" {}
-data "aws_partition" "current" {}
 data "aws_elb_service_account" "current" {}
 
 resource "aws_s3_bucket" "access_logs" {

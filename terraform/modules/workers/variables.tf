@@ -8,11 +8,6 @@ variable "name" {
   }
 }
 
-variable "environment" {
-  description = "Value of the Environment dimension of the scraped metrics."
-  type        = string
-}
-
 variable "vpc_id" {
   description = "VPC of the worker tasks."
   type        = string
