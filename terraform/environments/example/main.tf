@@ -185,6 +185,12 @@ module "gpu_detectors" {
   snapshot_bucket_arn  = module.data.snapshot_bucket_arn
   log_group_name       = module.observability.log_group_names["detect"]
   log_group_arn        = module.observability.log_group_arns["detect"]
+
+  metrics_agent_log_group_name = module.observability.log_group_names["metrics-agent"]
+  metrics_agent_log_group_arn  = module.observability.log_group_arns["metrics-agent"]
+  prometheus_log_group_arn     = module.observability.prometheus_log_group_arn
+  metrics_agent_parameter_arns = module.observability.metrics_agent_parameter_arns["detect"]
+  scrape_interval_seconds      = module.observability.scrape_interval_seconds
 }
 
 resource "aws_route53_record" "api" {

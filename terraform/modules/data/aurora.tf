@@ -81,7 +81,7 @@ resource "aws_rds_cluster" "this" {
   preferred_maintenance_window = "sun:03:30-sun:04:30"
   copy_tags_to_snapshot        = true
   deletion_protection          = var.deletion_protection
-  skip_final_snapshot          = !var.deletion_protection
+  skip_final_snapshot          = false
   final_snapshot_identifier    = "${var.name}-final"
   allow_major_version_upgrade  = false
   apply_immediately            = false

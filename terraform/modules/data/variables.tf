@@ -34,7 +34,7 @@ variable "kms_key_arn" {
 }
 
 variable "deletion_protection" {
-  description = "Protect the Aurora cluster from deletion and keep a final snapshot; turn off only for throwaway environments."
+  description = "Protect the Aurora cluster from deletion (a final snapshot is taken whenever it is deleted); turn off only to tear the environment down."
   type        = bool
   default     = true
 }

@@ -1,4 +1,5 @@
 resource "aws_ecs_task_definition" "detect" {
+  #checkov:skip=CKV_AWS_336:The detect container's root filesystem is read-only; the CloudWatch agent sidecar's start script writes its translated configuration under /opt/aws/amazon-cloudwatch-agent and cannot run read-only.
   family                   = "${var.name}-detect"
   requires_compatibilities = ["EC2"]
   network_mode             = "awsvpc"
@@ -16,7 +17,11 @@ resource "aws_ecs_task_definition" "detect" {
     name = "tmp"
   }
 
-  container_definitions = jsonencode([{
+  container_definitions = jsonencode([local.detect_container, local.metrics_agent_container])
+}
+
+locals {
+  detect_container = {
     name      = "detect"
     image     = var.image
     essential = true
@@ -57,5 +62,32 @@ resource "aws_ecs_task_definition" "detect" {
         max-buffer-size       = "25m"
       }
     }
-  }])
+  }
+
+  # Publishes panoptes_detect_frames_total (scale-in and idle decisions).
+  # Not essential: detection goes on without it; the pool then holds its
+  # size, as the scaling alarms treat missing data as not breaching.
+  metrics_agent_container = {
+    name              = "metrics-agent"
+    image             = var.metrics_agent_image
+    essential         = false
+    cpu               = 64
+    memoryReservation = 64
+    memory            = 256
+
+    secrets = [
+      { name = "CW_CONFIG_CONTENT", valueFrom = var.metrics_agent_parameter_arns.agent },
+      { name = "PROMETHEUS_CONFIG_CONTENT", valueFrom = var.metrics_agent_parameter_arns.prometheus },
+    ]
+
+    logConfiguration = {
+      logDriver = "awslogs"
+      options = {
+        awslogs-group         = var.metrics_agent_log_group_name
+        awslogs-region        = local.region
+        awslogs-stream-prefix = "detect"
+        mode                  = "non-blocking"
+      }
+    }
+  }
 }

@@ -192,7 +192,7 @@ variable "lag_scale_out_threshold" {
 }
 
 variable "scale_in_cpu_percent" {
-  description = "Remove a detector when, for scale_in_minutes, the lag stays below lag_scale_out_threshold and the detectors' average CPU (JPEG decoding) stays below this."
+  description = "Remove a detector when, for scale_in_minutes, more than one runs, the lag stays below lag_scale_out_threshold and the detectors' average CPU (JPEG decoding) stays below this. The last detector goes only when the pool is idle (idle_minutes)."
   type        = number
   default     = 30
 
@@ -214,7 +214,7 @@ variable "scale_in_minutes" {
 }
 
 variable "idle_minutes" {
-  description = "Minutes with an empty frame queue (lag 0) after which the pool drops straight to min_tasks."
+  description = "Minutes in which the detectors finished no frame and the queue stayed empty, after which the pool drops straight to min_tasks."
   type        = number
   default     = 15
 
@@ -270,6 +270,45 @@ variable "log_group_name" {
 variable "log_group_arn" {
   description = "ARN of the detector log group."
   type        = string
+}
+
+variable "metrics_agent_log_group_name" {
+  description = "Log group of the metrics agent sidecars' own output."
+  type        = string
+}
+
+variable "metrics_agent_log_group_arn" {
+  description = "ARN of the metrics agent log group."
+  type        = string
+}
+
+variable "prometheus_log_group_arn" {
+  description = "ARN of the EMF log group the detectors' metrics sidecar writes to."
+  type        = string
+}
+
+variable "metrics_agent_image" {
+  description = "CloudWatch agent image of the detectors' metrics sidecar."
+  type        = string
+  default     = "public.ecr.aws/cloudwatch-agent/cloudwatch-agent:1.300062.0b1304"
+}
+
+variable "metrics_agent_parameter_arns" {
+  description = "SSM parameters holding the detect sidecar's agent and Prometheus configuration (observability module, detect entry)."
+  type = object({
+    agent      = string
+    prometheus = string
+  })
+}
+
+variable "scrape_interval_seconds" {
+  description = "Scrape interval of the metrics sidecars (observability module): each detector reports 60 / this frame counts a minute, which is how the scale-in alarm counts detectors."
+  type        = number
+
+  validation {
+    condition     = var.scrape_interval_seconds >= 10 && var.scrape_interval_seconds <= 60
+    error_message = "scrape_interval_seconds must be between 10 and 60."
+  }
 }
 
 variable "extra_environment" {

@@ -52,10 +52,11 @@ locals {
       ]
     },
     {
-      title = "Frame queue: oldest unacknowledged job (s) and detectors"
+      title = "Detection: oldest job (s), frames per minute, detectors"
       stat  = "Maximum"
       metrics = [
         [local.ns, "panoptes_jobs_oldest_age_seconds", "Environment", local.env, "Service", "schedule"],
+        [local.ns, "panoptes_detect_frames_total", "Environment", local.env, "Service", "detect", { stat = "Sum", label = "frames detected / min", yAxis = "right" }],
         ["AWS/ECS", "CPUUtilization", "ClusterName", var.ecs_cluster_name, "ServiceName", var.ecs_service_names["detect"], { stat = "SampleCount", label = "detect tasks", yAxis = "right" }],
         ["AWS/AutoScaling", "GroupInServiceInstances", "AutoScalingGroupName", var.gpu_autoscaling_group_name, { label = "GPU instances", yAxis = "right" }],
       ]

@@ -1,6 +1,6 @@
 # How panoptes_sse_streams and panoptes_jobs_lag reach CloudWatch.
 #
-# A CloudWatch agent sidecar runs in the gateway tasks and in the schedule
+# A CloudWatch agent sidecar runs in the gateway, schedule and detect
 # tasks. It scrapes the process's Prometheus /metrics over the task's
 # loopback (awsvpc: the containers of a task share one network namespace,
 # so no port is opened to anything), keeps only the series listed below
@@ -36,6 +36,14 @@ locals {
         "process_open_fds",
       ]
     }
+    # Frames each detector finished (a counter: the agent sends the increase
+    # since its previous scrape). Its sum tells a pool that processes nothing
+    # (idle) from one that keeps up with a trickle, which the sampled lag
+    # gauge cannot; its sample count tells how many detectors report.
+    detect = {
+      port    = 9464
+      metrics = ["panoptes_detect_frames_total"]
+    }
     schedule = {
       port = 9464
       metrics = [
@@ -58,6 +66,7 @@ locals {
     panoptes_jobs_pending            = "Count"
     panoptes_jobs_oldest_age_seconds = "Seconds"
     panoptes_jobs_dead_letters       = "Count"
+    panoptes_detect_frames_total     = "Count"
   }
 
   prometheus_config = {

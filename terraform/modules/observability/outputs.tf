@@ -14,7 +14,7 @@ output "prometheus_log_group_arn" {
 }
 
 output "metrics_agent_parameter_arns" {
-  description = "SSM parameter ARNs of the metrics sidecar configuration, by scraped service: { gateway = { agent, prometheus }, schedule = { ... } }."
+  description = "SSM parameter ARNs of the metrics sidecar configuration, by scraped service: { gateway = { agent, prometheus }, schedule = { ... }, detect = { ... } }."
   value = {
     for k in keys(local.scraped) : k => {
       agent      = aws_ssm_parameter.agent_config[k].arn
@@ -42,4 +42,9 @@ output "dashboard_name" {
 output "dashboard_url" {
   description = "Console URL of the CloudWatch dashboard."
   value       = "https://${local.region}.console.aws.amazon.com/cloudwatch/home?region=${local.region}#dashboards/dashboard/${aws_cloudwatch_dashboard.this.dashboard_name}"
+}
+
+output "scrape_interval_seconds" {
+  description = "Scrape interval of the metrics sidecars (samples per minute per task = 60 / this)."
+  value       = var.scrape_interval_seconds
 }
