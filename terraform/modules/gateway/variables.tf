@@ -135,9 +135,9 @@ variable "enable_waf" {
 }
 
 variable "waf_rate_limit_per_5min" {
-  description = "Requests one client IP may send in 5 minutes before WAF blocks it (100-2000000000). SSE streams are one request each."
+  description = "Requests one client IP may send in 5 minutes before WAF blocks it (100-2000000000). SSE streams are one request each, but every frame an edge device pushes is one (up to edge.max_fps = 10 a second per device), and a site's devices often share one address: 20000 is about 66 requests a second."
   type        = number
-  default     = 3000
+  default     = 20000
 
   validation {
     condition     = var.waf_rate_limit_per_5min >= 100 && var.waf_rate_limit_per_5min <= 2000000000
