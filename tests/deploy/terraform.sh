@@ -21,7 +21,6 @@ fi
 HCL2_DIR="$TOOLS/python-hcl2-$HCL2_VERSION"
 if [ ! -d "$HCL2_DIR/python_hcl2-$HCL2_VERSION.dist-info" ]; then
   log "installing python-hcl2 $HCL2_VERSION into .tools/python-hcl2-$HCL2_VERSION"
-  ensure_venv --upgrade pip >/dev/null 2>&1 || true
   "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check --target "$HCL2_DIR" "python-hcl2==$HCL2_VERSION"
 fi
 hcl_parse() { PYTHONPATH="$HCL2_DIR" "$TOOLS/venv/bin/python" "$ROOT/tests/deploy/hcl_parse.py" "$@"; }
