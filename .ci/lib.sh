@@ -162,3 +162,19 @@ ensure_redocly() {
 ensure_promtool() {
   command -v promtool >/dev/null 2>&1 || apt_install prometheus
 }
+
+# The settings production requires of each process (`panoptes
+# config-reference`), into a file named by PANOPTES_CONFIG_REFERENCE, for the
+# deployment checks (tests/deploy/contract.py reads it). Builds the launcher
+# when $PANOPTES_BIN is not set and target/debug/panoptes is missing.
+export_config_reference() {
+  local bin="${PANOPTES_BIN:-$ROOT/target/debug/panoptes}"
+  if [ ! -x "$bin" ]; then
+    log "cargo build --bin panoptes (for config-reference)"
+    cargo build -q --locked --bin panoptes
+    bin="$ROOT/target/debug/panoptes"
+  fi
+  PANOPTES_CONFIG_REFERENCE="$(mktemp)"
+  "$bin" config-reference > "$PANOPTES_CONFIG_REFERENCE"
+  export PANOPTES_CONFIG_REFERENCE
+}

@@ -30,6 +30,16 @@ log "cargo test"
 set +e
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$TOOLS/test.log"
 status=${PIPESTATUS[0]}
+log "deployment: Dockerfiles against the CLI, Terraform (HCL parse, contract, checkov), Kubernetes (schemas, contract)"
+python3 tests/deploy/dockerfiles.py --bin-dir target/debug
+docker=$?
+bash tests/deploy/terraform.sh
+terraform=$?
+bash tests/deploy/kubernetes.sh
+kubernetes=$?
+log "the local multi-process environment: quickstart through HAProxy, a stream surviving a stopped gateway"
+PANOPTES_BIN="$ROOT/target/debug/panoptes" bash tests/deploy/local.sh
+local_env=$?
 log "fuzzing the API against its OpenAPI document (schemathesis)"
 bash tests/fuzz/api.sh 30
 fuzz=$?
@@ -42,7 +52,12 @@ passed=$(grep -Eo '^test result: .* ([0-9]+) passed' "$TOOLS/test.log" | grep -E
 failed=$(grep -Eo '^test result: .* ([0-9]+) failed' "$TOOLS/test.log" | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
 [ "$fuzz" = 0 ] || { echo "API fuzzing failed" >&2; failed=$((failed + 1)); }
 [ "$clients" = 0 ] || { echo "generated-client quickstarts failed" >&2; failed=$((failed + 1)); }
+deploy=0
+for check in docker terraform kubernetes local_env; do
+  [ "${!check}" = 0 ] || { echo "deployment check $check failed" >&2; failed=$((failed + 1)); deploy=1; }
+done
 [ "$status" = 0 ] && status=$fuzz
 [ "$status" = 0 ] && status=$clients
+[ "$status" = 0 ] && status=$deploy
 echo "total: ${passed} passed, ${failed} failed"
 exit "$status"

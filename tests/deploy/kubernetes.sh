@@ -32,6 +32,7 @@ MANIFESTS="$ROOT/deploy/kubernetes"
 SCHEMAS="$ROOT/tests/deploy/schemas"
 START=$(date +%s)
 
+export_config_reference
 log "installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION and jsonschema $JSONSCHEMA_VERSION into .tools/venv"
 ensure_venv "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" "jsonschema==$JSONSCHEMA_VERSION"
 PY="$TOOLS/venv/bin/python"
@@ -228,30 +229,22 @@ def semantic():
 
     SECRET = object()
     ANY = object()
-    CONTRACT_ALL = {
-        "PANOPTES__STORE__URL": SECRET,
-        "PANOPTES__REDIS__URL": SECRET,
-        "PANOPTES__AUTH__JWT_SECRET": SECRET,
-        "PANOPTES__AUTH__CREDENTIALS_KEY": SECRET,
+    # Which variables each process must get, and which are secrets: what the
+    # binaries say (`panoptes config-reference`). The values these manifests fix:
+    sys.path.insert(0, os.path.join(os.path.dirname(schemas_dir)))
+    import contract as _contract
+    REQUIRED = _contract.required()
+    FIXED = {
         "PANOPTES__BLOBS__BACKEND": "s3",
-        "PANOPTES__BLOBS__S3_BUCKET": ANY,
-        "PANOPTES__BLOBS__S3_REGION": ANY,
         "PANOPTES__LOG__FORMAT": "json",
         "PANOPTES__DATA__DIR": "/var/lib/panoptes",
+        "PANOPTES__SERVER__LISTEN": "0.0.0.0:8080",
+        "PANOPTES__WORKER__METRICS_LISTEN": "0.0.0.0:9464",
+        "PANOPTES__DETECTOR__EXECUTION_PROVIDER": "cuda",
+        "PANOPTES__DETECTOR__MODEL_PATH": "/opt/panoptes/models/nanodet-m-416.onnx",
+        "PANOPTES__DETECTOR__ORT_LIBRARY": "/opt/panoptes/lib/libonnxruntime.so.1.31.1",
     }
-    CONTRACT_ROLE = {
-        "gateway": {
-            "PANOPTES__SERVER__LISTEN": "0.0.0.0:8080",
-            "PANOPTES__SERVER__TRUSTED_PROXIES": ANY,
-        },
-        "worker": {"PANOPTES__WORKER__METRICS_LISTEN": "0.0.0.0:9464"},
-        "detect": {
-            "PANOPTES__DETECTOR__EXECUTION_PROVIDER": "cuda",
-            "PANOPTES__DETECTOR__MODEL_PATH": "/opt/panoptes/models/nanodet-m-416.onnx",
-            "PANOPTES__DETECTOR__ORT_LIBRARY": "/opt/panoptes/lib/libonnxruntime.so.1.31.1",
-        },
-    }
-    ROLES = {"gateway", "ingest", "detect", "analytics", "notify", "schedule"}
+    ROLES = set(REQUIRED)
     IMAGES = {"gateway": "panoptes-gateway", "detect": "panoptes-worker-gpu"}
 
 
@@ -327,10 +320,10 @@ def semantic():
             fail(where, f"role {role} runs image {img!r}, expected {want_img!r}")
 
         env = resolve_env(where, c)
-        contract = dict(CONTRACT_ALL)
-        contract.update(CONTRACT_ROLE["gateway" if role == "gateway" else "worker"])
-        if role == "detect":
-            contract.update(CONTRACT_ROLE["detect"])
+        contract = {
+            var: SECRET if is_secret else FIXED.get(var, ANY)
+            for var, is_secret in REQUIRED[role].items()
+        }
         for var, want in contract.items():
             if var not in env:
                 fail(where, f"role {role}: contract variable {var} is missing")

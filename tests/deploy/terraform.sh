@@ -11,12 +11,16 @@ CHECKOV_VERSION=3.3.30
 TF_DIR="$ROOT/terraform"
 start=$SECONDS
 
-# checkov brings bc-python-hcl2, which installs the same `hcl2` module as
-# python-hcl2: python-hcl2 goes into its own directory (PYTHONPATH) so
-# neither replaces the other.
-if [ ! -x "$TOOLS/venv/bin/checkov" ] || [ "$("$TOOLS/venv/bin/checkov" --version 2>/dev/null)" != "$CHECKOV_VERSION" ]; then
-  log "installing checkov $CHECKOV_VERSION into .tools/venv"
-  ensure_venv "checkov==$CHECKOV_VERSION"
+# checkov pins many packages of its own: it gets its own virtualenv, so it
+# cannot change what the other tools in .tools/venv run on. It also brings
+# bc-python-hcl2, which installs the same `hcl2` module as python-hcl2:
+# python-hcl2 goes into its own directory (PYTHONPATH) so neither replaces
+# the other.
+CHECKOV="$TOOLS/checkov/bin/checkov"
+if [ ! -x "$CHECKOV" ] || [ "$("$CHECKOV" --version 2>/dev/null)" != "$CHECKOV_VERSION" ]; then
+  log "installing checkov $CHECKOV_VERSION into .tools/checkov"
+  python3 -m venv "$TOOLS/checkov" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$TOOLS/checkov"; }
+  "$TOOLS/checkov/bin/pip" install -q --disable-pip-version-check "checkov==$CHECKOV_VERSION"
 fi
 HCL2_DIR="$TOOLS/python-hcl2-$HCL2_VERSION"
 if [ ! -d "$HCL2_DIR/python_hcl2-$HCL2_VERSION.dist-info" ]; then
@@ -46,7 +50,8 @@ hcl_parse "$TF_DIR"
 
 # 1b. The configuration contract: every process gets every required name,
 # secrets only through `secrets` (Secrets Manager), fixed values as agreed.
-log "configuration contract of every role"
+log "configuration contract of every role (panoptes config-reference)"
+export_config_reference
 PYTHONPATH="$HCL2_DIR" "$TOOLS/venv/bin/python" - "$TF_DIR" <<'PY'
 import sys, pathlib, hcl2
 tf = pathlib.Path(sys.argv[1]) / "modules"
@@ -62,28 +67,30 @@ roles = {"gateway": (gw["gateway_environment"], gw["gateway_secrets"]),
          "detect": (gpu["detect_environment"], gpu["detect_secrets"])}
 for role in ("ingest", "analytics", "notify", "schedule"):
     roles[role] = (wk["worker_environment"][role], wk["worker_secrets"][role])
-secret = {"PANOPTES__STORE__URL", "PANOPTES__REDIS__URL", "PANOPTES__AUTH__JWT_SECRET", "PANOPTES__AUTH__CREDENTIALS_KEY"}
-plain = {"PANOPTES__BLOBS__BACKEND": "s3", "PANOPTES__BLOBS__S3_BUCKET": None, "PANOPTES__BLOBS__S3_REGION": None,
-         "PANOPTES__LOG__FORMAT": "json", "PANOPTES__DATA__DIR": None}
-extra = {"gateway": {"PANOPTES__SERVER__LISTEN": "0.0.0.0:8080", "PANOPTES__SERVER__TRUSTED_PROXIES": None},
-         "detect": {"PANOPTES__DETECTOR__EXECUTION_PROVIDER": "cuda",
-                    "PANOPTES__DETECTOR__MODEL_PATH": "/opt/panoptes/models/nanodet-m-416.onnx",
-                    "PANOPTES__DETECTOR__ORT_LIBRARY": "/opt/panoptes/lib/libonnxruntime.so.1.31.1"}}
+sys.path.insert(0, str(pathlib.Path(sys.argv[1]).parent / "tests" / "deploy"))
+import contract
+required = contract.required()
+# Values the environment fixes (the rest only have to be there).
+fixed = {"PANOPTES__BLOBS__BACKEND": "s3", "PANOPTES__LOG__FORMAT": "json",
+         "PANOPTES__SERVER__LISTEN": "0.0.0.0:8080", "PANOPTES__WORKER__METRICS_LISTEN": "0.0.0.0:9464",
+         "PANOPTES__DETECTOR__EXECUTION_PROVIDER": "cuda",
+         "PANOPTES__DETECTOR__MODEL_PATH": "/opt/panoptes/models/nanodet-m-416.onnx",
+         "PANOPTES__DETECTOR__ORT_LIBRARY": "/opt/panoptes/lib/libonnxruntime.so.1.31.1"}
+if set(roles) != set(required):
+    print(f"FAIL: Terraform deploys {sorted(roles)}, the binaries have {sorted(required)}", file=sys.stderr)
+    sys.exit(1)
 problems = []
 for role, (env, sec) in sorted(roles.items()):
-    want = dict(plain, **extra.get(role, {}))
-    if role != "gateway":
-        want["PANOPTES__WORKER__METRICS_LISTEN"] = "0.0.0.0:9464"
-    for name, value in want.items():
-        if name not in env:
+    for name, is_secret in sorted(required[role].items()):
+        if is_secret:
+            if name not in sec:
+                problems.append(f"{role}: {name} missing from secrets")
+            if name in env:
+                problems.append(f"{role}: secret {name} in plain environment")
+        elif name not in env:
             problems.append(f"{role}: {name} missing from environment")
-        elif value is not None and env[name].strip('"') != value:
-            problems.append(f"{role}: {name} = {env[name]}, expected {value}")
-    for name in sorted(secret):
-        if name not in sec:
-            problems.append(f"{role}: {name} missing from secrets")
-        if name in env:
-            problems.append(f"{role}: secret {name} in plain environment")
+        elif name in fixed and env[name].strip('"') != fixed[name]:
+            problems.append(f"{role}: {name} = {env[name]}, expected {fixed[name]}")
 for p in problems:
     print("FAIL: " + p, file=sys.stderr)
 print(f"contract: {len(roles)} roles checked, {len(problems)} problems")
@@ -133,7 +140,7 @@ PY
 # fails the script. Skips exist only as in-code #checkov:skip=CKV_...:reason
 # comments; a second, JSON run lists them with their reasons and the counts.
 log "checkov $CHECKOV_VERSION"
-checkov=("$TOOLS/venv/bin/checkov" -d "$TF_DIR" --framework terraform --skip-download --download-external-modules false)
+checkov=("$CHECKOV" -d "$TF_DIR" --framework terraform --skip-download --download-external-modules false)
 "${checkov[@]}" --compact --quiet
 report="$(mktemp)"
 trap 'rm -rf "$bad" "$report"' EXIT
