@@ -141,14 +141,36 @@ pub fn queue_policy(cfg: &Config) -> QueuePolicy {
     }
 }
 
+/// The client for `url` (`redis.url`): plain, or TLS (`rediss://`) with the
+/// server verified against the system roots or `redis.tls_ca_file`.
+pub fn redis_client(cfg: &Config, url: &str) -> anyhow::Result<redis::Client> {
+    let ca = &cfg.redis.tls_ca_file;
+    if ca.as_os_str().is_empty() {
+        return redis::Client::open(url).context("redis.url is not a valid Redis URL");
+    }
+    anyhow::ensure!(
+        url.starts_with("rediss://"),
+        "redis.tls_ca_file is set but redis.url is not a rediss:// (TLS) URL"
+    );
+    let pem = std::fs::read(ca)
+        .with_context(|| format!("cannot read redis.tls_ca_file {}", ca.display()))?;
+    redis::Client::build_with_tls(
+        url,
+        redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem),
+        },
+    )
+    .context("redis.url or redis.tls_ca_file is not usable")
+}
+
 impl Backends {
     pub async fn connect(cfg: &Config) -> anyhow::Result<Self> {
         let prefix = cfg.redis.key_prefix.clone();
         let policy = queue_policy(cfg);
         Ok(match cfg.redis_url() {
             Some(url) => {
-                let client =
-                    redis::Client::open(url).context("redis.url is not a valid Redis URL")?;
+                let client = redis_client(cfg, url)?;
                 let timeouts = RedisTimeouts {
                     command: Duration::from_millis(cfg.redis.command_timeout_ms),
                     connect: Duration::from_millis(cfg.redis.connect_timeout_ms),

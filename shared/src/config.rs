@@ -126,6 +126,10 @@ pub struct RedisConfig {
     pub command_timeout_ms: u64,
     /// Deadline for (re)connecting to Redis.
     pub connect_timeout_ms: u64,
+    /// PEM certificates a `rediss://` server's certificate is verified
+    /// against instead of the system roots (a private CA). Empty: the system
+    /// roots (ElastiCache and other public CAs).
+    pub tls_ca_file: PathBuf,
 }
 
 /// Session tokens and secrets at rest.
@@ -631,6 +635,7 @@ impl Default for RedisConfig {
             key_prefix: "panoptes:v1".into(),
             command_timeout_ms: 1_000,
             connect_timeout_ms: 1_000,
+            tls_ca_file: PathBuf::new(),
         }
     }
 }

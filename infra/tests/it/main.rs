@@ -16,4 +16,5 @@ mod notify_store_suite;
 mod rate_limit_suite;
 mod slots_suite;
 mod store_suite;
+mod tls_suite;
 mod usage_store_suite;
