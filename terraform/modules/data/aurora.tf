@@ -30,8 +30,8 @@ resource "aws_rds_cluster_parameter_group" "this" {
     value = "1"
   }
 
-  # Explicit either way: recent engine versions default to 1, which the
-  # current (tls-none) panoptes build cannot satisfy. See postgres_force_tls.
+  # PostgreSQL refuses clients without TLS; the store URL asks for it
+  # (sslmode=require). See postgres_force_tls.
   parameter {
     name  = "rds.force_ssl"
     value = var.postgres_force_tls ? "1" : "0"

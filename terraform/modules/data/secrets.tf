@@ -15,14 +15,14 @@ locals {
 resource "aws_secretsmanager_secret" "store_url" {
   #checkov:skip=CKV2_AWS_57:Rotating needs the URL rewritten and every process restarted together; done with terraform apply -replace and a redeploy (see README).
   name                    = "${var.name}/store-url"
-  description             = "PANOPTES__STORE__URL: postgres:// URL of the Aurora writer with the master credentials"
+  description             = "PANOPTES__STORE__URL: postgres:// URL of the Aurora writer with the master credentials, over TLS (sslmode=require)"
   kms_key_id              = var.kms_key_arn
   recovery_window_in_days = var.secret_recovery_window_days
 }
 
 resource "aws_secretsmanager_secret_version" "store_url" {
   secret_id     = aws_secretsmanager_secret.store_url.id
-  secret_string = "postgres://${local.postgres_username}:${random_password.postgres.result}@${aws_rds_cluster.this.endpoint}:${aws_rds_cluster.this.port}/${local.postgres_database}"
+  secret_string = "postgres://${local.postgres_username}:${random_password.postgres.result}@${aws_rds_cluster.this.endpoint}:${aws_rds_cluster.this.port}/${local.postgres_database}?sslmode=require"
 }
 
 resource "aws_secretsmanager_secret" "redis_url" {

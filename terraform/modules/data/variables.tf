@@ -129,9 +129,9 @@ variable "postgres_backup_retention_days" {
 }
 
 variable "postgres_force_tls" {
-  description = "Set rds.force_ssl = 1 so PostgreSQL refuses clients without TLS. The current panoptes build links sqlx with tls-none and cannot connect then: enable this once the binaries are built with sqlx TLS."
+  description = "Set rds.force_ssl = 1 so PostgreSQL refuses clients without TLS (the store URL asks for TLS with sslmode=require either way)."
   type        = bool
-  default     = false
+  default     = true
 }
 
 # ----------------------------------------------------------------- Redis
