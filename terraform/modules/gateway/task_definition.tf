@@ -31,6 +31,16 @@ locals {
       hardLimit = 1048576
     }]
 
+    # `/healthz` asked by the binary itself (no shell nor curl in the image);
+    # the ALB's target health uses /readyz.
+    healthCheck = {
+      command     = ["CMD", "panoptes-gateway", "healthcheck"]
+      interval    = 15
+      timeout     = 5
+      retries     = 3
+      startPeriod = 20
+    }
+
     # SIGTERM ends the SSE streams and lets requests finish within
     # server.shutdown_grace_seconds (10 s); SIGKILL comes 30 s after.
     stopTimeout = 30

@@ -44,6 +44,15 @@ locals {
       { sourceVolume = "tmp", containerPath = "/tmp", readOnly = false },
     ]
 
+    # `/healthz` asked by the binary itself; the model loads in the start period.
+    healthCheck = {
+      command     = ["CMD", "panoptes", "healthcheck"]
+      interval    = 15
+      timeout     = 5
+      retries     = 3
+      startPeriod = 60
+    }
+
     # SIGTERM: batches in flight finish and are acknowledged; anything left
     # is re-delivered to another detector after jobs.visibility_seconds.
     stopTimeout = 30

@@ -18,6 +18,16 @@ locals {
         readOnly      = false
       }]
 
+      # `/healthz` on the metrics listener, asked by the binary itself (the
+      # image has no shell nor curl): a hung process is replaced.
+      healthCheck = {
+        command     = ["CMD", "panoptes", "healthcheck"]
+        interval    = 15
+        timeout     = 5
+        retries     = 3
+        startPeriod = 30
+      }
+
       # SIGTERM: leases (cameras, devices, rules) are released and in-flight
       # work finishes; a role that dies stops the process with a non-zero
       # status and ECS starts a new task.
