@@ -53,6 +53,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub notify: NotifyConfig,
     pub webhooks: WebhooksConfig,
+    pub vlm: VlmConfig,
     /// Unknown keys found while loading (reported once telemetry is up).
     #[serde(skip)]
     pub warnings: Vec<String>,
@@ -452,8 +453,9 @@ impl Default for EdgeConfig {
     }
 }
 
-/// Outbound connections made for customers (cameras; later webhooks and
-/// VLM providers) go only to public addresses unless this says otherwise.
+/// Outbound connections made for customers (cameras, webhooks) go only to
+/// public addresses unless this says otherwise. (The VLM endpoint is the
+/// operator's own setting and is not vetted.)
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct OutboundConfig {
@@ -535,6 +537,55 @@ impl Default for WebhooksConfig {
             retry_jitter: 0.2,
             max_in_flight: 256,
             batch: 50,
+        }
+    }
+}
+
+/// The vision-language model behind insights: off, or any OpenAI-compatible
+/// chat-completions endpoint that takes images (OpenAI, Azure OpenAI's
+/// compatible endpoint, vLLM, Ollama, llama.cpp's server, ...). The endpoint
+/// is the operator's own setting, so it is not subject to the outbound guard.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct VlmConfig {
+    /// `off` (the default: insights say no provider is configured) or `openai`.
+    pub provider: VlmProviderKind,
+    /// The API base, e.g. `https://api.openai.com/v1`; requests go to
+    /// `<base_url>/chat/completions`.
+    pub base_url: String,
+    /// The model asked, e.g. `gpt-4o-mini` (it must take images and
+    /// structured outputs).
+    pub model: String,
+    /// Sent as `Authorization: Bearer <api_key>`; empty sends none (a local
+    /// server without auth).
+    pub api_key: SecretString,
+    /// Connect, send and read the whole response, per attempt.
+    pub timeout_ms: u64,
+    /// Retries after the first attempt, on timeouts, connection errors, 429
+    /// and 5xx (never on other 4xx).
+    pub max_retries: u32,
+    /// Wait before the first retry; doubles on each, jittered. A 429's
+    /// `Retry-After` is honoured instead when longer.
+    pub retry_backoff_ms: u64,
+    /// The answer's length limit, in tokens (`max_tokens`).
+    pub max_tokens: u32,
+    /// PEM certificates trusted for an `https://` endpoint besides the system
+    /// roots (a self-hosted server with a private CA).
+    pub tls_ca_file: PathBuf,
+}
+
+impl Default for VlmConfig {
+    fn default() -> Self {
+        Self {
+            provider: VlmProviderKind::Off,
+            base_url: String::new(),
+            model: String::new(),
+            api_key: SecretString::from(""),
+            timeout_ms: 30_000,
+            max_retries: 2,
+            retry_backoff_ms: 500,
+            max_tokens: 800,
+            tls_ca_file: PathBuf::new(),
         }
     }
 }
@@ -808,6 +859,16 @@ config_enum!(
 );
 
 config_enum!(
+    /// `vlm.provider`: who answers insight questions.
+    VlmProviderKind {
+        /// None: every insight fails with a reason saying so.
+        Off = "off",
+        /// An OpenAI-compatible chat-completions endpoint (`vlm.base_url`).
+        OpenAi = "openai",
+    }
+);
+
+config_enum!(
     /// `log.format`: human-readable, or JSON lines.
     LogFormat { Pretty = "pretty", Json = "json" }
 );
@@ -983,6 +1044,7 @@ impl Config {
                     .into(),
             );
         }
+        self.validate_vlm()?;
         let otlp = &self.telemetry.otlp_endpoint;
         if !otlp.is_empty()
             && url::Url::parse(otlp)
@@ -997,6 +1059,47 @@ impl Config {
             return invalid("telemetry.sample_ratio must be between 0 and 1".into());
         }
         Ok(())
+    }
+
+    fn validate_vlm(&self) -> Result<(), ConfigError> {
+        let v = &self.vlm;
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if v.timeout_ms == 0 || v.retry_backoff_ms == 0 || v.max_tokens == 0 {
+            return invalid(
+                "vlm.timeout_ms, vlm.retry_backoff_ms and vlm.max_tokens must be positive".into(),
+            );
+        }
+        if v.max_retries > 10 {
+            return invalid("vlm.max_retries must be at most 10".into());
+        }
+        match v.provider {
+            VlmProviderKind::Off => Ok(()),
+            VlmProviderKind::OpenAi => {
+                let url = url::Url::parse(&v.base_url).ok().filter(|u| {
+                    matches!(u.scheme(), "http" | "https")
+                        && u.has_host()
+                        && u.username().is_empty()
+                        && u.password().is_none()
+                        && u.query().is_none()
+                        && u.fragment().is_none()
+                });
+                if url.is_none() {
+                    // The value is not echoed: a URL may carry credentials.
+                    return invalid(
+                        "vlm.base_url must be an http(s) URL like https://api.openai.com/v1 \
+                         (no credentials, query or fragment) with vlm.provider = \"openai\""
+                            .into(),
+                    );
+                }
+                if v.model.trim().is_empty() {
+                    return invalid(
+                        "vlm.model is required with vlm.provider = \"openai\" (e.g. gpt-4o-mini)"
+                            .into(),
+                    );
+                }
+                Ok(())
+            }
+        }
     }
 
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
@@ -1291,6 +1394,59 @@ mod tests {
         ] {
             let err = Config::load_from(None, env(&[(key, value)])).unwrap_err();
             assert!(err.to_string().contains("telemetry."), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_vlm_is_off_by_default_and_openai_needs_an_endpoint_and_a_model() {
+        let cfg = Config::load_from(None, env(&[])).unwrap();
+        assert_eq!(cfg.vlm.provider, VlmProviderKind::Off);
+        assert_eq!(
+            (
+                cfg.vlm.timeout_ms,
+                cfg.vlm.max_retries,
+                cfg.vlm.retry_backoff_ms,
+                cfg.vlm.max_tokens
+            ),
+            (30_000, 2, 500, 800)
+        );
+        let cfg = Config::load_from(
+            None,
+            env(&[
+                ("PANOPTES__VLM__PROVIDER", "openai"),
+                ("PANOPTES__VLM__BASE_URL", "https://api.openai.com/v1"),
+                ("PANOPTES__VLM__MODEL", "gpt-4o-mini"),
+                ("PANOPTES__VLM__API_KEY", "sk-test-key-that-must-not-show"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(cfg.vlm.provider, VlmProviderKind::OpenAi);
+        assert_eq!(
+            cfg.vlm.api_key.expose_secret(),
+            "sk-test-key-that-must-not-show"
+        );
+        assert!(!format!("{cfg:?}").contains("sk-test-key"));
+        for (extra, named) in [
+            (("PANOPTES__VLM__BASE_URL", ""), "vlm.base_url"),
+            (("PANOPTES__VLM__BASE_URL", "ftp://x/v1"), "vlm.base_url"),
+            (
+                ("PANOPTES__VLM__BASE_URL", "https://user:pw@x/v1"),
+                "vlm.base_url",
+            ),
+            (("PANOPTES__VLM__MODEL", " "), "vlm.model"),
+            (("PANOPTES__VLM__TIMEOUT_MS", "0"), "vlm.timeout_ms"),
+            (("PANOPTES__VLM__PROVIDER", "claude"), "vlm.provider"),
+        ] {
+            let mut vars = vec![
+                ("PANOPTES__VLM__PROVIDER", "openai"),
+                ("PANOPTES__VLM__BASE_URL", "http://127.0.0.1:8000/v1"),
+                ("PANOPTES__VLM__MODEL", "qwen2.5-vl"),
+            ];
+            vars.retain(|(k, _)| *k != extra.0);
+            vars.push(extra);
+            let err = Config::load_from(None, env(&vars)).unwrap_err().to_string();
+            assert!(err.contains(named), "{extra:?}: {err}");
+            assert!(!err.contains("pw@"), "{err}");
         }
     }
 

@@ -1,8 +1,10 @@
 //! The outbound guard: every connection the platform opens for a customer
-//! (camera probes, ingest, health checks; later webhooks and VLM providers)
-//! goes through [`OutboundGuard`], so a tenant cannot aim the platform at its
-//! own network (loopback, private ranges, cloud metadata at 169.254.169.254)
-//! and use it as a proxy or a port scanner.
+//! (camera probes, ingest, health checks, webhooks) goes through
+//! [`OutboundGuard`], so a tenant cannot aim the platform at its own network
+//! (loopback, private ranges, cloud metadata at 169.254.169.254) and use it
+//! as a proxy or a port scanner. The VLM endpoint (`vlm.base_url`) is not
+//! one of them: it is the operator's own setting, not a tenant's, and may
+//! rightly be a private address.
 //!
 //! One policy ([`classify`]), applied twice:
 //! - when a target is configured ([`OutboundGuard::check`]): an IP literal

@@ -12,6 +12,7 @@ pub mod rate_limit;
 pub mod resolver;
 pub mod slots;
 pub mod store;
+pub mod vlm;
 pub mod webhooks;
 
 pub use blobs::BlobStore;
@@ -29,6 +30,7 @@ pub use store::{
     RuleFilter, SceneRepo, SessionRepo, Store, TaskRepo, UsageFilter, UsageRepo, UsageTotals,
     UserRepo, WebhookRepo,
 };
+pub use vlm::{TokenUsage, VlmAnswer, VlmError, VlmProvider, VlmRequest};
 pub use webhooks::{OutboundRequest, OutboundResponse, WebhookSender};
 
 /// Every port trait, for `use panoptes_shared::ports::prelude::*;` where methods are called.
@@ -47,4 +49,5 @@ pub mod prelude {
         SceneRepo as _, SessionRepo as _, Store as _, TaskRepo as _, UsageRepo as _, UserRepo as _,
         WebhookRepo as _,
     };
+    pub use super::vlm::VlmProvider as _;
 }
