@@ -91,7 +91,9 @@ pub enum VlmError {
     /// `vlm.provider = off`.
     #[error("no VLM provider is configured (vlm.provider = off)")]
     Disabled,
-    /// No complete response within the per-attempt timeout, on every attempt.
+    /// The last attempt got no complete response within the per-attempt
+    /// timeout (earlier ones failed as well, in whatever way); `attempts`
+    /// made in all.
     #[error(
         "the VLM provider did not answer within {} ms ({attempts} attempt{})",
         per_attempt.as_millis(),
