@@ -11,6 +11,9 @@
 //! - [`resolver`]: the system resolver for the outbound guard.
 //! - [`camera`]: the RTSP client every camera connection goes through, and a
 //!   probe that needs no video codec.
+//! - [`webhooks`]: signed webhook requests through the outbound guard.
+//! - [`vlm`]: the vision-language model behind insights (off, or any
+//!   OpenAI-compatible chat-completions endpoint).
 //! - [`secrets_file`]: generated secrets for a single-node embedded install.
 //! - [`wiring`]: the adapters a process uses, chosen by config; [`process`]:
 //!   shutdown on a signal.
@@ -30,5 +33,6 @@ pub mod resolver;
 pub mod secrets_file;
 pub mod slots;
 pub mod store;
+pub mod vlm;
 pub mod webhooks;
 pub mod wiring;

@@ -20,8 +20,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::camera::Tls;
 
-/// A connection to the receiver, plain or TLS.
-trait Conn: AsyncRead + AsyncWrite + Send + Unpin {}
+/// A connection to the receiver, plain or TLS (also the VLM client's).
+pub(crate) trait Conn: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Conn for T {}
 
 pub struct HttpWebhookSender {

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use panoptes_shared::config::{BlobsBackend, Config, StateBackend};
+use panoptes_shared::config::{BlobsBackend, Config, StateBackend, VlmProviderKind};
 use panoptes_shared::ports::jobs::QueuePolicy;
 use panoptes_shared::ports::{
     BlobStore, DetectionLog, EventBus, JobQueue, Leases, NodeRegistry, RateLimiter, SecretCipher,
-    Store, StreamSlots,
+    Store, StreamSlots, VlmProvider,
 };
 use secrecy::{ExposeSecret, SecretString};
 
@@ -312,4 +312,35 @@ pub fn webhook_sender(cfg: &Config) -> anyhow::Result<crate::webhooks::HttpWebho
         tls,
         panoptes_shared::domain::webhook::RESPONSE_BODY_LIMIT,
     ))
+}
+
+/// The VLM provider `vlm.provider` names: [`DisabledVlm`](crate::vlm::DisabledVlm)
+/// for `off`, the OpenAI-compatible client for `openai` (TLS trusting the
+/// system roots plus `vlm.tls_ca_file`). Not connected yet: the first call
+/// opens the first connection.
+pub fn vlm_provider(cfg: &Config) -> anyhow::Result<Arc<dyn VlmProvider>> {
+    let v = &cfg.vlm;
+    Ok(match v.provider {
+        VlmProviderKind::Off => Arc::new(crate::vlm::DisabledVlm),
+        VlmProviderKind::OpenAi => {
+            let ca = &v.tls_ca_file;
+            let tls = Tls::trusting(
+                "vlm.tls_ca_file",
+                (!ca.as_os_str().is_empty()).then_some(ca.as_path()),
+            )
+            .map_err(|e| anyhow::anyhow!(e))?;
+            let vlm = crate::vlm::OpenAiVlm::new(crate::vlm::OpenAiOptions {
+                base_url: v.base_url.clone(),
+                model: v.model.clone(),
+                api_key: v.api_key.clone(),
+                timeout: Duration::from_millis(v.timeout_ms),
+                max_retries: v.max_retries,
+                retry_backoff: Duration::from_millis(v.retry_backoff_ms),
+                max_tokens: v.max_tokens,
+                tls,
+            })
+            .map_err(|e| anyhow::anyhow!(e))?;
+            Arc::new(vlm)
+        }
+    })
 }
