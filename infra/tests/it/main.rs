@@ -3,7 +3,8 @@
 //! limits). PostgreSQL and Redis are real servers: `PANOPTES_TEST_POSTGRES_URL`
 //! (default `postgres://postgres@127.0.0.1:5432/postgres`) and
 //! `PANOPTES_TEST_REDIS_URL` (default `redis://127.0.0.1:6379`). A missing
-//! server fails the tests; it never skips them.
+//! server fails the tests; it never skips them. The VLM client is tested
+//! against a scripted chat-completions server on loopback (`vlm_suite`).
 
 mod analysis_store_suite;
 mod backends;
@@ -18,3 +19,4 @@ mod slots_suite;
 mod store_suite;
 mod tls_suite;
 mod usage_store_suite;
+mod vlm_suite;
