@@ -6,6 +6,7 @@
 //!
 //! [`schema`] holds the answer check every adapter applies.
 
+mod completion;
 mod disabled;
 mod http;
 mod openai;
