@@ -26,14 +26,14 @@ use panoptes_infra::crypto::AesGcmCipher;
 use panoptes_infra::resolver::SystemResolver;
 use panoptes_infra::store::SqlStore;
 use panoptes_infra::webhooks::HttpWebhookSender;
-use panoptes_shared::domain::alert::{AlertRule, MetricPath, Operator, Severity};
+use panoptes_shared::domain::alert::AlertRule;
 use panoptes_shared::domain::event::{EventKind, PlatformEvent};
 use panoptes_shared::domain::page::PageRequest;
 use panoptes_shared::domain::queue_metrics::QueueMetrics;
 use panoptes_shared::domain::schedule::SLOTS_PER_DAY;
 use panoptes_shared::domain::stream_events::AnalysisResult;
 use panoptes_shared::domain::webhook::{DeliveryStatus, SigningSecret, Webhook};
-use panoptes_shared::ids::{AlertRuleId, DeviceId, SceneId, TaskId, UserId, WebhookId};
+use panoptes_shared::ids::{DeviceId, SceneId, TaskId, UserId, WebhookId};
 use panoptes_shared::outbound::OutboundGuard;
 use panoptes_shared::ports::prelude::*;
 use panoptes_shared::ports::{
@@ -618,29 +618,11 @@ impl World {
     }
 
     async fn rule(&self, duration: u32, cooldown: u32, slots: Option<[bool; SLOTS_PER_DAY]>) {
-        let t = now();
-        self.store
-            .insert_rule(&AlertRule {
-                id: AlertRuleId::new(),
-                user_id: self.user,
-                scene_id: self.scene,
-                device_id: self.device,
-                name: "queue too long".into(),
-                metric_path: MetricPath::parse("current.inQueue").unwrap(),
-                operator: Operator::Gte,
-                threshold: 5.0,
-                duration_seconds: duration,
-                cooldown_seconds: cooldown,
-                severity: Severity::Critical,
-                active_slots: slots,
-                enabled: true,
-                last_fired_at: None,
-                breach_open: false,
-                created_at: t,
-                updated_at: t,
-            })
-            .await
-            .unwrap();
+        let rule = AlertRule {
+            active_slots: slots,
+            ..common::queue_rule(self.user, self.scene, self.device, 5.0, duration, cooldown)
+        };
+        self.store.insert_rule(&rule).await.unwrap();
     }
 
     async fn alerts(&self) -> Vec<panoptes_shared::domain::alert::Alert> {

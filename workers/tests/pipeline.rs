@@ -919,9 +919,7 @@ async fn cameras_without_a_task_are_checked_periodically_and_their_status_follow
 /// two notify replicas, all on PostgreSQL.
 #[tokio::test]
 async fn a_runs_usage_is_metered_once_with_redelivered_frames_and_replicas() {
-    use panoptes_shared::domain::alert::{AlertRule, MetricPath, Operator, Severity};
     use panoptes_shared::domain::usage::Feature;
-    use panoptes_shared::ids::AlertRuleId;
     use panoptes_shared::metering::meter_all;
     use panoptes_shared::ports::AlertFilter;
     use panoptes_workers::notify::{RuleEvaluator, RulesPorts, RulesSettings};
@@ -946,27 +944,10 @@ async fn a_runs_usage_is_metered_once_with_redelivered_frames_and_replicas() {
     .await
     .unwrap();
     // A rule every result breaches; its cooldown holds it to one alert.
-    let t = panoptes_shared::time::now();
     w.store
-        .insert_rule(&AlertRule {
-            id: AlertRuleId::new(),
-            user_id: w.user,
-            scene_id: w.scene,
-            device_id: w.device,
-            name: "anyone queued".into(),
-            metric_path: MetricPath::parse("current.inQueue").unwrap(),
-            operator: Operator::Gte,
-            threshold: 0.0,
-            duration_seconds: 0,
-            cooldown_seconds: 3_600,
-            severity: Severity::Warning,
-            active_slots: None,
-            enabled: true,
-            last_fired_at: None,
-            breach_open: false,
-            created_at: t,
-            updated_at: t,
-        })
+        .insert_rule(&common::queue_rule(
+            w.user, w.scene, w.device, 0.0, 0, 3_600,
+        ))
         .await
         .unwrap();
 

@@ -168,3 +168,36 @@ pub async fn tenant(store: &panoptes_infra::store::SqlStore) -> (UserId, DeviceI
 pub fn env(key: &str, default: &str) -> String {
     std::env::var(key).unwrap_or_else(|_| default.to_owned())
 }
+
+/// An enabled `current.inQueue >= threshold` rule on `scene` of `device`,
+/// firing after `duration` s of breach, at most once per `cooldown` s.
+pub fn queue_rule(
+    user: UserId,
+    scene: SceneId,
+    device: DeviceId,
+    threshold: f64,
+    duration: u32,
+    cooldown: u32,
+) -> panoptes_shared::domain::alert::AlertRule {
+    use panoptes_shared::domain::alert::{AlertRule, MetricPath, Operator, Severity};
+    let t = now();
+    AlertRule {
+        id: panoptes_shared::ids::AlertRuleId::new(),
+        user_id: user,
+        scene_id: scene,
+        device_id: device,
+        name: "queue too long".into(),
+        metric_path: MetricPath::parse("current.inQueue").unwrap(),
+        operator: Operator::Gte,
+        threshold,
+        duration_seconds: duration,
+        cooldown_seconds: cooldown,
+        severity: Severity::Critical,
+        active_slots: None,
+        enabled: true,
+        last_fired_at: None,
+        breach_open: false,
+        created_at: t,
+        updated_at: t,
+    }
+}
