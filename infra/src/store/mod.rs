@@ -10,9 +10,10 @@
 //! queries are therefore written once and behave the same on both backends,
 //! which the shared repository suite checks.
 //!
-//! Failure modes: a unique violation is `Conflict`; a connection or pool
-//! timeout is `Unavailable { dependency: "store" }` (503); anything else is
-//! `Internal` with the sqlx error as its source.
+//! Failure modes: a unique violation is `Conflict`; a pool timeout or a
+//! connection that fails (I/O, TLS, a wire exchange broken off) is
+//! `Unavailable { dependency: "store" }` (503); anything else is `Internal`
+//! with the sqlx error as its source.
 
 mod alerts;
 mod api_keys;
@@ -184,10 +185,15 @@ pub(crate) fn map_err(e: sqlx::Error) -> Error {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
             Error::Conflict(conflict_message(db.message()))
         }
+        // `Protocol`: the wire exchange broke off, e.g. a connection closed
+        // while TLS was being negotiated (sqlx reads that EOF as an
+        // "unexpected response from SSLRequest") -- the store is not
+        // reachable as it should be, which is an outage, not a bug here.
         sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_) => Error::unavailable("store", e),
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_) => Error::unavailable("store", e),
         _ => Error::internal(e),
     }
 }
