@@ -17,6 +17,7 @@ mod notify_store_suite;
 mod rate_limit_suite;
 mod slots_suite;
 mod store_suite;
+mod test_ca;
 mod tls_suite;
 mod usage_store_suite;
 mod vlm_suite;

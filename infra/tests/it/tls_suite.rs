@@ -27,21 +27,11 @@ impl Drop for TlsRedis {
 
 /// `redis-server` on loopback with TLS only (no plain port) and a password.
 async fn tls_redis(dir: &std::path::Path) -> TlsRedis {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "panoptes test CA");
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca, ca_key);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
+    let crate::test_ca::TestCa { ca_pem, leaf, key } =
+        crate::test_ca::issue(&["localhost", "127.0.0.1"]);
     std::fs::create_dir_all(dir).unwrap();
     let ca_path = dir.join("ca.pem");
-    std::fs::write(&ca_path, ca_cert.pem()).unwrap();
+    std::fs::write(&ca_path, ca_pem).unwrap();
     std::fs::write(dir.join("redis.pem"), leaf.pem()).unwrap();
     std::fs::write(dir.join("redis.key"), key.serialize_pem()).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -92,18 +92,7 @@ impl ChatServer {
     /// HTTPS with a certificate for `127.0.0.1` signed by a new CA; returns
     /// the server and the CA certificate (PEM) that trusts it.
     pub async fn start_tls(script: Vec<Reply>) -> (Self, String) {
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca.distinguished_name
-            .push(rcgen::DnType::CommonName, "panoptes test CA");
-        let ca_cert = ca.self_signed(&ca_key).unwrap();
-        let issuer = rcgen::Issuer::new(ca, ca_key);
-        let key = rcgen::KeyPair::generate().unwrap();
-        let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
-            .unwrap()
-            .signed_by(&key, &issuer)
-            .unwrap();
+        let crate::test_ca::TestCa { ca_pem, leaf, key } = crate::test_ca::issue(&["127.0.0.1"]);
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -115,7 +104,7 @@ impl ChatServer {
             )
             .unwrap();
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        (Self::serve(script, Some(acceptor)).await, ca_cert.pem())
+        (Self::serve(script, Some(acceptor)).await, ca_pem)
     }
 
     async fn serve(script: Vec<Reply>, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
