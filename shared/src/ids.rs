@@ -110,3 +110,7 @@ typed_id!(
     /// `webhook-id` header, the same on every attempt.
     DeliveryId
 );
+typed_id!(
+    /// The VLM's reading of one alert (at most one per alert).
+    InsightId
+);

@@ -7,6 +7,7 @@ pub mod camera;
 pub mod detection;
 pub mod device;
 pub mod event;
+pub mod insight;
 pub mod metrics_history;
 pub mod page;
 pub mod plan;
