@@ -19,6 +19,7 @@ mod alerts;
 mod api_keys;
 mod devices;
 mod events;
+mod insights;
 mod metrics_history;
 mod rows;
 mod scenes;

@@ -12,6 +12,7 @@ use crate::domain::alert::{Alert, AlertRule, AlertStatus, Severity};
 use crate::domain::api_key::{ApiKey, KeyHash};
 use crate::domain::device::{Device, DeviceStatus};
 use crate::domain::event::PlatformEvent;
+use crate::domain::insight::{Insight, VlmResult, VlmStatus};
 use crate::domain::metrics_history::{RollingRow, RollingWindow, SceneSnapshot, TimeRange};
 use crate::domain::page::{Page, PageRequest};
 use crate::domain::quota::QuotaChange;
@@ -23,8 +24,8 @@ use crate::domain::user::{Email, Role, Session, User};
 use crate::domain::webhook::{Attempt, Delivery, DeliveryStatus, Webhook};
 use crate::error::Result;
 use crate::ids::{
-    AlertId, AlertRuleId, ApiKeyId, DeliveryId, DeviceId, SceneId, SessionId, TaskId, UserId,
-    WebhookId,
+    AlertId, AlertRuleId, ApiKeyId, DeliveryId, DeviceId, InsightId, SceneId, SessionId, TaskId,
+    UserId, WebhookId,
 };
 
 #[async_trait]
@@ -459,6 +460,56 @@ pub struct UsageFilter {
     pub range: TimeRange,
 }
 
+/// Which insights a list returns (`range` on the alert's firing time).
+#[derive(Debug, Clone, Default)]
+pub struct InsightFilter {
+    /// Full-text terms over the VLM summary: every word must appear (case
+    /// and diacritics ignored, no stemming); punctuation and operators in the
+    /// input are plain separators. Terms without a single word match nothing.
+    pub q: Option<String>,
+    pub device: Option<DeviceId>,
+    pub scene: Option<SceneId>,
+    pub severity: Option<Severity>,
+    pub vlm_status: Option<VlmStatus>,
+    pub range: TimeRange,
+    pub has_vlm_summary: Option<bool>,
+}
+
+#[async_trait]
+pub trait InsightRepo {
+    /// Inserts the alert's insight unless it already has one; `false` (and
+    /// nothing written) when it has: a redelivered job creates nothing.
+    async fn insert_insight_for_alert(&self, insight: &Insight) -> Result<bool>;
+    async fn get_insight(&self, user: UserId, id: InsightId) -> Result<Option<Insight>>;
+    /// Pending → completed with the VLM's answer after `attempts` requests;
+    /// `false` (and nothing changed) unless it is still pending.
+    async fn complete_insight(
+        &self,
+        user: UserId,
+        id: InsightId,
+        result: &VlmResult,
+        attempts: u32,
+        at: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Pending → failed with `reason`; `false` (and nothing changed) unless
+    /// it is still pending.
+    async fn fail_insight(
+        &self,
+        user: UserId,
+        id: InsightId,
+        reason: &str,
+        attempts: u32,
+        at: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Newest firing first.
+    async fn list_insights(
+        &self,
+        user: UserId,
+        filter: &InsightFilter,
+        page: PageRequest,
+    ) -> Result<Page<Insight>>;
+}
+
 #[async_trait]
 pub trait Store:
     UserRepo
@@ -472,6 +523,7 @@ pub trait Store:
     + AlertRepo
     + WebhookRepo
     + UsageRepo
+    + InsightRepo
     + Send
     + Sync
     + 'static
