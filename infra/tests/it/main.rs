@@ -12,6 +12,7 @@ mod blobs_suite;
 mod bus_suite;
 mod coord_suite;
 mod detections_suite;
+mod insight_store_suite;
 mod jobs_suite;
 mod notify_store_suite;
 mod rate_limit_suite;
