@@ -31,13 +31,13 @@ CREATE INDEX insights_user_triggered ON insights (user_id, triggered_at DESC, id
 
 -- Full text over the summary: an external-content FTS5 table (the text is
 -- stored once, in insights) keyed by insights.seq, kept in step by the
--- triggers below. unicode61 lower-cases and folds diacritics, no stemming:
--- the same matching as PostgreSQL's 'simple' dictionary.
+-- triggers below. unicode61 lower-cases and, like PostgreSQL's 'simple'
+-- dictionary, neither stems nor folds diacritics: the same matching there.
 CREATE VIRTUAL TABLE insights_fts USING fts5 (
     vlm_summary,
     content = 'insights',
     content_rowid = 'seq',
-    tokenize = 'unicode61 remove_diacritics 2'
+    tokenize = 'unicode61 remove_diacritics 0'
 );
 CREATE TRIGGER insights_fts_insert AFTER INSERT ON insights BEGIN
     INSERT INTO insights_fts (rowid, vlm_summary) VALUES (new.seq, coalesce(new.vlm_summary, ''));

@@ -475,3 +475,27 @@ async fn q_uses_the_full_text_index_on_sqlite() {
     );
     assert!(!plan.contains(&"SCAN insights"), "{plan:?}");
 }
+
+/// The triggers keep the FTS5 table in step with `insights` through inserts,
+/// summary updates and deletes (FTS5's integrity check, with rank 1,
+/// compares the index with the content table).
+#[tokio::test]
+async fn the_fts5_index_follows_every_change_on_sqlite() {
+    let store = crate::backends::sqlite().await;
+    let a = user(&store).await;
+    let (d, s) = (DeviceId::new(), SceneId::new());
+    let kept = stored(&store, a.id, d, s, 0, Some("red coat")).await;
+    let gone = stored(&store, a.id, d, s, 1, Some("blue umbrella")).await;
+    stored(&store, a.id, d, s, 2, None).await;
+    sqlx::query("DELETE FROM insights WHERE id = $1")
+        .bind(gone.id.to_string())
+        .execute(store.pool())
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO insights_fts (insights_fts, rank) VALUES ('integrity-check', 1)")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert!(ids(&store, a.id, &q("umbrella")).await.is_empty());
+    assert_eq!(ids(&store, a.id, &q("coat")).await, [kept.id]);
+}

@@ -463,9 +463,10 @@ pub struct UsageFilter {
 /// Which insights a list returns (`range` on the alert's firing time).
 #[derive(Debug, Clone, Default)]
 pub struct InsightFilter {
-    /// Full-text terms over the VLM summary: every word must appear (case
-    /// and diacritics ignored, no stemming); punctuation and operators in the
-    /// input are plain separators. Terms without a single word match nothing.
+    /// Full-text terms over the VLM summary: every word must appear, as a
+    /// whole word, case ignored (no stemming, no diacritic folding);
+    /// punctuation and operators in the input are plain separators. Terms
+    /// without a single word match nothing.
     pub q: Option<String>,
     pub device: Option<DeviceId>,
     pub scene: Option<SceneId>,
