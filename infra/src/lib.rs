@@ -24,6 +24,7 @@ pub mod camera;
 pub mod coord;
 pub mod crypto;
 pub mod detections;
+mod http1;
 pub mod jobs;
 pub mod process;
 pub mod rate_limit;

@@ -12,17 +12,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 use panoptes_shared::outbound::{OutboundError, OutboundGuard};
 use panoptes_shared::ports::webhooks::{OutboundRequest, OutboundResponse, WebhookSender};
-use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::camera::Tls;
-
-/// A connection to the receiver, plain or TLS (also the VLM client's).
-pub(crate) trait Conn: AsyncRead + AsyncWrite + Send + Unpin {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin> Conn for T {}
 
 pub struct HttpWebhookSender {
     guard: Arc<OutboundGuard>,
@@ -56,32 +49,12 @@ impl HttpWebhookSender {
             .connect(&host, port)
             .await
             .map_err(|e| refusal(&e))?;
-        let _ = tcp.set_nodelay(true);
-        let io: Box<dyn Conn> = if https {
-            let name = ServerName::try_from(
-                host.trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .to_owned(),
-            )
-            .map_err(|_| "the host is not a valid TLS server name".to_owned())?;
-            let tls = tokio_rustls::TlsConnector::from(self.tls.config())
-                .connect(name, tcp)
-                .await
-                .map_err(|e| {
-                    tracing::debug!(error = %e, "webhook TLS handshake failed");
-                    "the TLS handshake failed (certificate not trusted or not valid for the host)"
-                        .to_owned()
-                })?;
-            Box::new(tls)
-        } else {
-            Box::new(tcp)
-        };
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        let (mut sender, driver) = crate::http1::open(tcp, &host, https, &self.tls)
             .await
-            .map_err(|_| "the HTTP handshake failed".to_owned())?;
-        let driver = tokio::spawn(async move {
-            let _ = conn.await;
-        });
+            .map_err(|e| {
+                tracing::debug!(error = %e.source, "webhook connection not opened");
+                e.reason.to_owned()
+            })?;
         let path = match url.query() {
             Some(q) => format!("{}?{q}", url.path()),
             None => url.path().to_owned(),

@@ -55,12 +55,7 @@ pub async fn analysis_seconds_used(
     now: DateTime<Utc>,
 ) -> Result<u64> {
     let (period, _) = billing_period(now);
-    let metered = store
-        .usage_totals(user, Some(device), &period)
-        .await?
-        .get(&Feature::AnalysisSeconds)
-        .copied()
-        .unwrap_or(0);
+    let metered = used_this_period(store, user, device, Feature::AnalysisSeconds, &period).await?;
     Ok(metered + unmetered_analysis_seconds(store, user, device, now).await?)
 }
 
@@ -195,7 +190,7 @@ pub async fn admit(
             device.plan.as_str()
         )));
     }
-    let used = used_this_period(store, device, feature, &period).await?;
+    let used = used_this_period(store, device.user_id, device.id, feature, &period).await?;
     if allowed.exhausted(feature, used) {
         return Err(Error::QuotaExceeded(format!(
             "the device has used its {} quota for {period} ({used} of {limit}); it resets at {}",
@@ -215,7 +210,8 @@ pub async fn meter(store: &dyn Store, device: &Device, event: &UsageEvent) -> Re
         let period = event.period();
         let allowed = allowance(store, device, &period).await?;
         if !allowed.unlimited {
-            let used = used_this_period(store, device, event.feature, &period).await?;
+            let used =
+                used_this_period(store, device.user_id, device.id, event.feature, &period).await?;
             let limit = allowed.limit(event.feature);
             if let Err(e) =
                 notify_quota(store, device, event.feature, used, limit, event.occurred_at).await
@@ -227,14 +223,16 @@ pub async fn meter(store: &dyn Store, device: &Device, event: &UsageEvent) -> Re
     Ok(new)
 }
 
+/// What the ledger holds of `feature` for `device` in `period`.
 async fn used_this_period(
     store: &dyn Store,
-    device: &Device,
+    user: UserId,
+    device: DeviceId,
     feature: Feature,
     period: &str,
 ) -> Result<u64> {
     Ok(store
-        .usage_totals(device.user_id, Some(device.id), period)
+        .usage_totals(user, Some(device), period)
         .await?
         .get(&feature)
         .copied()

@@ -8,12 +8,9 @@
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::header::{self, HeaderValue};
-use hyper_util::rt::TokioIo;
 use panoptes_shared::error::BoxError;
-use rustls::pki_types::ServerName;
 
 use crate::camera::Tls;
-use crate::webhooks::Conn;
 
 /// The most response bytes read; a chat completion with an 800-token answer
 /// is a few KiB.
@@ -105,29 +102,12 @@ pub async fn post(
     let tcp = tokio::net::TcpStream::connect((endpoint.host.as_str(), endpoint.port))
         .await
         .map_err(|e| TransportError::new("the connection was refused or failed", e))?;
-    let _ = tcp.set_nodelay(true);
-    let io: Box<dyn Conn> = if endpoint.https {
-        let name = ServerName::try_from(endpoint.host.clone())
-            .map_err(|e| TransportError::new("the host is not a valid TLS server name", e))?;
-        let stream = tokio_rustls::TlsConnector::from(tls.config())
-            .connect(name, tcp)
-            .await
-            .map_err(|e| {
-                TransportError::new(
-                    "the TLS handshake failed (certificate not trusted or not valid for the host)",
-                    e,
-                )
-            })?;
-        Box::new(stream)
-    } else {
-        Box::new(tcp)
-    };
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+    let (mut sender, driver) = crate::http1::open(tcp, &endpoint.host, endpoint.https, tls)
         .await
-        .map_err(|e| TransportError::new("the HTTP handshake failed", e))?;
-    let driver = tokio::spawn(async move {
-        let _ = conn.await;
-    });
+        .map_err(|e| TransportError {
+            reason: e.reason,
+            source: Some(e.source),
+        })?;
     let result = async {
         let mut builder = hyper::Request::post(endpoint.path.as_str())
             .header(header::HOST, endpoint.authority.as_str())
