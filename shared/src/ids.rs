@@ -114,3 +114,8 @@ typed_id!(
     /// The VLM's reading of one alert (at most one per alert).
     InsightId
 );
+typed_id!(
+    /// One person's attributes (clothing colours) as observed on one track at
+    /// one time; a track gets a new record at most every refresh interval.
+    AttributeId
+);

@@ -23,7 +23,8 @@ macro_rules! columns {
     () => {
         "SELECT id, user_id, alert_id, device_id, scene_id, task_id, severity, vlm_status, \
          vlm_summary, vlm_structured_result, failure_reason, model, prompt_tokens, completion_tokens, \
-         total_tokens, attempts, snapshot_key, triggered_at, created_at, updated_at, completed_at"
+         total_tokens, attempts, snapshot_key, triggered_at, created_at, updated_at, completed_at, \
+         attribute_count"
     };
 }
 
@@ -33,11 +34,12 @@ macro_rules! filters {
         " FROM insights WHERE user_id = $1 AND (device_id = $2 OR $2 = '') \
           AND (scene_id = $3 OR $3 = '') AND (severity = $4 OR $4 = '') \
           AND (vlm_status = $5 OR $5 = '') AND triggered_at >= $6 AND triggered_at <= $7 \
-          AND ($8 < 0 OR (CASE WHEN vlm_summary IS NULL THEN 0 ELSE 1 END) = $8)"
+          AND ($8 < 0 OR (CASE WHEN vlm_summary IS NULL THEN 0 ELSE 1 END) = $8) \
+          AND ($9 < 0 OR (CASE WHEN attribute_count > 0 THEN 1 ELSE 0 END) = $9)"
     };
 }
 
-/// The count and the page of a list, with `$9` (the terms) matched by `m`.
+/// The count and the page of a list, with `$10` (the terms) matched by `m`.
 macro_rules! list_sql {
     ($m:literal) => {
         (
@@ -46,19 +48,20 @@ macro_rules! list_sql {
                 columns!(),
                 filters!(),
                 $m,
-                " ORDER BY triggered_at DESC, id DESC LIMIT $10 OFFSET $11"
+                " ORDER BY triggered_at DESC, id DESC LIMIT $11 OFFSET $12"
             ),
         )
     };
 }
 
-/// No terms (`$9` is `''`).
-const ANY_TEXT: (&str, &str) = list_sql!(" AND $9 = ''");
-/// PostgreSQL: every word (`plainto_tsquery` ANDs them), on the GIN index.
-const PG_MATCH: (&str, &str) = list_sql!(" AND vlm_summary_tsv @@ plainto_tsquery('simple', $9)");
+/// No terms (`$10` is `''`).
+const ANY_TEXT: (&str, &str) = list_sql!(" AND $10 = ''");
+/// PostgreSQL: every word (`plainto_tsquery` ANDs them) in the summary or
+/// the attribute words, on the GIN index.
+const PG_MATCH: (&str, &str) = list_sql!(" AND search_tsv @@ plainto_tsquery('simple', $10)");
 /// SQLite: the FTS5 query built by [`fts5_query`].
 const SQLITE_MATCH: (&str, &str) =
-    list_sql!(" AND seq IN (SELECT rowid FROM insights_fts WHERE insights_fts MATCH $9)");
+    list_sql!(" AND seq IN (SELECT rowid FROM insights_fts WHERE insights_fts MATCH $10)");
 
 /// The words of the user's terms: runs of letters and digits. Everything
 /// else (quotes, `*`, parentheses, `-`, `:`) separates words, so no input
@@ -125,6 +128,7 @@ fn insight(r: &AnyRow) -> Result<Insight> {
         created_at: time(r, "created_at")?,
         updated_at: time(r, "updated_at")?,
         completed_at: opt_time(r, "completed_at")?,
+        attribute_count: u64_col(r, "attribute_count")?.unwrap_or(0),
     })
 }
 
@@ -234,6 +238,27 @@ impl InsightRepo for SqlStore {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn attach_insight_attributes(
+        &self,
+        user: UserId,
+        id: InsightId,
+        count: u64,
+        text: &str,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE insights SET attribute_count = $1, attribute_text = $2 \
+             WHERE user_id = $3 AND id = $4",
+        )
+        .bind(i64::try_from(count).unwrap_or(i64::MAX))
+        .bind((!text.is_empty()).then(|| text.to_owned()))
+        .bind(user.to_string())
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .within(self.deadline)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn list_insights(
         &self,
         user: UserId,
@@ -262,6 +287,7 @@ impl InsightRepo for SqlStore {
             text(f.severity.map(|s| s.as_str().to_owned())),
             text(f.vlm_status.map(|s| s.as_str().to_owned())),
             f.has_vlm_summary.map_or(-1_i64, i64::from),
+            f.has_attributes.map_or(-1_i64, i64::from),
         );
         let total = sqlx::query(matching.0)
             .bind(user.to_string())
@@ -272,6 +298,7 @@ impl InsightRepo for SqlStore {
             .bind(from)
             .bind(to)
             .bind(binds.4)
+            .bind(binds.5)
             .bind(q.clone())
             .fetch_one(&self.pool)
             .within(self.deadline)
@@ -285,6 +312,7 @@ impl InsightRepo for SqlStore {
             .bind(from)
             .bind(to)
             .bind(binds.4)
+            .bind(binds.5)
             .bind(q)
             .bind(i64::from(page.limit))
             .bind(page.offset())

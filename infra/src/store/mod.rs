@@ -17,6 +17,7 @@
 
 mod alerts;
 mod api_keys;
+mod attributes;
 mod devices;
 mod events;
 mod insights;

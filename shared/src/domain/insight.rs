@@ -51,6 +51,8 @@ pub struct Insight {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// Attribute records of the people in view when the alert fired.
+    pub attribute_count: u64,
 }
 
 impl Insight {
@@ -78,6 +80,7 @@ impl Insight {
             created_at: now,
             updated_at: now,
             completed_at: None,
+            attribute_count: 0,
         }
     }
 
@@ -148,6 +151,7 @@ mod tests {
             created_at: t,
             updated_at: t,
             completed_at: None,
+            attribute_count: 0,
         }
     }
 

@@ -2,6 +2,7 @@
 
 pub mod alert;
 pub mod api_key;
+pub mod attribute;
 pub mod billing;
 pub mod camera;
 pub mod detection;

@@ -27,7 +27,7 @@ pub use resolver::Resolver;
 pub use slots::{SlotGrant, StreamSlots, StreamToken, TakenOver};
 pub use store::{
     AlertFilter, AlertRepo, ApiKeyRepo, DeliveryFilter, DeviceRepo, EventRepo, InsightFilter,
-    InsightRepo, MetricsHistoryRepo, RuleFilter, SceneRepo, SessionRepo, Store, TaskRepo,
+    AttributeFilter, AttributeRepo, InsightRepo, MetricsHistoryRepo, RuleFilter, SceneRepo, SessionRepo, Store, TaskRepo,
     UsageFilter, UsageRepo, UsageTotals, UserRepo, WebhookRepo,
 };
 pub use vlm::{TokenUsage, VlmAnswer, VlmError, VlmProvider, VlmRequest};
@@ -45,7 +45,7 @@ pub mod prelude {
     pub use super::rate_limit::RateLimiter as _;
     pub use super::slots::StreamSlots as _;
     pub use super::store::{
-        AlertRepo as _, ApiKeyRepo as _, DeviceRepo as _, EventRepo as _, InsightRepo as _,
+        AlertRepo as _, ApiKeyRepo as _, DeviceRepo as _, EventRepo as _, InsightRepo as _, AttributeRepo as _,
         MetricsHistoryRepo as _, SceneRepo as _, SessionRepo as _, Store as _, TaskRepo as _,
         UsageRepo as _, UserRepo as _, WebhookRepo as _,
     };

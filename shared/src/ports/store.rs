@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::alert::{Alert, AlertRule, AlertStatus, Severity};
 use crate::domain::api_key::{ApiKey, KeyHash};
+use crate::domain::attribute::{AttributeRecord, AttributeStats, ColorName};
 use crate::domain::device::{Device, DeviceStatus};
 use crate::domain::event::PlatformEvent;
 use crate::domain::insight::{Insight, VlmResult, VlmStatus};
@@ -24,7 +25,7 @@ use crate::domain::user::{Email, Role, Session, User};
 use crate::domain::webhook::{Attempt, Delivery, DeliveryStatus, Webhook};
 use crate::error::Result;
 use crate::ids::{
-    AlertId, AlertRuleId, ApiKeyId, DeliveryId, DeviceId, InsightId, SceneId, SessionId, TaskId,
+    AlertId, AlertRuleId, ApiKeyId, AttributeId, DeliveryId, DeviceId, InsightId, SceneId, SessionId, TaskId,
     UserId, WebhookId,
 };
 
@@ -463,7 +464,7 @@ pub struct UsageFilter {
 /// Which insights a list returns (`range` on the alert's firing time).
 #[derive(Debug, Clone, Default)]
 pub struct InsightFilter {
-    /// Full-text terms over the VLM summary: every word must appear, as a
+    /// Full-text terms over the VLM summary and the attribute words: every word must appear, as a
     /// whole word, case ignored (no stemming, no diacritic folding);
     /// punctuation and operators in the input are plain separators. Terms
     /// without a single word match nothing.
@@ -474,6 +475,8 @@ pub struct InsightFilter {
     pub vlm_status: Option<VlmStatus>,
     pub range: TimeRange,
     pub has_vlm_summary: Option<bool>,
+    /// Whether attributes of the people in view were linked to it.
+    pub has_attributes: Option<bool>,
 }
 
 #[async_trait]
@@ -502,6 +505,15 @@ pub trait InsightRepo {
         attempts: u32,
         at: DateTime<Utc>,
     ) -> Result<bool>;
+    /// Links the attributes of the people in view when the alert fired:
+    /// `count` records, whose words (`text`) full-text search matches too.
+    async fn attach_insight_attributes(
+        &self,
+        user: UserId,
+        id: InsightId,
+        count: u64,
+        text: &str,
+    ) -> Result<bool>;
     /// Newest firing first.
     async fn list_insights(
         &self,
@@ -509,6 +521,38 @@ pub trait InsightRepo {
         filter: &InsightFilter,
         page: PageRequest,
     ) -> Result<Page<Insight>>;
+}
+
+/// Which attribute records a list or a count covers (`range` on
+/// `observed_at`, inclusive).
+#[derive(Debug, Clone, Default)]
+pub struct AttributeFilter {
+    pub device: Option<DeviceId>,
+    pub scene: Option<SceneId>,
+    pub task: Option<TaskId>,
+    pub track: Option<String>,
+    pub upper_color: Option<ColorName>,
+    pub lower_color: Option<ColorName>,
+    pub range: TimeRange,
+}
+
+#[async_trait]
+pub trait AttributeRepo {
+    /// Stores the records; one already stored (same id) is skipped, so a
+    /// redelivered frame writes nothing twice. Returns how many were new.
+    async fn insert_attributes(&self, records: &[AttributeRecord]) -> Result<u64>;
+    async fn get_attribute(&self, user: UserId, id: AttributeId)
+    -> Result<Option<AttributeRecord>>;
+    /// Newest observation first.
+    async fn list_attributes(
+        &self,
+        user: UserId,
+        filter: &AttributeFilter,
+        page: PageRequest,
+    ) -> Result<Page<AttributeRecord>>;
+    /// Counts per colour over the filtered records.
+    async fn attribute_stats(&self, user: UserId, filter: &AttributeFilter)
+    -> Result<AttributeStats>;
 }
 
 #[async_trait]
@@ -525,6 +569,7 @@ pub trait Store:
     + WebhookRepo
     + UsageRepo
     + InsightRepo
+    + AttributeRepo
     + Send
     + Sync
     + 'static
