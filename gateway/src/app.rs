@@ -149,6 +149,7 @@ pub fn build_state(
         sse,
         outbound: Arc::new(wiring::outbound_guard(cfg)),
         webhook_sender: Arc::new(wiring::webhook_sender(cfg)?),
+        vlm: wiring::vlm_provider(cfg)?,
         camera_probe,
         probe_timeout: Duration::from_millis(cfg.ingest.connect_timeout_ms),
         components,
@@ -346,6 +347,7 @@ pub fn spec_state() -> AppState {
         webhook_sender: Arc::new(
             wiring::webhook_sender(&Config::default()).expect("the system roots make a sender"),
         ),
+        vlm: Arc::new(panoptes_infra::vlm::DisabledVlm),
         camera_probe: Arc::new(RtspProbe::new(cipher, Dialer::new(outbound, Tls::system()))),
         probe_timeout: Duration::from_secs(10),
         components: Arc::default(),

@@ -35,6 +35,9 @@ pub struct AppState {
     /// Sends webhook test events (through `outbound`); the notify role
     /// sends everything else.
     pub webhook_sender: Arc<dyn panoptes_shared::ports::WebhookSender>,
+    /// Reads plain-language insight searches (`vlm.provider`; `off` falls
+    /// back to matching the question's words).
+    pub vlm: Arc<dyn panoptes_shared::ports::VlmProvider>,
     /// How `POST /devices/{id}/probe` tries a camera (the adapter the
     /// binary chose: the pipeline's decoding probe, or one without codecs).
     pub camera_probe: Arc<dyn CameraProbe>,

@@ -8,6 +8,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod ids;
+pub mod insights;
 pub mod lifecycle;
 pub mod metering;
 pub mod metrics;

@@ -24,8 +24,8 @@ use panoptes_workers::ingest::{IngestPorts, IngestSettings, IngestWorker};
 use panoptes_workers::metrics::WorkerMetrics;
 use panoptes_workers::node::{Heartbeat, node_id};
 use panoptes_workers::notify::{
-    DeliverPorts, DeliverSettings, Deliverer, Notifier, Outbox, RuleEvaluator, RulesPorts,
-    RulesSettings,
+    DeliverPorts, DeliverSettings, Deliverer, InsightPorts, InsightSettings, InsightWorker,
+    Notifier, Outbox, RuleEvaluator, RulesPorts, RulesSettings,
 };
 use panoptes_workers::scheduler::{Scheduler, SchedulerSettings};
 use tokio::task::{Id, JoinSet};
@@ -340,6 +340,7 @@ pub fn notifier(
         rules: Arc::new(RuleEvaluator::new(
             RulesPorts {
                 store: p.store.clone(),
+                insight_queue: p.backends.insight_jobs.clone(),
                 bus: p.backends.bus.clone(),
                 leases: p.backends.leases.clone(),
                 metrics: metrics.clone(),
@@ -358,7 +359,7 @@ pub fn notifier(
                 sender: Arc::new(sender),
                 leases: p.backends.leases.clone(),
                 cipher: p.cipher.clone(),
-                metrics,
+                metrics: metrics.clone(),
             },
             DeliverSettings {
                 node: node.to_owned(),
@@ -373,9 +374,31 @@ pub fn notifier(
                 lease_ttl: Duration::from_secs(60),
             },
         )),
+        insights: Arc::new(InsightWorker::new(
+            InsightPorts {
+                store: p.store.clone(),
+                blobs: p.blobs.store.clone(),
+                queue: p.backends.insight_jobs.clone(),
+                vlm: panoptes_infra::wiring::vlm_provider(cfg)?,
+                metrics,
+            },
+            InsightSettings {
+                consumer: node.to_owned(),
+                batch: INSIGHTS_AT_ONCE,
+                wait: Duration::from_millis(n.poll_ms.max(100)),
+                max_attempts: panoptes_infra::wiring::insight_queue_policy(cfg).max_attempts,
+                requeue_after: INSIGHT_REQUEUE_AFTER,
+            },
+        )),
         poll: Duration::from_millis(n.poll_ms),
     })
 }
+
+/// VLM requests a notify node has in flight at once.
+const INSIGHTS_AT_ONCE: usize = 4;
+/// A pending insight untouched this long lost its job (every delivery
+/// settles or fails well within it): queued again.
+const INSIGHT_REQUEUE_AFTER: Duration = Duration::from_secs(15 * 60);
 
 /// The detector's options from `detector.*`.
 pub fn engine_options(cfg: &Config) -> EngineOptions {

@@ -42,6 +42,7 @@ pub type Apis = (
     v1::edge::EdgeApi,
     v1::analytics::AnalyticsApi,
     v1::alerts::AlertsApi,
+    v1::insights::InsightsApi,
     v1::webhooks::WebhooksApi,
     v1::usage::UsageApi,
     v1::billing::BillingApi,
@@ -73,6 +74,9 @@ pub fn service(state: AppState) -> OpenApiService<Apis, ()> {
                 state: state.clone(),
             },
             v1::alerts::AlertsApi {
+                state: state.clone(),
+            },
+            v1::insights::InsightsApi {
                 state: state.clone(),
             },
             v1::webhooks::WebhooksApi {

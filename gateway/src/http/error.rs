@@ -219,6 +219,8 @@ status_sets! {
     StreamErrors = [400, 401, 403, 404, 429, 500, 503];
     /// Starting analysis: also device offline / scene inactive (409), plan (403), quota (429).
     ControlErrors = [400, 401, 403, 404, 409, 413, 415, 429, 500, 503];
+    /// Reads with a JSON body (searches).
+    QueryErrors = [400, 401, 403, 413, 415, 500, 503];
     /// Edge push: also frame too large (413), wrong media type (415), too fast (429).
     PushErrors = [400, 401, 403, 404, 409, 413, 415, 429, 500, 503];
 }

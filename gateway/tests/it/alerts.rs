@@ -249,7 +249,13 @@ async fn fire(app: &TestApp, user: &str, rule: &Value, at: chrono::DateTime<Utc>
         json!({"alertId": alert.id}),
         at,
     );
-    assert!(app.state.store.fire_alert(&alert, &event).await.unwrap());
+    assert!(
+        app.state
+            .store
+            .fire_alert(&alert, &event, None)
+            .await
+            .unwrap()
+    );
     app.state
         .store
         .close_breach(alert.rule_id, at + Duration::seconds(1))

@@ -18,6 +18,7 @@ mod event_schema;
 mod fake_rtsp;
 mod fault_proxy;
 mod helpers;
+mod insights;
 mod openapi;
 mod ops;
 mod outages;
@@ -32,5 +33,11 @@ mod scenes;
 mod sse;
 mod sse_client;
 mod sse_slots;
+#[path = "../../../infra/tests/it/test_ca.rs"]
+#[allow(dead_code)]
+mod test_ca;
 mod usage;
+#[path = "../../../infra/tests/it/vlm_suite/server.rs"]
+#[allow(dead_code)]
+mod vlm_server;
 mod webhooks;

@@ -33,3 +33,7 @@ ALTER TABLE insights ADD COLUMN search_tsv TSVECTOR GENERATED ALWAYS AS (
     to_tsvector('simple', coalesce(vlm_summary, '') || ' ' || coalesce(attribute_text, ''))
 ) STORED;
 CREATE INDEX insights_search_fts ON insights USING GIN (search_tsv);
+
+-- Pending insights whose job was lost (enqueue failed after the alert
+-- committed) are found and queued again by the notify role's sweep.
+CREATE INDEX insights_pending ON insights (updated_at) WHERE vlm_status = 'pending';

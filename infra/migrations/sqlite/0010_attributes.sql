@@ -53,3 +53,7 @@ CREATE TRIGGER insights_fts_update AFTER UPDATE OF vlm_summary, attribute_text O
     VALUES (new.seq, coalesce(new.vlm_summary, ''), coalesce(new.attribute_text, ''));
 END;
 INSERT INTO insights_fts (insights_fts) VALUES ('rebuild');
+
+-- Pending insights whose job was lost (enqueue failed after the alert
+-- committed) are found and queued again by the notify role's sweep.
+CREATE INDEX insights_pending ON insights (updated_at) WHERE vlm_status = 'pending';

@@ -11,6 +11,7 @@ use panoptes_shared::domain::alert::{
     Alert, AlertRule, AlertStatus, MetricPath, Operator, Severity, StatusChange,
 };
 use panoptes_shared::domain::event::PlatformEvent;
+use panoptes_shared::domain::insight::Insight;
 use panoptes_shared::domain::page::{Page, PageRequest};
 use panoptes_shared::domain::schedule::{Schedule, UtcOffset};
 use panoptes_shared::domain::usage::UsageEvent;
@@ -273,7 +274,12 @@ impl AlertRepo for SqlStore {
             .collect())
     }
 
-    async fn fire_alert(&self, a: &Alert, event: &PlatformEvent) -> Result<bool> {
+    async fn fire_alert(
+        &self,
+        a: &Alert,
+        event: &PlatformEvent,
+        insight: Option<&Insight>,
+    ) -> Result<bool> {
         let mut tx = self.pool.begin().within(self.deadline).await?;
         let at = ms(a.triggered_at);
         let won = sqlx::query(
@@ -333,6 +339,9 @@ impl AlertRepo for SqlStore {
             )
             .await?;
             super::events::insert_event(&mut tx, event).await?;
+            if let Some(i) = insight {
+                super::insights::insert_insight(&mut tx, i, self.deadline).await?;
+            }
         }
         tx.commit().within(self.deadline).await?;
         Ok(true)

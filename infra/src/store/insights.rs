@@ -56,9 +56,9 @@ macro_rules! list_sql {
 
 /// No terms (`$10` is `''`).
 const ANY_TEXT: (&str, &str) = list_sql!(" AND $10 = ''");
-/// PostgreSQL: every word (`plainto_tsquery` ANDs them) in the summary or
-/// the attribute words, on the GIN index.
-const PG_MATCH: (&str, &str) = list_sql!(" AND search_tsv @@ plainto_tsquery('simple', $10)");
+/// PostgreSQL: the words (built by [`pg_query`]) in the summary or the
+/// attribute words, on the GIN index.
+const PG_MATCH: (&str, &str) = list_sql!(" AND search_tsv @@ to_tsquery('simple', $10)");
 /// SQLite: the FTS5 query built by [`fts5_query`].
 const SQLITE_MATCH: (&str, &str) =
     list_sql!(" AND seq IN (SELECT rowid FROM insights_fts WHERE insights_fts MATCH $10)");
@@ -72,14 +72,21 @@ fn words(q: &str) -> Vec<&str> {
         .collect()
 }
 
-/// An FTS5 query that requires every word, each a quoted string (so `AND`,
-/// `OR`, `NEAR` and column names are words, not operators).
-fn fts5_query(words: &[&str]) -> String {
+/// An FTS5 query that requires every word (or any, with `any`), each a
+/// quoted string (so `AND`, `OR`, `NEAR` and column names are words, not
+/// operators).
+fn fts5_query(words: &[&str], any: bool) -> String {
     words
         .iter()
         .map(|w| format!("\"{w}\""))
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(if any { " OR " } else { " " })
+}
+
+/// A `to_tsquery` text over plain words (letters and digits only, so
+/// nothing in them is tsquery syntax): `a & b`, or `a | b` with `any`.
+fn pg_query(words: &[&str], any: bool) -> String {
+    words.join(if any { " | " } else { " & " })
 }
 
 fn u64_col(r: &AnyRow, column: &str) -> Result<Option<u64>> {
@@ -132,42 +139,54 @@ fn insight(r: &AnyRow) -> Result<Insight> {
     })
 }
 
+/// Inserts `i` unless its alert has an insight; whether it did.
+pub(super) async fn insert_insight(
+    conn: &mut sqlx::AnyConnection,
+    i: &Insight,
+    deadline: std::time::Duration,
+) -> Result<bool> {
+    let structured = i.vlm_structured_result.as_ref().map(to_json).transpose()?;
+    let done = sqlx::query(
+        "INSERT INTO insights (id, user_id, alert_id, device_id, scene_id, task_id, severity, \
+         vlm_status, vlm_summary, vlm_structured_result, failure_reason, model, prompt_tokens, \
+         completion_tokens, total_tokens, attempts, snapshot_key, triggered_at, created_at, \
+         updated_at, completed_at, attribute_count) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
+         $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) \
+         ON CONFLICT (alert_id) DO NOTHING",
+    )
+    .bind(i.id.to_string())
+    .bind(i.user_id.to_string())
+    .bind(i.alert_id.to_string())
+    .bind(i.device_id.to_string())
+    .bind(i.scene_id.to_string())
+    .bind(i.task_id.map(|t| t.to_string()))
+    .bind(i.severity.as_str())
+    .bind(i.vlm_status.as_str())
+    .bind(i.vlm_summary.clone())
+    .bind(structured)
+    .bind(i.failure_reason.clone())
+    .bind(i.model.clone())
+    .bind(opt_i64(i.prompt_tokens))
+    .bind(opt_i64(i.completion_tokens))
+    .bind(opt_i64(i.total_tokens))
+    .bind(i64::from(i.attempts))
+    .bind(i.snapshot_key.clone())
+    .bind(ms(i.triggered_at))
+    .bind(ms(i.created_at))
+    .bind(ms(i.updated_at))
+    .bind(opt_ms(i.completed_at))
+    .bind(i64::try_from(i.attribute_count).unwrap_or(i64::MAX))
+    .execute(conn)
+    .within(deadline)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 #[async_trait]
 impl InsightRepo for SqlStore {
     async fn insert_insight_for_alert(&self, i: &Insight) -> Result<bool> {
-        let structured = i.vlm_structured_result.as_ref().map(to_json).transpose()?;
-        let done = sqlx::query(
-            "INSERT INTO insights (id, user_id, alert_id, device_id, scene_id, task_id, severity, \
-             vlm_status, vlm_summary, vlm_structured_result, failure_reason, model, prompt_tokens, \
-             completion_tokens, total_tokens, attempts, snapshot_key, triggered_at, created_at, \
-             updated_at, completed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-             $13, $14, $15, $16, $17, $18, $19, $20, $21) ON CONFLICT (alert_id) DO NOTHING",
-        )
-        .bind(i.id.to_string())
-        .bind(i.user_id.to_string())
-        .bind(i.alert_id.to_string())
-        .bind(i.device_id.to_string())
-        .bind(i.scene_id.to_string())
-        .bind(i.task_id.map(|t| t.to_string()))
-        .bind(i.severity.as_str())
-        .bind(i.vlm_status.as_str())
-        .bind(i.vlm_summary.clone())
-        .bind(structured)
-        .bind(i.failure_reason.clone())
-        .bind(i.model.clone())
-        .bind(opt_i64(i.prompt_tokens))
-        .bind(opt_i64(i.completion_tokens))
-        .bind(opt_i64(i.total_tokens))
-        .bind(i64::from(i.attempts))
-        .bind(i.snapshot_key.clone())
-        .bind(ms(i.triggered_at))
-        .bind(ms(i.created_at))
-        .bind(ms(i.updated_at))
-        .bind(opt_ms(i.completed_at))
-        .execute(&self.pool)
-        .within(self.deadline)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let mut conn = self.pool.acquire().within(self.deadline).await?;
+        insert_insight(&mut conn, i, self.deadline).await
     }
 
     async fn get_insight(&self, user: UserId, id: InsightId) -> Result<Option<Insight>> {
@@ -259,6 +278,44 @@ impl InsightRepo for SqlStore {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn stale_pending_insights(
+        &self,
+        before: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Insight>> {
+        let rows = sqlx::query(concat!(
+            columns!(),
+            " FROM insights WHERE vlm_status = 'pending' AND updated_at < $1 \
+              ORDER BY updated_at LIMIT $2"
+        ))
+        .bind(ms(before))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .within(self.deadline)
+        .await?;
+        let mut stale = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut i = insight(row)?;
+            let touched = sqlx::query(
+                "UPDATE insights SET updated_at = $1 \
+                 WHERE id = $2 AND vlm_status = 'pending' AND updated_at = $3",
+            )
+            .bind(ms(now))
+            .bind(i.id.to_string())
+            .bind(ms(i.updated_at))
+            .execute(&self.pool)
+            .within(self.deadline)
+            .await?;
+            // Another node's sweep took it.
+            if touched.rows_affected() == 1 {
+                i.updated_at = now;
+                stale.push(i);
+            }
+        }
+        Ok(stale)
+    }
+
     async fn list_insights(
         &self,
         user: UserId,
@@ -276,8 +333,8 @@ impl InsightRepo for SqlStore {
         }
         let (q, matching) = match (terms, self.backend) {
             (None, _) => (String::new(), ANY_TEXT),
-            (Some(w), StoreBackend::Postgres) => (w.join(" "), PG_MATCH),
-            (Some(w), StoreBackend::Sqlite) => (fts5_query(&w), SQLITE_MATCH),
+            (Some(w), StoreBackend::Postgres) => (pg_query(&w, f.any_word), PG_MATCH),
+            (Some(w), StoreBackend::Sqlite) => (fts5_query(&w, f.any_word), SQLITE_MATCH),
         };
         let (from, to) = f.range.millis();
         let text = |v: Option<String>| v.unwrap_or_default();
@@ -337,7 +394,10 @@ mod tests {
             words(r#"man "AND (red* coat)"#),
             ["man", "AND", "red", "coat"]
         );
-        assert_eq!(fts5_query(&words("NEAR(a b)")), r#""NEAR" "a" "b""#);
+        assert_eq!(fts5_query(&words("NEAR(a b)"), false), r#""NEAR" "a" "b""#);
+        assert_eq!(fts5_query(&words("a b"), true), r#""a" OR "b""#);
+        assert_eq!(pg_query(&words("a:* !b"), false), "a & b");
+        assert_eq!(pg_query(&words("a b"), true), "a | b");
         assert!(words(r#"" * ( ) -:"#).is_empty());
     }
 }

@@ -377,6 +377,94 @@ pub async fn insights_outlive_their_device_like_its_alerts(store: SqlStore) {
     assert_eq!(store.get_insight(a.id, i.id).await.unwrap().unwrap(), i);
 }
 
+pub async fn attribute_words_are_searched_beside_the_summary(store: SqlStore) {
+    let a = user(&store).await;
+    let (d, s) = (DeviceId::new(), SceneId::new());
+    let red = stored(&store, a.id, d, s, 0, Some("two people at the till")).await;
+    let plain = stored(&store, a.id, d, s, 1, Some("a calm till")).await;
+    let pending = stored(&store, a.id, d, s, 2, None).await;
+    assert!(
+        store
+            .attach_insight_attributes(a.id, red.id, 2, "upper red lower blue red blue")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .attach_insight_attributes(a.id, pending.id, 1, "upper green lower black green black")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .get_insight(a.id, red.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .attribute_count,
+        2
+    );
+    assert_eq!(ids(&store, a.id, &q("red")).await, [red.id]);
+    assert_eq!(ids(&store, a.id, &q("till red")).await, [red.id]);
+    assert_eq!(ids(&store, a.id, &q("green")).await, [pending.id]);
+    // Any word instead of every word (a plain-language search's fallback).
+    let any = |terms: &str| InsightFilter {
+        q: Some(terms.into()),
+        any_word: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        ids(&store, a.id, &any("calm green")).await,
+        [pending.id, plain.id]
+    );
+    assert!(ids(&store, a.id, &q("calm green")).await.is_empty());
+    let has = |v: bool| InsightFilter {
+        has_attributes: Some(v),
+        ..Default::default()
+    };
+    assert_eq!(ids(&store, a.id, &has(true)).await, [pending.id, red.id]);
+    assert_eq!(ids(&store, a.id, &has(false)).await, [plain.id]);
+    // Another tenant cannot attach.
+    let b = user(&store).await;
+    assert!(
+        !store
+            .attach_insight_attributes(b.id, plain.id, 1, "upper red")
+            .await
+            .unwrap()
+    );
+}
+
+pub async fn pending_insights_left_alone_are_found_once_by_the_sweep(store: SqlStore) {
+    let a = user(&store).await;
+    let (d, s) = (DeviceId::new(), SceneId::new());
+    let old = stored(&store, a.id, d, s, 0, None).await; // updated at(0)
+    let _done = stored(&store, a.id, d, s, 1, Some("done")).await;
+    let recent = stored(&store, a.id, d, s, 30, None).await; // updated at(30)
+    let stale = store
+        .stale_pending_insights(at(10), at(40), 100)
+        .await
+        .unwrap();
+    assert_eq!(stale.iter().map(|i| i.id).collect::<Vec<_>>(), [old.id]);
+    assert_eq!(stale[0].updated_at, at(40), "touched");
+    // Touched: the next sweep with the same cut-off skips it.
+    assert!(
+        store
+            .stale_pending_insights(at(10), at(41), 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let both = store
+        .stale_pending_insights(at(45), at(50), 100)
+        .await
+        .unwrap();
+    let mut got: Vec<_> = both.iter().map(|i| i.id).collect();
+    got.sort();
+    let mut want = vec![old.id, recent.id];
+    want.sort();
+    assert_eq!(got, want);
+}
+
 macro_rules! for_each_backend {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -395,6 +483,8 @@ for_each_backend!(
     q_finds_whole_words_of_the_summary_whatever_their_case,
     search_syntax_in_q_is_taken_as_plain_words,
     insights_outlive_their_device_like_its_alerts,
+    attribute_words_are_searched_beside_the_summary,
+    pending_insights_left_alone_are_found_once_by_the_sweep,
 );
 
 /// On PostgreSQL, `q` is answered from the GIN index on the generated
@@ -432,7 +522,8 @@ async fn q_uses_the_full_text_index_on_postgres() {
          AND (scene_id = $3 OR $3 = '') AND (severity = $4 OR $4 = '') \
          AND (vlm_status = $5 OR $5 = '') AND triggered_at >= $6 AND triggered_at <= $7 \
          AND ($8 < 0 OR (CASE WHEN vlm_summary IS NULL THEN 0 ELSE 1 END) = $8) \
-         AND vlm_summary_tsv @@ plainto_tsquery('simple', $9)",
+         AND ($9 < 0 OR (CASE WHEN attribute_count > 0 THEN 1 ELSE 0 END) = $9) \
+         AND search_tsv @@ to_tsquery('simple', $10)",
     )
     .bind(a.id.to_string())
     .bind("")
@@ -442,12 +533,13 @@ async fn q_uses_the_full_text_index_on_postgres() {
     .bind(i64::MIN)
     .bind(i64::MAX)
     .bind(-1_i64)
+    .bind(-1_i64)
     .bind("umbrella")
     .fetch_all(store.pool())
     .await
     .unwrap();
     let plan = plan.join("\n");
-    assert!(plan.contains("insights_summary_fts"), "{plan}");
+    assert!(plan.contains("insights_search_fts"), "{plan}");
     assert!(!plan.contains("Seq Scan"), "{plan}");
     println!("{plan}");
 }

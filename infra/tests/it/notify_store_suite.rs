@@ -161,7 +161,7 @@ pub async fn a_breach_fires_exactly_once_however_many_evaluators_race(store: Sql
         let (store, r) = (store.clone(), r.clone());
         racers.spawn(async move {
             let (a, e) = firing(&r, t0 + Duration::seconds(30), t0);
-            store.fire_alert(&a, &e).await.unwrap()
+            store.fire_alert(&a, &e, None).await.unwrap()
         });
     }
     let wins = racers.join_all().await.into_iter().filter(|w| *w).count();
@@ -171,7 +171,7 @@ pub async fn a_breach_fires_exactly_once_however_many_evaluators_race(store: Sql
     assert_eq!(stored.last_fired_at, Some(t0 + Duration::seconds(30)));
     // While the breach is open nothing fires, even after the cooldown.
     let (a, e) = firing(&r, t0 + Duration::seconds(200), t0 + Duration::seconds(190));
-    assert!(!store.fire_alert(&a, &e).await.unwrap());
+    assert!(!store.fire_alert(&a, &e, None).await.unwrap());
     // An evaluator behind the firing (its clearing sample is older) closes nothing.
     store
         .close_breach(r.id, t0 + Duration::seconds(29))
@@ -184,10 +184,10 @@ pub async fn a_breach_fires_exactly_once_however_many_evaluators_race(store: Sql
         .unwrap();
     // Closed, but inside the cooldown (60 s after 30 s): refused.
     let (a, e) = firing(&r, t0 + Duration::seconds(80), t0 + Duration::seconds(70));
-    assert!(!store.fire_alert(&a, &e).await.unwrap());
+    assert!(!store.fire_alert(&a, &e, None).await.unwrap());
     // After it: fires.
     let (a, e) = firing(&r, t0 + Duration::seconds(90), t0 + Duration::seconds(85));
-    assert!(store.fire_alert(&a, &e).await.unwrap());
+    assert!(store.fire_alert(&a, &e, None).await.unwrap());
     // Two alerts, each with its alert_triggered event in the outbox, counted for the month.
     let alerts = store
         .list_alerts(u, &AlertFilter::default(), page(1, 20))
@@ -222,7 +222,7 @@ pub async fn a_breach_fires_exactly_once_however_many_evaluators_race(store: Sql
         .unwrap();
     let (mut again, e) = firing(&r, t0 + Duration::seconds(300), t0 + Duration::seconds(85));
     again.id = AlertId::new();
-    assert!(!store.fire_alert(&again, &e).await.unwrap());
+    assert!(!store.fire_alert(&again, &e, None).await.unwrap());
     assert_eq!(
         store
             .list_alerts(u, &AlertFilter::default(), page(1, 20))
@@ -240,7 +240,7 @@ pub async fn a_breach_fires_exactly_once_however_many_evaluators_race(store: Sql
     off.enabled = false;
     store.update_rule(u, &off).await.unwrap();
     let (a, e) = firing(&r, t0 + Duration::hours(1), t0 + Duration::hours(1));
-    assert!(!store.fire_alert(&a, &e).await.unwrap());
+    assert!(!store.fire_alert(&a, &e, None).await.unwrap());
 }
 
 pub async fn alerts_filter_and_change_status_once(store: SqlStore) {
@@ -249,7 +249,7 @@ pub async fn alerts_filter_and_change_status_once(store: SqlStore) {
     store.insert_rule(&r).await.unwrap();
     let t0 = now() - Duration::hours(3);
     let (mut a, e) = firing(&r, t0, t0);
-    store.fire_alert(&a, &e).await.unwrap();
+    store.fire_alert(&a, &e, None).await.unwrap();
     let f = |status, range| AlertFilter {
         device: Some(d),
         status,
@@ -531,6 +531,37 @@ pub async fn node_and_maintenance_events_reach_the_users_concerned(store: SqlSto
     assert_eq!(mine.total, 1);
 }
 
+pub async fn an_alerts_insight_is_written_with_it_or_not_at_all(store: SqlStore) {
+    use panoptes_shared::domain::insight::{Insight, VlmStatus};
+    use panoptes_shared::ports::{InsightFilter, InsightRepo};
+    let (u, d, s) = setup(&store).await;
+    let r = rule(u, s, d, 0);
+    store.insert_rule(&r).await.unwrap();
+    let t0 = now() - Duration::hours(1);
+    let (a, e) = firing(&r, t0, t0);
+    let insight = Insight::pending(&a, t0);
+    assert!(store.fire_alert(&a, &e, Some(&insight)).await.unwrap());
+    let stored = store.get_insight(u, insight.id).await.unwrap().unwrap();
+    assert_eq!((stored.alert_id, stored.vlm_status), (a.id, VlmStatus::Pending));
+    // A lost race writes neither the alert nor its insight.
+    let (late, e2) = firing(&r, t0 + Duration::seconds(1), t0);
+    let other = Insight::pending(&late, t0);
+    assert!(!store.fire_alert(&late, &e2, Some(&other)).await.unwrap());
+    assert!(store.get_insight(u, other.id).await.unwrap().is_none());
+    // A suppressed alert (beyond the alert quota) gets no insight.
+    store.close_breach(r.id, t0 + Duration::seconds(2)).await.unwrap();
+    let (mut quiet, e3) = firing(&r, t0 + Duration::seconds(5), t0 + Duration::seconds(3));
+    quiet.suppressed = true;
+    let none = Insight::pending(&quiet, t0);
+    assert!(store.fire_alert(&quiet, &e3, Some(&none)).await.unwrap());
+    assert!(store.get_insight(u, none.id).await.unwrap().is_none());
+    let all = store
+        .list_insights(u, &InsightFilter::default(), page(1, 10))
+        .await
+        .unwrap();
+    assert_eq!(all.total, 1);
+}
+
 macro_rules! for_each_backend {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -548,4 +579,5 @@ for_each_backend!(
     alerts_filter_and_change_status_once,
     one_webhook_per_user_and_the_outbox_dispatches_each_event_once,
     node_and_maintenance_events_reach_the_users_concerned,
+    an_alerts_insight_is_written_with_it_or_not_at_all,
 );

@@ -25,8 +25,8 @@ use crate::domain::user::{Email, Role, Session, User};
 use crate::domain::webhook::{Attempt, Delivery, DeliveryStatus, Webhook};
 use crate::error::Result;
 use crate::ids::{
-    AlertId, AlertRuleId, ApiKeyId, AttributeId, DeliveryId, DeviceId, InsightId, SceneId, SessionId, TaskId,
-    UserId, WebhookId,
+    AlertId, AlertRuleId, ApiKeyId, AttributeId, DeliveryId, DeviceId, InsightId, SceneId,
+    SessionId, TaskId, UserId, WebhookId,
 };
 
 #[async_trait]
@@ -221,9 +221,16 @@ pub trait AlertRepo {
     /// cooldown has passed (`last_fired_at + cooldown <= triggered_at`); in
     /// one transaction: the rule's firing state, the alert, its `alertCount`
     /// usage event and `event` (`alert_triggered`); a suppressed alert
-    /// (beyond the quota) gets neither of the last two. `false` (and nothing
-    /// written) when another firing won, or the rule is gone or disabled.
-    async fn fire_alert(&self, alert: &Alert, event: &PlatformEvent) -> Result<bool>;
+    /// (beyond the quota) gets neither of the last two, nor `insight` (the
+    /// alert's pending insight, when its task asks the VLM). `false` (and
+    /// nothing written) when another firing won, or the rule is gone or
+    /// disabled.
+    async fn fire_alert(
+        &self,
+        alert: &Alert,
+        event: &PlatformEvent,
+        insight: Option<&Insight>,
+    ) -> Result<bool>;
     /// The condition stopped holding at `cleared_at` (capture time): the
     /// rule may fire for the next breach. A firing after `cleared_at` (by an
     /// evaluator further ahead) keeps its breach open.
@@ -469,6 +476,9 @@ pub struct InsightFilter {
     /// punctuation and operators in the input are plain separators. Terms
     /// without a single word match nothing.
     pub q: Option<String>,
+    /// Any word of `q` suffices (a plain-language search's fallback),
+    /// instead of every word.
+    pub any_word: bool,
     pub device: Option<DeviceId>,
     pub scene: Option<SceneId>,
     pub severity: Option<Severity>,
@@ -514,6 +524,15 @@ pub trait InsightRepo {
         count: u64,
         text: &str,
     ) -> Result<bool>;
+    /// Pending insights (any user) not touched since `before`, oldest first,
+    /// at most `limit`; each is touched (`updated_at = now`) so the next
+    /// sweep skips it for a while. The notify role queues them again.
+    async fn stale_pending_insights(
+        &self,
+        before: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Insight>>;
     /// Newest firing first.
     async fn list_insights(
         &self,
@@ -551,8 +570,11 @@ pub trait AttributeRepo {
         page: PageRequest,
     ) -> Result<Page<AttributeRecord>>;
     /// Counts per colour over the filtered records.
-    async fn attribute_stats(&self, user: UserId, filter: &AttributeFilter)
-    -> Result<AttributeStats>;
+    async fn attribute_stats(
+        &self,
+        user: UserId,
+        filter: &AttributeFilter,
+    ) -> Result<AttributeStats>;
 }
 
 #[async_trait]

@@ -20,15 +20,18 @@ use panoptes_shared::domain::alert::{
     Alert, AlertRule, AlertStatus, Evaluator, StatusChange, Verdict,
 };
 use panoptes_shared::domain::event::{EventKind, PlatformEvent};
+use panoptes_shared::domain::insight::Insight;
+use panoptes_shared::domain::plan::Plan;
 use panoptes_shared::domain::plan::billing_period;
 use panoptes_shared::domain::schedule::UtcOffset;
 use panoptes_shared::domain::stream_events::AnalysisResult;
+use panoptes_shared::domain::task::{Capability, TaskStatus};
 use panoptes_shared::domain::usage::Feature;
 use panoptes_shared::ids::{AlertId, AlertRuleId, DeviceId, UserId};
 use panoptes_shared::metering::{allowance, notify_quota};
 use panoptes_shared::ports::blobs::snapshot_key_in_url;
 use panoptes_shared::ports::bus::Offset;
-use panoptes_shared::ports::jobs::now_ms;
+use panoptes_shared::ports::jobs::{InsightJob, JobQueue, now_ms};
 use panoptes_shared::ports::{EventBus, Leases, Store};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
@@ -41,6 +44,8 @@ const USERS_AT_ONCE: usize = 16;
 #[derive(Clone)]
 pub struct RulesPorts {
     pub store: Arc<dyn Store>,
+    /// Where the insight of an alert on a `vlm` task is queued.
+    pub insight_queue: Arc<dyn JobQueue<InsightJob>>,
     pub bus: Arc<dyn EventBus>,
     pub leases: Arc<dyn Leases>,
     pub metrics: Arc<WorkerMetrics>,
@@ -260,6 +265,25 @@ impl RuleEvaluator {
         Ok(done)
     }
 
+    /// Whether the alert's task asks the VLM about its alerts: a level_02
+    /// device whose running task enabled `vlm`.
+    async fn wants_insight(&self, user: UserId, result: &AnalysisResult) -> Result<bool> {
+        let Some(device) = self.ports.store.get_device(user, result.device_id).await? else {
+            return Ok(false);
+        };
+        if device.plan != Plan::Level02 {
+            return Ok(false);
+        }
+        Ok(self
+            .ports
+            .store
+            .get_task(user, result.analysis_id)
+            .await?
+            .is_some_and(|t| {
+                t.status == TaskStatus::Running && t.capabilities.contains(&Capability::Vlm)
+            }))
+    }
+
     /// Whether the device has used its monthly alert quota (an alert fired
     /// now would be suppressed). A device that is gone counts as over.
     async fn over_alert_quota(
@@ -342,7 +366,17 @@ impl RuleEvaluator {
             }),
             at,
         );
-        if self.ports.store.fire_alert(&alert, &event).await? {
+        let insight = if !suppressed && self.wants_insight(rule.user_id, result).await? {
+            Some(Insight::pending(&alert, panoptes_shared::time::now()))
+        } else {
+            None
+        };
+        if self
+            .ports
+            .store
+            .fire_alert(&alert, &event, insight.as_ref())
+            .await?
+        {
             state.rule.last_fired_at = Some(at);
             state.rule.breach_open = true;
             state.eval.fired();
@@ -352,6 +386,16 @@ impl RuleEvaluator {
             }
             self.ports.metrics.alerts_fired.add(1);
             tracing::info!(user = %rule.user_id, rule = %rule.id, alert = %alert.id, value, "alert fired");
+            if let Some(insight) = &insight
+                && let Err(e) = crate::notify::insights::InsightWorker::enqueue(
+                    self.ports.insight_queue.as_ref(),
+                    insight,
+                )
+                .await
+            {
+                // The insight is stored pending: the sweep queues it again.
+                tracing::warn!(insight = %insight.id, error = %e, "insight job not queued; the sweep will retry");
+            }
             if let Ok(Some(device)) = self
                 .ports
                 .store

@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use panoptes_shared::domain::{
-    alert, api_key, device, event, metrics_history, plan, scene, task, webhook,
+    alert, api_key, attribute, device, event, insight, metrics_history, plan, scene, task, webhook,
 };
 use poem_openapi::Enum;
 use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
@@ -269,4 +269,25 @@ api_enum!(
     /// `pending` (its next attempt is scheduled), `succeeded` (a 2xx), or
     /// `failed` (retries used up, or 410 Gone).
     DeliveryStatus => webhook::DeliveryStatus { Pending, Succeeded, Failed }
+);
+api_enum!(
+    /// Where an insight's VLM analysis is: `pending` (queued or running),
+    /// `completed` (it has a summary) or `failed` (`failureReason` says why).
+    VlmStatus => insight::VlmStatus { Pending, Completed, Failed }
+);
+api_enum!(
+    /// A clothing colour, named from the dominant colour of a body region.
+    ColorName => attribute::ColorName {
+        Black,
+        White,
+        Gray,
+        Red,
+        Orange,
+        Yellow,
+        Green,
+        Blue,
+        Purple,
+        Pink,
+        Brown,
+    }
 );

@@ -9,6 +9,7 @@ pub mod billing;
 pub mod devices;
 pub mod edge;
 pub mod enums;
+pub mod insights;
 pub mod scenes;
 pub mod streams;
 pub mod usage;
@@ -34,6 +35,9 @@ pub enum ApiTags {
     Analytics,
     /// Alert rules on queue metrics, and the alerts they fire.
     Alerts,
+    /// VLM insights on alerts, person attributes (level_02) and
+    /// plain-language search over them.
+    Insights,
     /// Your webhook endpoint: signed delivery of every platform event.
     ///
     /// Each event is a `POST` of `{"type": "<event type>", "timestamp": "<RFC 3339>",
