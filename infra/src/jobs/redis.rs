@@ -42,6 +42,7 @@ pub struct RedisJobQueue<J = FrameJob> {
     dropped: String,
     group: &'static str,
     policy: QueuePolicy,
+    bury: redis::Script,
     job: std::marker::PhantomData<fn() -> J>,
 }
 
@@ -99,6 +100,7 @@ impl<J: QueueJob> RedisJobQueue<J> {
             dropped: streams.dropped(&prefix),
             group: streams.group,
             policy,
+            bury: redis::Script::new(include_str!("bury.lua")),
             job: std::marker::PhantomData,
         };
         let mut conn = q.conn.clone();
@@ -150,25 +152,23 @@ impl<J: QueueJob> RedisJobQueue<J> {
             .map_err(unavailable)
     }
 
+    /// Dead-letter a claimed entry, unless it was settled meanwhile
+    /// (`bury.lua`): one dead letter per job.
     async fn bury(&self, shard: u16, entry: &str, letter: DeadLetter) -> Result<()> {
-        redis::cmd("XADD")
-            .arg(&self.dead)
-            .arg("MAXLEN")
-            .arg("~")
+        self.bury
+            .key(self.key(shard))
+            .key(&self.dead)
+            .arg(self.group)
+            .arg(entry)
             .arg(DEAD_LETTERS_KEPT)
-            .arg("*")
-            .arg("i")
             .arg(letter.job_id.to_string())
-            .arg("d")
             .arg(letter.device.to_string())
-            .arg("a")
             .arg(letter.attempts)
-            .arg("e")
             .arg(&letter.error)
-            .query_async::<()>(&mut self.conn.clone())
+            .invoke_async::<i64>(&mut self.conn.clone())
             .await
-            .map_err(unavailable)?;
-        self.forget(shard, entry).await
+            .map(drop)
+            .map_err(unavailable)
     }
 
     /// Hand out an entry, or drop it (stale) or bury it (out of attempts).

@@ -253,6 +253,32 @@ async fn a_claim_that_lapses_on_its_last_attempt_is_dead_lettered<J: TestJob>(ma
     assert_eq!(q.dead_letters(1).await.unwrap()[0].job_id, j.job_id());
 }
 
+async fn a_late_failure_of_a_lapsed_last_claim_adds_no_second_dead_letter<J: TestJob>(
+    make: Factory<J>,
+) {
+    let q = make(QueuePolicy {
+        max_attempts: 1,
+        ..policy()
+    })
+    .await;
+    let j = J::sample(DeviceId::new(), now_ms());
+    q.enqueue(&j).await.unwrap();
+    let slow = pull_n(&q, "slow", 1).await;
+    // The claim lapses; the next pull dead-letters the job (out of attempts).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(q.pull("b", 1, Duration::ZERO).await.unwrap().is_empty());
+    assert_eq!(q.dead_letters(10).await.unwrap().len(), 1);
+    // Then the slow worker reports its failure.
+    q.fail(&slow[0], "vlm: timed out").await.unwrap();
+    let dead = q.dead_letters(10).await.unwrap();
+    assert_eq!(
+        dead.iter().map(|d| d.job_id).collect::<Vec<_>>(),
+        vec![j.job_id()],
+        "one dead letter per job"
+    );
+    assert_eq!(q.stats().await.unwrap().dead_letters, 1);
+}
+
 async fn stale_jobs_are_dropped_and_counted<J: TestJob>(make: Factory<J>) {
     let q = make(QueuePolicy {
         max_age: Duration::from_secs(5),
@@ -571,6 +597,7 @@ for_each_queue!(
     a_dead_consumers_job_is_reclaimed_once_by_another,
     a_job_that_keeps_failing_goes_to_the_dead_letters,
     a_claim_that_lapses_on_its_last_attempt_is_dead_lettered,
+    a_late_failure_of_a_lapsed_last_claim_adds_no_second_dead_letter,
     stale_jobs_are_dropped_and_counted,
     the_queue_keeps_only_the_newest_max_len_jobs,
     a_waiting_pull_wakes_when_a_job_arrives,
