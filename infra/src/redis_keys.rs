@@ -36,20 +36,70 @@ pub fn stream_takeovers(prefix: &str) -> String {
     format!("{prefix}:sse:takeovers")
 }
 
+/// A job queue's keys, `<prefix>:jobs:{<queue>}:...`, and the consumer
+/// group its workers read in. One hash tag per queue, for all of its keys: a
+/// blocking read waits on every shard (one Redis Cluster slot).
+/// - `<prefix>:jobs:{<queue>}:<shard>`: a shard's stream of jobs;
+/// - `<prefix>:jobs:{<queue>}:dead`: jobs given up on, with their error;
+/// - `<prefix>:jobs:{<queue>}:dropped`: count of jobs dropped as stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobStreams {
+    /// The `<queue>` of the keys.
+    pub queue: &'static str,
+    /// The consumer group over the shards' streams.
+    pub group: &'static str,
+}
+
+impl JobStreams {
+    /// Frame jobs (`{frames}`, group `detect`).
+    pub const FRAMES: Self = Self {
+        queue: "frames",
+        group: "detect",
+    };
+
+    /// Insight jobs (`{insights}`, group `notify`).
+    pub const INSIGHTS: Self = Self {
+        queue: "insights",
+        group: "notify",
+    };
+
+    /// `<prefix>:jobs:{<queue>}:<shard>`.
+    pub fn shard(&self, prefix: &str, shard: u16) -> String {
+        format!("{prefix}:jobs:{{{}}}:{shard}", self.queue)
+    }
+
+    /// `<prefix>:jobs:{<queue>}:dead`.
+    pub fn dead(&self, prefix: &str) -> String {
+        format!("{prefix}:jobs:{{{}}}:dead", self.queue)
+    }
+
+    /// `<prefix>:jobs:{<queue>}:dropped`.
+    pub fn dropped(&self, prefix: &str) -> String {
+        format!("{prefix}:jobs:{{{}}}:dropped", self.queue)
+    }
+}
+
 /// `<prefix>:jobs:{frames}:<shard>`: a shard's stream of frame jobs (consumer
-/// group `detect`). One hash tag for all shards: a blocking read waits on all.
+/// group `detect`), [`JobStreams::FRAMES`].
 pub fn frame_jobs(prefix: &str, shard: u16) -> String {
-    format!("{prefix}:jobs:{{frames}}:{shard}")
+    JobStreams::FRAMES.shard(prefix, shard)
 }
 
 /// `<prefix>:jobs:{frames}:dead`: frame jobs given up on, with their error.
 pub fn frame_jobs_dead(prefix: &str) -> String {
-    format!("{prefix}:jobs:{{frames}}:dead")
+    JobStreams::FRAMES.dead(prefix)
 }
 
 /// `<prefix>:jobs:{frames}:dropped`: count of frame jobs dropped as stale.
 pub fn frame_jobs_dropped(prefix: &str) -> String {
-    format!("{prefix}:jobs:{{frames}}:dropped")
+    JobStreams::FRAMES.dropped(prefix)
+}
+
+/// `<prefix>:jobs:{insights}:<shard>`: a shard's stream of insight jobs
+/// (consumer group `notify`), [`JobStreams::INSIGHTS`]; `:dead` and
+/// `:dropped` as for frames.
+pub fn insight_jobs(prefix: &str, shard: u16) -> String {
+    JobStreams::INSIGHTS.shard(prefix, shard)
 }
 
 /// `<prefix>:det:{<device>}`: the device's stream of detection results (field

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use panoptes_shared::config::{BlobsBackend, Config, StateBackend, VlmProviderKind};
-use panoptes_shared::ports::jobs::QueuePolicy;
+use panoptes_shared::ports::jobs::{InsightJob, QueuePolicy};
 use panoptes_shared::ports::{
     BlobStore, DetectionLog, EventBus, JobQueue, Leases, NodeRegistry, RateLimiter, SecretCipher,
     Store, StreamSlots, VlmProvider,
@@ -20,7 +20,7 @@ use crate::bus::{MemoryBus, RedisBus};
 use crate::camera::{Dialer, RtspProbe, Tls};
 use crate::coord::{MemoryLeases, MemoryNodes, RedisLeases, RedisNodes};
 use crate::detections::{MemoryDetectionLog, RedisDetectionLog};
-use crate::jobs::{MemoryJobQueue, RedisJobQueue};
+use crate::jobs::{JobStreams, MemoryJobQueue, RedisJobQueue};
 use crate::rate_limit::{MemoryRateLimiter, RedisRateLimiter};
 use crate::redis_conn::{RedisConn, RedisTimeouts};
 use crate::slots::{MemorySlots, RedisSlots};
@@ -110,6 +110,10 @@ pub struct Backends {
     pub bus: Arc<dyn EventBus>,
     pub slots: Arc<dyn StreamSlots>,
     pub jobs: Arc<dyn JobQueue>,
+    /// Insight jobs ([`insight_queue`]): one per process, shared by whoever
+    /// enqueues and the notify role that pulls (in-process, two queues made
+    /// apart would never meet).
+    pub insight_jobs: Arc<dyn JobQueue<InsightJob>>,
     pub detections: Arc<dyn DetectionLog>,
     pub leases: Arc<dyn Leases>,
     pub nodes: Arc<dyn NodeRegistry>,
@@ -141,6 +145,68 @@ pub fn queue_policy(cfg: &Config) -> QueuePolicy {
     }
 }
 
+/// The insight-job queue's policy (`insights.*`).
+pub fn insight_queue_policy(cfg: &Config) -> QueuePolicy {
+    let i = &cfg.insights;
+    QueuePolicy {
+        shards: i.shards,
+        max_len: i.max_len,
+        visibility: Duration::from_millis(i.visibility_ms),
+        max_attempts: i.max_attempts,
+        max_age: Duration::from_millis(i.max_age_ms),
+    }
+}
+
+/// The insight-job queue, chosen as the frame-job queue is: on Redis streams
+/// (group `notify`, [`JobStreams::INSIGHTS`]) when `redis.url` is set (a
+/// connection of its own), in this process otherwise. Each call makes a new
+/// queue: in-process, two of them never meet, so a process takes one, as
+/// [`Backends::insight_jobs`] (made by [`Backends::connect`]) is.
+pub async fn insight_queue(cfg: &Config) -> anyhow::Result<Arc<dyn JobQueue<InsightJob>>> {
+    match cfg.redis_url() {
+        Some(url) => {
+            let (client, conn) = redis_connection(cfg, url).await?;
+            insight_queue_on(cfg, Some((&client, &conn))).await
+        }
+        None => insight_queue_on(cfg, None).await,
+    }
+}
+
+/// [`insight_queue`] on a Redis connection already open (or in-process).
+async fn insight_queue_on(
+    cfg: &Config,
+    redis: Option<(&redis::Client, &RedisConn)>,
+) -> anyhow::Result<Arc<dyn JobQueue<InsightJob>>> {
+    let policy = insight_queue_policy(cfg);
+    Ok(match redis {
+        Some((client, conn)) => Arc::new(
+            RedisJobQueue::<InsightJob>::connect_to(
+                client,
+                conn.clone(),
+                cfg.redis.key_prefix.clone(),
+                JobStreams::INSIGHTS,
+                policy,
+            )
+            .await
+            .context("cannot set up the insight-job streams on Redis")?,
+        ),
+        None => Arc::new(MemoryJobQueue::<InsightJob>::new(policy)),
+    })
+}
+
+/// The client for `redis.url` (`url`) and the connection the commands share.
+async fn redis_connection(cfg: &Config, url: &str) -> anyhow::Result<(redis::Client, RedisConn)> {
+    let client = redis_client(cfg, url)?;
+    let timeouts = RedisTimeouts {
+        command: Duration::from_millis(cfg.redis.command_timeout_ms),
+        connect: Duration::from_millis(cfg.redis.connect_timeout_ms),
+    };
+    let conn = RedisConn::connect(client.clone(), timeouts)
+        .await
+        .context("cannot connect to Redis (redis.url)")?;
+    Ok((client, conn))
+}
+
 /// The client for `url` (`redis.url`): plain, or TLS (`rediss://`) with the
 /// server verified against the system roots or `redis.tls_ca_file`.
 pub fn redis_client(cfg: &Config, url: &str) -> anyhow::Result<redis::Client> {
@@ -170,20 +236,14 @@ impl Backends {
         let policy = queue_policy(cfg);
         Ok(match cfg.redis_url() {
             Some(url) => {
-                let client = redis_client(cfg, url)?;
-                let timeouts = RedisTimeouts {
-                    command: Duration::from_millis(cfg.redis.command_timeout_ms),
-                    connect: Duration::from_millis(cfg.redis.connect_timeout_ms),
-                };
-                let conn = RedisConn::connect(client.clone(), timeouts)
-                    .await
-                    .context("cannot connect to Redis (redis.url)")?;
+                let (client, conn) = redis_connection(cfg, url).await?;
                 let bus = RedisBus::connect(client.clone(), conn.clone(), prefix.clone())
                     .await
                     .context("cannot subscribe to Redis pub/sub")?;
                 let jobs = RedisJobQueue::connect(&client, conn.clone(), prefix.clone(), policy)
                     .await
                     .context("cannot set up the frame-job streams on Redis")?;
+                let insight_jobs = insight_queue_on(cfg, Some((&client, &conn))).await?;
                 let slots = RedisSlots::connect(client.clone(), conn.clone(), prefix.clone())
                     .await
                     .context("cannot subscribe to stream takeovers on Redis")?;
@@ -193,6 +253,7 @@ impl Backends {
                     bus: Arc::new(bus),
                     slots: Arc::new(slots),
                     jobs: Arc::new(jobs),
+                    insight_jobs,
                     detections: Arc::new(RedisDetectionLog::new(conn.clone(), prefix.clone())),
                     leases: Arc::new(RedisLeases::new(conn.clone(), prefix.clone())),
                     nodes: Arc::new(RedisNodes::new(conn, prefix)),
@@ -210,6 +271,7 @@ impl Backends {
             bus: Arc::new(MemoryBus::new()),
             slots: Arc::new(MemorySlots::new()),
             jobs: Arc::new(MemoryJobQueue::new(queue_policy(cfg))),
+            insight_jobs: Arc::new(MemoryJobQueue::<InsightJob>::new(insight_queue_policy(cfg))),
             detections: Arc::new(MemoryDetectionLog::new()),
             leases: Arc::new(MemoryLeases::new()),
             nodes: Arc::new(MemoryNodes::new()),

@@ -42,6 +42,7 @@ pub struct Config {
     pub log: LogConfig,
     pub telemetry: TelemetryConfig,
     pub jobs: JobsConfig,
+    pub insights: InsightsConfig,
     pub blobs: BlobsConfig,
     pub detector: DetectorConfig,
     pub worker: WorkerConfig,
@@ -219,6 +220,36 @@ impl Default for JobsConfig {
             visibility_seconds: 30,
             max_attempts: 3,
             max_age_ms: 10_000,
+        }
+    }
+}
+
+/// Insight jobs: alerts' insights waiting for the VLM (Redis streams when
+/// `redis.url` is set, else in-process), with the frame jobs' guarantees.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct InsightsConfig {
+    pub shards: u16,
+    /// Jobs kept per shard (oldest trimmed): bounds memory under a backlog.
+    pub max_len: usize,
+    /// A job not acknowledged this long after it was handed out is reclaimed
+    /// (asked again): longer than a VLM call with its retries.
+    pub visibility_ms: u64,
+    /// Attempts before a job goes to the dead letters (its insight fails).
+    pub max_attempts: u32,
+    /// Jobs enqueued longer ago than this are dropped: long, since an
+    /// insight is worth having late (unlike a frame).
+    pub max_age_ms: u64,
+}
+
+impl Default for InsightsConfig {
+    fn default() -> Self {
+        Self {
+            shards: 1,
+            max_len: 100_000,
+            visibility_ms: 120_000,
+            max_attempts: 3,
+            max_age_ms: 24 * 3600 * 1000,
         }
     }
 }
@@ -1045,6 +1076,7 @@ impl Config {
             );
         }
         self.validate_vlm()?;
+        self.validate_insights()?;
         let otlp = &self.telemetry.otlp_endpoint;
         if !otlp.is_empty()
             && url::Url::parse(otlp)
@@ -1057,6 +1089,29 @@ impl Config {
         }
         if !(0.0..=1.0).contains(&self.telemetry.sample_ratio) {
             return invalid("telemetry.sample_ratio must be between 0 and 1".into());
+        }
+        Ok(())
+    }
+
+    fn validate_insights(&self) -> Result<(), ConfigError> {
+        let i = &self.insights;
+        if i.shards == 0 || i.max_len == 0 || i.max_attempts == 0 || i.max_age_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "insights.shards, insights.max_len, insights.max_attempts and insights.max_age_ms \
+                 must be positive"
+                    .into(),
+            ));
+        }
+        // A claim that lapses while its VLM call still runs is asked again:
+        // the call (every attempt) must fit in the visibility timeout.
+        let attempts = u64::from(self.vlm.max_retries) + 1;
+        let call_ms = self.vlm.timeout_ms.saturating_mul(attempts);
+        if i.visibility_ms <= call_ms {
+            return Err(ConfigError::Invalid(format!(
+                "insights.visibility_ms ({}) must be longer than a VLM call's attempts, \
+                 vlm.timeout_ms x (vlm.max_retries + 1) = {call_ms}",
+                i.visibility_ms
+            )));
         }
         Ok(())
     }
@@ -1447,6 +1502,41 @@ mod tests {
             let err = Config::load_from(None, env(&vars)).unwrap_err().to_string();
             assert!(err.contains(named), "{extra:?}: {err}");
             assert!(!err.contains("pw@"), "{err}");
+        }
+    }
+
+    #[test]
+    fn insight_jobs_outlive_a_vlm_call_and_are_not_dropped_like_frames() {
+        let cfg = Config::load_from(None, env(&[])).unwrap();
+        let i = &cfg.insights;
+        assert_eq!(
+            (i.shards, i.max_len, i.visibility_ms, i.max_attempts),
+            (1, 100_000, 120_000, 3)
+        );
+        assert!(i.max_age_ms >= 3600 * 1000 && i.max_age_ms > cfg.jobs.max_age_ms);
+        let cfg = Config::load_from(
+            None,
+            env(&[
+                ("PANOPTES__INSIGHTS__SHARDS", "2"),
+                ("PANOPTES__INSIGHTS__VISIBILITY_MS", "300000"),
+                ("PANOPTES__VLM__TIMEOUT_MS", "60000"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            (cfg.insights.shards, cfg.insights.visibility_ms),
+            (2, 300_000)
+        );
+        for vars in [
+            vec![("PANOPTES__INSIGHTS__SHARDS", "0")],
+            vec![("PANOPTES__INSIGHTS__MAX_ATTEMPTS", "0")],
+            vec![("PANOPTES__INSIGHTS__MAX_AGE_MS", "0")],
+            // 3 attempts of 30 s do not fit in 60 s: the job would be asked twice.
+            vec![("PANOPTES__INSIGHTS__VISIBILITY_MS", "60000")],
+            vec![("PANOPTES__VLM__TIMEOUT_MS", "60000")],
+        ] {
+            let err = Config::load_from(None, env(&vars)).unwrap_err().to_string();
+            assert!(err.contains("insights."), "{vars:?}: {err}");
         }
     }
 

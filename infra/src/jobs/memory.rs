@@ -1,5 +1,6 @@
 //! The in-process job queue: per-shard FIFOs and a table of claims, with
 //! the same reclaim, dead-letter and staleness rules as the Redis adapter.
+//! Generic over the job ([`QueueJob`]): one instance per queue.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
@@ -8,56 +9,60 @@ use std::time::Duration;
 use async_trait::async_trait;
 use panoptes_shared::Result;
 use panoptes_shared::ports::jobs::{
-    Claimed, DeadLetter, FrameJob, JobQueue, QueuePolicy, QueueStats, Receipt, now_ms,
+    Claimed, DeadLetter, FrameJob, JobQueue, QueueJob, QueuePolicy, QueueStats, Receipt, now_ms,
 };
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-struct Claim {
-    job: FrameJob,
+struct Claim<J> {
+    job: J,
     claimed_at: Instant,
     attempts: u32,
 }
 
-#[derive(Default)]
-struct State {
-    waiting: Vec<VecDeque<(u64, FrameJob)>>,
-    claims: BTreeMap<(u16, u64), Claim>,
+struct State<J> {
+    waiting: Vec<VecDeque<(u64, J)>>,
+    claims: BTreeMap<(u16, u64), Claim<J>>,
     next_seq: u64,
     next_shard: usize,
     dead: Vec<DeadLetter>,
     dropped: u64,
 }
 
-pub struct MemoryJobQueue {
+/// A queue of `J` jobs in this process (frame jobs unless named).
+pub struct MemoryJobQueue<J = FrameJob> {
     policy: QueuePolicy,
-    state: Mutex<State>,
+    state: Mutex<State<J>>,
     arrived: Notify,
 }
 
-impl MemoryJobQueue {
+impl<J: QueueJob> MemoryJobQueue<J> {
     pub fn new(policy: QueuePolicy) -> Self {
         let shards = usize::from(policy.shards.max(1));
         Self {
             policy,
             state: Mutex::new(State {
                 waiting: (0..shards).map(|_| VecDeque::new()).collect(),
-                ..State::default()
+                claims: BTreeMap::new(),
+                next_seq: 0,
+                next_shard: 0,
+                dead: Vec::new(),
+                dropped: 0,
             }),
             arrived: Notify::new(),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State<J>> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn stale(&self, job: &FrameJob) -> bool {
-        now_ms().saturating_sub(job.captured_at_ms) > self.policy.max_age.as_millis() as u64
+    fn stale(&self, job: &J) -> bool {
+        now_ms().saturating_sub(job.created_at_ms()) > self.policy.max_age.as_millis() as u64
     }
 
     /// Hand out what is available now; also when the next claim lapses.
-    fn take(&self, max: usize) -> (Vec<Claimed>, Option<Instant>) {
+    fn take(&self, max: usize) -> (Vec<Claimed<J>>, Option<Instant>) {
         let mut st = self.lock();
         let now = Instant::now();
         let mut out = Vec::new();
@@ -76,8 +81,8 @@ impl MemoryJobQueue {
             };
             if claim.attempts >= self.policy.max_attempts {
                 st.dead.push(DeadLetter {
-                    job_id: claim.job.id,
-                    device: claim.job.device,
+                    job_id: claim.job.job_id(),
+                    device: claim.job.device(),
                     attempts: claim.attempts,
                     error: "not acknowledged within the visibility timeout".to_owned(),
                 });
@@ -122,7 +127,7 @@ impl MemoryJobQueue {
     }
 }
 
-fn claimed((shard, seq): (u16, u64), claim: &Claim) -> Claimed {
+fn claimed<J: QueueJob>((shard, seq): (u16, u64), claim: &Claim<J>) -> Claimed<J> {
     Claimed {
         job: claim.job.clone(),
         receipt: Receipt {
@@ -138,13 +143,13 @@ fn key_of(r: &Receipt) -> Option<(u16, u64)> {
 }
 
 #[async_trait]
-impl JobQueue for MemoryJobQueue {
-    async fn enqueue(&self, job: &FrameJob) -> Result<()> {
+impl<J: QueueJob> JobQueue<J> for MemoryJobQueue<J> {
+    async fn enqueue(&self, job: &J) -> Result<()> {
         {
             let mut st = self.lock();
             let seq = st.next_seq;
             st.next_seq += 1;
-            let shard = usize::from(self.policy.shard_of(job.device));
+            let shard = usize::from(self.policy.shard_of(job.device()));
             let q = &mut st.waiting[shard];
             q.push_back((seq, job.clone()));
             while q.len() > self.policy.max_len {
@@ -155,7 +160,7 @@ impl JobQueue for MemoryJobQueue {
         Ok(())
     }
 
-    async fn pull(&self, _consumer: &str, max: usize, wait: Duration) -> Result<Vec<Claimed>> {
+    async fn pull(&self, _consumer: &str, max: usize, wait: Duration) -> Result<Vec<Claimed<J>>> {
         let deadline = Instant::now() + wait;
         loop {
             let arrived = self.arrived.notified();
@@ -180,15 +185,15 @@ impl JobQueue for MemoryJobQueue {
         Ok(())
     }
 
-    async fn fail(&self, claimed: &Claimed, error: &str) -> Result<()> {
+    async fn fail(&self, claimed: &Claimed<J>, error: &str) -> Result<()> {
         let Some(key) = key_of(&claimed.receipt) else {
             return Ok(());
         };
         let mut st = self.lock();
         if claimed.attempts >= self.policy.max_attempts && st.claims.remove(&key).is_some() {
             st.dead.push(DeadLetter {
-                job_id: claimed.job.id,
-                device: claimed.job.device,
+                job_id: claimed.job.job_id(),
+                device: claimed.job.device(),
                 attempts: claimed.attempts,
                 error: error.to_owned(),
             });
@@ -202,8 +207,8 @@ impl JobQueue for MemoryJobQueue {
             .waiting
             .iter()
             .flatten()
-            .map(|(_, j)| j.captured_at_ms)
-            .chain(st.claims.values().map(|c| c.job.captured_at_ms))
+            .map(|(_, j)| j.created_at_ms())
+            .chain(st.claims.values().map(|c| c.job.created_at_ms()))
             .min();
         Ok(QueueStats {
             waiting: st.waiting.iter().map(|q| q.len() as u64).sum(),

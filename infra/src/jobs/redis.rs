@@ -1,16 +1,19 @@
-//! Frame jobs on Redis streams: one stream per shard, one consumer group
-//! (`detect`) over them. Claims are the group's pending entries; a lapsed
-//! claim is taken over with XAUTOCLAIM and its delivery count is the attempt
-//! number. Acknowledged jobs are deleted at once (their JPEG bytes do not wait
-//! for MAXLEN trimming). All shards share one hash tag, so a blocking
+//! Jobs on Redis streams: per queue ([`JobStreams`]: frames for `detect`,
+//! insights for `notify`), one stream per shard and one consumer group over
+//! them. A job is the flat fields of its entry ([`QueueJob::to_fields`]).
+//! Claims are the group's pending entries; a lapsed claim is taken over with
+//! XAUTOCLAIM and its delivery count is the attempt number. Acknowledged jobs
+//! are deleted at once (a frame's JPEG bytes do not wait for MAXLEN
+//! trimming). All shards of a queue share one hash tag, so a blocking
 //! XREADGROUP can wait on all of them (one Redis Cluster slot).
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use panoptes_shared::ids::{DeviceId, JobId, UserId};
+use panoptes_shared::ids::{DeviceId, JobId};
 use panoptes_shared::ports::jobs::{
-    Claimed, DeadLetter, FrameJob, JobQueue, QueuePolicy, QueueStats, Receipt, now_ms,
+    Claimed, DeadLetter, FrameJob, InsightJob, JobFields, JobQueue, QueueJob, QueuePolicy,
+    QueueStats, Receipt, now_ms,
 };
 use panoptes_shared::{Error, Result};
 use redis::aio::MultiplexedConnection;
@@ -22,33 +25,66 @@ use redis::streams::{
 };
 use uuid::Uuid;
 
-use crate::redis_keys;
+use crate::redis_keys::JobStreams;
 
-const GROUP: &str = "detect";
 /// Dead letters kept (approximately), newest.
 const DEAD_LETTERS_KEPT: usize = 10_000;
 
-pub struct RedisJobQueue {
+/// A queue of `J` jobs on Redis streams (frame jobs unless named).
+pub struct RedisJobQueue<J = FrameJob> {
     conn: RedisConn,
     /// XREADGROUP BLOCK holds its connection: a dedicated one, without a
     /// response timeout, so that it blocks nobody else.
     blocking: tokio::sync::Mutex<MultiplexedConnection>,
-    prefix: String,
+    /// The stream of each shard.
+    keys: Vec<String>,
+    dead: String,
+    dropped: String,
+    group: &'static str,
     policy: QueuePolicy,
+    bury: redis::Script,
+    job: std::marker::PhantomData<fn() -> J>,
 }
 
 fn unavailable(e: redis::RedisError) -> Error {
     Error::unavailable("redis", e)
 }
 
-impl RedisJobQueue {
-    /// Connect and create the consumer group on every shard (once).
+impl RedisJobQueue<FrameJob> {
+    /// The frame-job queue ([`JobStreams::FRAMES`]), as [`Self::connect_to`].
     pub async fn connect(
         client: &redis::Client,
         conn: RedisConn,
         prefix: impl Into<String>,
         policy: QueuePolicy,
     ) -> Result<Self> {
+        Self::connect_to(client, conn, prefix, JobStreams::FRAMES, policy).await
+    }
+}
+
+impl RedisJobQueue<InsightJob> {
+    /// The insight-job queue ([`JobStreams::INSIGHTS`]), as [`Self::connect_to`].
+    pub async fn connect_insights(
+        client: &redis::Client,
+        conn: RedisConn,
+        prefix: impl Into<String>,
+        policy: QueuePolicy,
+    ) -> Result<Self> {
+        Self::connect_to(client, conn, prefix, JobStreams::INSIGHTS, policy).await
+    }
+}
+
+impl<J: QueueJob> RedisJobQueue<J> {
+    /// Connect to the queue `streams` names under `prefix` and create its
+    /// consumer group on every shard (once).
+    pub async fn connect_to(
+        client: &redis::Client,
+        conn: RedisConn,
+        prefix: impl Into<String>,
+        streams: JobStreams,
+        policy: QueuePolicy,
+    ) -> Result<Self> {
+        let prefix = prefix.into();
         let cfg = redis::AsyncConnectionConfig::new().set_response_timeout(None);
         let blocking = client
             .get_multiplexed_async_connection_with_config(&cfg)
@@ -57,15 +93,22 @@ impl RedisJobQueue {
         let q = Self {
             conn,
             blocking: tokio::sync::Mutex::new(blocking),
-            prefix: prefix.into(),
+            keys: (0..policy.shards.max(1))
+                .map(|shard| streams.shard(&prefix, shard))
+                .collect(),
+            dead: streams.dead(&prefix),
+            dropped: streams.dropped(&prefix),
+            group: streams.group,
             policy,
+            bury: redis::Script::new(include_str!("bury.lua")),
+            job: std::marker::PhantomData,
         };
         let mut conn = q.conn.clone();
         for shard in 0..q.shards() {
             let created: redis::RedisResult<()> = redis::cmd("XGROUP")
                 .arg("CREATE")
                 .arg(q.key(shard))
-                .arg(GROUP)
+                .arg(q.group)
                 .arg("0")
                 .arg("MKSTREAM")
                 .query_async(&mut conn)
@@ -83,12 +126,12 @@ impl RedisJobQueue {
         self.policy.shards.max(1)
     }
 
-    fn key(&self, shard: u16) -> String {
-        redis_keys::frame_jobs(&self.prefix, shard)
+    fn key(&self, shard: u16) -> &str {
+        &self.keys[usize::from(shard)]
     }
 
-    fn stale(&self, job: &FrameJob) -> bool {
-        now_ms().saturating_sub(job.captured_at_ms) > self.policy.max_age.as_millis() as u64
+    fn stale(&self, job: &J) -> bool {
+        now_ms().saturating_sub(job.created_at_ms()) > self.policy.max_age.as_millis() as u64
     }
 
     /// Remove an entry from the group and the stream.
@@ -96,12 +139,12 @@ impl RedisJobQueue {
         let key = self.key(shard);
         redis::pipe()
             .cmd("XACK")
-            .arg(&key)
-            .arg(GROUP)
+            .arg(key)
+            .arg(self.group)
             .arg(entry)
             .ignore()
             .cmd("XDEL")
-            .arg(&key)
+            .arg(key)
             .arg(entry)
             .ignore()
             .query_async::<()>(&mut self.conn.clone())
@@ -109,48 +152,46 @@ impl RedisJobQueue {
             .map_err(unavailable)
     }
 
+    /// Dead-letter a claimed entry, unless it was settled meanwhile
+    /// (`bury.lua`): one dead letter per job.
     async fn bury(&self, shard: u16, entry: &str, letter: DeadLetter) -> Result<()> {
-        redis::cmd("XADD")
-            .arg(redis_keys::frame_jobs_dead(&self.prefix))
-            .arg("MAXLEN")
-            .arg("~")
+        self.bury
+            .key(self.key(shard))
+            .key(&self.dead)
+            .arg(self.group)
+            .arg(entry)
             .arg(DEAD_LETTERS_KEPT)
-            .arg("*")
-            .arg("i")
             .arg(letter.job_id.to_string())
-            .arg("d")
             .arg(letter.device.to_string())
-            .arg("a")
             .arg(letter.attempts)
-            .arg("e")
             .arg(&letter.error)
-            .query_async::<()>(&mut self.conn.clone())
+            .invoke_async::<i64>(&mut self.conn.clone())
             .await
-            .map_err(unavailable)?;
-        self.forget(shard, entry).await
+            .map(drop)
+            .map_err(unavailable)
     }
 
     /// Hand out an entry, or drop it (stale) or bury it (out of attempts).
     async fn admit(
         &self,
         shard: u16,
-        entry: &StreamId,
+        entry: StreamId,
         attempts: u32,
-        out: &mut Vec<Claimed>,
+        out: &mut Vec<Claimed<J>>,
     ) -> Result<()> {
-        let Some(job) = job_of(entry) else {
+        let Some(job) = J::from_fields(fields_of(entry.map)) else {
             let letter = DeadLetter {
                 job_id: JobId(Uuid::nil()),
                 device: DeviceId(Uuid::nil()),
                 attempts,
-                error: "unreadable frame job".to_owned(),
+                error: "unreadable job".to_owned(),
             };
             return self.bury(shard, &entry.id, letter).await;
         };
         if attempts > self.policy.max_attempts {
             let letter = DeadLetter {
-                job_id: job.id,
-                device: job.device,
+                job_id: job.job_id(),
+                device: job.device(),
                 attempts: attempts - 1,
                 error: "not acknowledged within the visibility timeout".to_owned(),
             };
@@ -158,7 +199,7 @@ impl RedisJobQueue {
         }
         if self.stale(&job) {
             redis::cmd("INCR")
-                .arg(redis_keys::frame_jobs_dropped(&self.prefix))
+                .arg(&self.dropped)
                 .query_async::<()>(&mut self.conn.clone())
                 .await
                 .map_err(unavailable)?;
@@ -168,7 +209,7 @@ impl RedisJobQueue {
             job,
             receipt: Receipt {
                 shard,
-                entry: entry.id.clone(),
+                entry: entry.id,
             },
             attempts,
         });
@@ -176,7 +217,7 @@ impl RedisJobQueue {
     }
 
     /// Take over claims that lapsed, oldest first.
-    async fn reclaim(&self, consumer: &str, max: usize, out: &mut Vec<Claimed>) -> Result<()> {
+    async fn reclaim(&self, consumer: &str, max: usize, out: &mut Vec<Claimed<J>>) -> Result<()> {
         let mut conn = self.conn.clone();
         for shard in 0..self.shards() {
             if out.len() >= max {
@@ -184,8 +225,8 @@ impl RedisJobQueue {
             }
             let key = self.key(shard);
             let reply: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
-                .arg(&key)
-                .arg(GROUP)
+                .arg(key)
+                .arg(self.group)
                 .arg(consumer)
                 .arg(self.policy.visibility.as_millis() as u64)
                 .arg("0-0")
@@ -194,10 +235,10 @@ impl RedisJobQueue {
                 .query_async(&mut conn)
                 .await
                 .map_err(unavailable)?;
-            for entry in &reply.claimed {
+            for entry in reply.claimed {
                 let pending: StreamPendingCountReply = redis::cmd("XPENDING")
-                    .arg(&key)
-                    .arg(GROUP)
+                    .arg(key)
+                    .arg(self.group)
                     .arg(&entry.id)
                     .arg(&entry.id)
                     .arg(1)
@@ -218,52 +259,37 @@ impl RedisJobQueue {
     }
 }
 
-fn job_of(e: &StreamId) -> Option<FrameJob> {
-    let text = |k: &str| e.get::<String>(k);
-    Some(FrameJob {
-        id: text("i")?.parse().ok()?,
-        user: UserId(text("u")?.parse().ok()?),
-        device: DeviceId(text("d")?.parse().ok()?),
-        scene: text("s")?.parse().ok()?,
-        task: text("t")?.parse().ok()?,
-        captured_at_ms: e.get("c")?,
-        jpeg: e.get("j")?,
-        // Empty when the producer had none; absent in jobs from before it.
-        traceparent: text("tp").filter(|t| !t.is_empty()),
-    })
+/// An entry's fields as bytes (values come back as bulk strings), moved
+/// out of the reply rather than copied.
+fn fields_of(map: std::collections::HashMap<String, redis::Value>) -> JobFields {
+    map.into_iter()
+        .filter_map(|(name, value)| match value {
+            redis::Value::BulkString(bytes) => Some((name, bytes)),
+            other => redis::from_redis_value::<Vec<u8>>(other)
+                .ok()
+                .map(|bytes| (name, bytes)),
+        })
+        .collect()
 }
 
 #[async_trait]
-impl JobQueue for RedisJobQueue {
-    async fn enqueue(&self, job: &FrameJob) -> Result<()> {
-        redis::cmd("XADD")
-            .arg(self.key(self.policy.shard_of(job.device)))
-            // Exact: a frame beyond the bound is one eviction, and the bound holds.
+impl<J: QueueJob> JobQueue<J> for RedisJobQueue<J> {
+    async fn enqueue(&self, job: &J) -> Result<()> {
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(self.key(self.policy.shard_of(job.device())))
+            // Exact: a job beyond the bound is one eviction, and the bound holds.
             .arg("MAXLEN")
             .arg(self.policy.max_len)
-            .arg("*")
-            .arg("i")
-            .arg(job.id.to_string())
-            .arg("u")
-            .arg(job.user.to_string())
-            .arg("d")
-            .arg(job.device.to_string())
-            .arg("s")
-            .arg(job.scene.to_string())
-            .arg("t")
-            .arg(job.task.to_string())
-            .arg("c")
-            .arg(job.captured_at_ms)
-            .arg("j")
-            .arg(&job.jpeg)
-            .arg("tp")
-            .arg(job.traceparent.as_deref().unwrap_or_default())
-            .query_async::<()>(&mut self.conn.clone())
+            .arg("*");
+        for (name, value) in job.to_fields() {
+            cmd.arg(name).arg(value.as_ref());
+        }
+        cmd.query_async::<()>(&mut self.conn.clone())
             .await
             .map_err(unavailable)
     }
 
-    async fn pull(&self, consumer: &str, max: usize, wait: Duration) -> Result<Vec<Claimed>> {
+    async fn pull(&self, consumer: &str, max: usize, wait: Duration) -> Result<Vec<Claimed<J>>> {
         let mut out = Vec::new();
         self.reclaim(consumer, max, &mut out).await?;
         if out.len() >= max {
@@ -271,15 +297,14 @@ impl JobQueue for RedisJobQueue {
         }
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP")
-            .arg(GROUP)
+            .arg(self.group)
             .arg(consumer)
             .arg("COUNT")
             .arg(max - out.len());
         if out.is_empty() && !wait.is_zero() {
             cmd.arg("BLOCK").arg(wait.as_millis().max(1) as u64);
         }
-        let keys: Vec<String> = (0..self.shards()).map(|s| self.key(s)).collect();
-        cmd.arg("STREAMS").arg(&keys);
+        cmd.arg("STREAMS").arg(&self.keys);
         for _ in 0..self.shards() {
             cmd.arg(">");
         }
@@ -288,11 +313,11 @@ impl JobQueue for RedisJobQueue {
             cmd.query_async(&mut *conn).await.map_err(unavailable)?
         };
         for stream in reply.map(|r| r.keys).unwrap_or_default() {
-            let Some(shard) = keys.iter().position(|k| *k == stream.key) else {
+            let Some(shard) = self.keys.iter().position(|k| *k == stream.key) else {
                 continue;
             };
             let shard = shard as u16;
-            for entry in &stream.ids {
+            for entry in stream.ids {
                 self.admit(shard, entry, 1, &mut out).await?;
             }
         }
@@ -303,13 +328,13 @@ impl JobQueue for RedisJobQueue {
         self.forget(receipt.shard, &receipt.entry).await
     }
 
-    async fn fail(&self, claimed: &Claimed, error: &str) -> Result<()> {
+    async fn fail(&self, claimed: &Claimed<J>, error: &str) -> Result<()> {
         if claimed.attempts < self.policy.max_attempts {
             return Ok(()); // retried once the claim lapses
         }
         let letter = DeadLetter {
-            job_id: claimed.job.id,
-            device: claimed.job.device,
+            job_id: claimed.job.job_id(),
+            device: claimed.job.device(),
             attempts: claimed.attempts,
             error: error.to_owned(),
         };
@@ -324,18 +349,18 @@ impl JobQueue for RedisJobQueue {
         for shard in 0..self.shards() {
             let key = self.key(shard);
             let len: u64 = redis::cmd("XLEN")
-                .arg(&key)
+                .arg(key)
                 .query_async(&mut conn)
                 .await
                 .map_err(unavailable)?;
             let pending: StreamPendingReply = redis::cmd("XPENDING")
-                .arg(&key)
-                .arg(GROUP)
+                .arg(key)
+                .arg(self.group)
                 .query_async(&mut conn)
                 .await
                 .map_err(unavailable)?;
             let first: StreamRangeReply = redis::cmd("XRANGE")
-                .arg(&key)
+                .arg(key)
                 .arg("-")
                 .arg("+")
                 .arg("COUNT")
@@ -346,19 +371,25 @@ impl JobQueue for RedisJobQueue {
             let pending = pending.count() as u64;
             stats.pending += pending;
             stats.waiting += len.saturating_sub(pending);
-            if let Some(c) = first.ids.first().and_then(|e| e.get::<u64>("c")) {
+            let created = first
+                .ids
+                .into_iter()
+                .next()
+                .and_then(|e| J::from_fields(fields_of(e.map)))
+                .map(|job| job.created_at_ms());
+            if let Some(c) = created {
                 oldest = Some(oldest.map_or(c, |o| o.min(c)));
             }
         }
         stats.oldest_age_ms = oldest.map(|c| now_ms().saturating_sub(c));
         let dropped: Option<u64> = redis::cmd("GET")
-            .arg(redis_keys::frame_jobs_dropped(&self.prefix))
+            .arg(&self.dropped)
             .query_async(&mut conn)
             .await
             .map_err(unavailable)?;
         stats.dropped_stale = dropped.unwrap_or(0);
         stats.dead_letters = redis::cmd("XLEN")
-            .arg(redis_keys::frame_jobs_dead(&self.prefix))
+            .arg(&self.dead)
             .query_async(&mut conn)
             .await
             .map_err(unavailable)?;
@@ -367,7 +398,7 @@ impl JobQueue for RedisJobQueue {
 
     async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetter>> {
         let reply: StreamRangeReply = redis::cmd("XREVRANGE")
-            .arg(redis_keys::frame_jobs_dead(&self.prefix))
+            .arg(&self.dead)
             .arg("+")
             .arg("-")
             .arg("COUNT")

@@ -124,6 +124,23 @@ async fn the_platform_works_over_tls_redis_verified_against_its_ca() {
         .unwrap();
     assert_eq!(pulled.len(), 1);
     assert_eq!(pulled[0].job.id, job.id);
+    // And the insight queue, on the same connection.
+    let insight = panoptes_shared::ports::jobs::InsightJob::new(
+        job.user,
+        job.device,
+        panoptes_shared::ids::InsightId::new(),
+        None,
+    );
+    backends.insight_jobs.enqueue(&insight).await.unwrap();
+    let pulled = backends
+        .insight_jobs
+        .pull("tls-node", 1, Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        pulled.iter().map(|c| &c.job).collect::<Vec<_>>(),
+        vec![&insight]
+    );
 
     // The system roots do not know this CA: the server is not trusted.
     let cfg = config(url("token-of-32-characters-or-more!!"), None);

@@ -21,7 +21,7 @@ pub use camera::CameraProbe;
 pub use cipher::SecretCipher;
 pub use coord::{Leases, NodeInfo, NodeRegistry, NodeStatus};
 pub use detections::DetectionLog;
-pub use jobs::{Claimed, FrameJob, JobQueue, QueuePolicy, QueueStats};
+pub use jobs::{Claimed, FrameJob, InsightJob, JobQueue, QueueJob, QueuePolicy, QueueStats};
 pub use rate_limit::{RateDecision, RateLimiter};
 pub use resolver::Resolver;
 pub use slots::{SlotGrant, StreamSlots, StreamToken, TakenOver};
