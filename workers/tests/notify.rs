@@ -23,6 +23,7 @@ use panoptes_infra::bus::RedisBus;
 use panoptes_infra::camera::Tls;
 use panoptes_infra::coord::RedisLeases;
 use panoptes_infra::crypto::AesGcmCipher;
+use panoptes_infra::jobs::MemoryJobQueue;
 use panoptes_infra::resolver::SystemResolver;
 use panoptes_infra::store::SqlStore;
 use panoptes_infra::webhooks::HttpWebhookSender;
@@ -35,6 +36,7 @@ use panoptes_shared::domain::stream_events::AnalysisResult;
 use panoptes_shared::domain::webhook::{DeliveryStatus, SigningSecret, Webhook};
 use panoptes_shared::ids::{DeviceId, SceneId, TaskId, UserId, WebhookId};
 use panoptes_shared::outbound::OutboundGuard;
+use panoptes_shared::ports::jobs::{InsightJob, JobQueue};
 use panoptes_shared::ports::prelude::*;
 use panoptes_shared::ports::{
     AlertFilter, DeliveryFilter, EventBus, Leases, Publication, SecretCipher,
@@ -42,8 +44,8 @@ use panoptes_shared::ports::{
 use panoptes_shared::time::now;
 use panoptes_workers::metrics::WorkerMetrics;
 use panoptes_workers::notify::{
-    DeliverPorts, DeliverSettings, Deliverer, Notifier, Outbox, RuleEvaluator, RulesPorts,
-    RulesSettings,
+    DeliverPorts, DeliverSettings, Deliverer, InsightPorts, InsightSettings, InsightWorker,
+    Notifier, Outbox, RuleEvaluator, RulesPorts, RulesSettings,
 };
 use sha2::Sha256;
 use tokio_util::sync::CancellationToken;
@@ -55,6 +57,7 @@ const WAIT: Duration = Duration::from_secs(10);
 
 struct World {
     store: Arc<SqlStore>,
+    insight_jobs: Arc<dyn JobQueue<InsightJob>>,
     bus: Arc<dyn EventBus>,
     leases: Arc<dyn Leases>,
     cipher: Arc<dyn SecretCipher>,
@@ -74,6 +77,9 @@ async fn world() -> World {
     let store = backends::postgres().await;
     let (user, device, scene) = common::tenant(&store).await;
     World {
+        insight_jobs: Arc::new(MemoryJobQueue::<InsightJob>::new(
+            panoptes_infra::wiring::insight_queue_policy(&Default::default()),
+        )),
         bus: Arc::new(
             RedisBus::connect(client, conn.clone(), prefix.clone())
                 .await
@@ -135,6 +141,7 @@ impl World {
         RuleEvaluator::new(
             RulesPorts {
                 store: self.store.clone(),
+                insight_queue: self.insight_jobs.clone(),
                 bus: self.bus.clone(),
                 leases,
                 metrics: Arc::new(WorkerMetrics::default()),
@@ -855,6 +862,26 @@ async fn an_alert_reaches_the_webhook_through_the_running_role() {
         rules: Arc::new(w.rules("n1", w.leases.clone())),
         outbox: Arc::new(Outbox::new(w.store.clone())),
         deliverer: w.deliverer(sender(true, None), settings("n1", &[5_000])),
+        insights: Arc::new(InsightWorker::new(
+            InsightPorts {
+                store: w.store.clone(),
+                blobs: Arc::new(panoptes_infra::blobs::LocalBlobs::new(
+                    std::env::temp_dir(),
+                    "http://127.0.0.1:1",
+                    b"notify-test",
+                )),
+                queue: w.insight_jobs.clone(),
+                vlm: Arc::new(panoptes_infra::vlm::DisabledVlm),
+                metrics: Arc::new(WorkerMetrics::default()),
+            },
+            InsightSettings {
+                consumer: "n1".into(),
+                batch: 1,
+                wait: Duration::from_millis(50),
+                max_attempts: 3,
+                requeue_after: Duration::from_secs(900),
+            },
+        )),
         poll: Duration::from_millis(50),
     };
     let stop = CancellationToken::new();

@@ -985,6 +985,9 @@ async fn a_runs_usage_is_metered_once_with_redelivered_frames_and_replicas() {
         RuleEvaluator::new(
             RulesPorts {
                 store: w.store.clone(),
+                insight_queue: Arc::new(panoptes_infra::jobs::MemoryJobQueue::<
+                    panoptes_shared::ports::jobs::InsightJob,
+                >::new(QueuePolicy::default())),
                 bus: w.bus.clone(),
                 leases: w.leases.clone(),
                 metrics: Arc::new(WorkerMetrics::default()),

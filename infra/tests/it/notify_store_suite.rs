@@ -542,14 +542,20 @@ pub async fn an_alerts_insight_is_written_with_it_or_not_at_all(store: SqlStore)
     let insight = Insight::pending(&a, t0);
     assert!(store.fire_alert(&a, &e, Some(&insight)).await.unwrap());
     let stored = store.get_insight(u, insight.id).await.unwrap().unwrap();
-    assert_eq!((stored.alert_id, stored.vlm_status), (a.id, VlmStatus::Pending));
+    assert_eq!(
+        (stored.alert_id, stored.vlm_status),
+        (a.id, VlmStatus::Pending)
+    );
     // A lost race writes neither the alert nor its insight.
     let (late, e2) = firing(&r, t0 + Duration::seconds(1), t0);
     let other = Insight::pending(&late, t0);
     assert!(!store.fire_alert(&late, &e2, Some(&other)).await.unwrap());
     assert!(store.get_insight(u, other.id).await.unwrap().is_none());
     // A suppressed alert (beyond the alert quota) gets no insight.
-    store.close_breach(r.id, t0 + Duration::seconds(2)).await.unwrap();
+    store
+        .close_breach(r.id, t0 + Duration::seconds(2))
+        .await
+        .unwrap();
     let (mut quiet, e3) = firing(&r, t0 + Duration::seconds(5), t0 + Duration::seconds(3));
     quiet.suppressed = true;
     let none = Insight::pending(&quiet, t0);

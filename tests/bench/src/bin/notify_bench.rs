@@ -20,6 +20,7 @@ use clap::Parser;
 use panoptes_infra::bus::RedisBus;
 use panoptes_infra::coord::RedisLeases;
 use panoptes_infra::crypto::AesGcmCipher;
+use panoptes_infra::jobs::MemoryJobQueue;
 use panoptes_infra::store::{SqlStore, StoreOptions};
 use panoptes_shared::domain::alert::{AlertRule, MetricPath, Operator, Severity};
 use panoptes_shared::domain::device::{Device, DeviceStatus, DeviceType, QuotaLimits, RtspUrl};
@@ -33,13 +34,14 @@ use panoptes_shared::domain::stream_events::AnalysisResult;
 use panoptes_shared::domain::user::{Email, Role, User};
 use panoptes_shared::domain::webhook::{SigningSecret, Webhook};
 use panoptes_shared::ids::{AlertRuleId, DeviceId, SceneId, TaskId, UserId, WebhookId};
+use panoptes_shared::ports::jobs::{InsightJob, JobQueue};
 use panoptes_shared::ports::prelude::*;
 use panoptes_shared::ports::{EventBus, Publication, SecretCipher};
 use panoptes_shared::time::now;
 use panoptes_workers::metrics::WorkerMetrics;
 use panoptes_workers::notify::{
-    DeliverPorts, DeliverSettings, Deliverer, Notifier, Outbox, RuleEvaluator, RulesPorts,
-    RulesSettings,
+    DeliverPorts, DeliverSettings, Deliverer, InsightPorts, InsightSettings, InsightWorker,
+    Notifier, Outbox, RuleEvaluator, RulesPorts, RulesSettings,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
@@ -360,10 +362,35 @@ async fn main() -> anyhow::Result<()> {
         fleet.push((owner, d, s));
     }
     seen.lock().unwrap().alerts.clear();
+    // Level_01 devices: no insight is made; the insight loop idles on its queue.
+    let insight_jobs: Arc<dyn JobQueue<InsightJob>> = Arc::new(MemoryJobQueue::<InsightJob>::new(
+        panoptes_infra::wiring::insight_queue_policy(&panoptes_shared::config::Config::default()),
+    ));
     let notifier = Notifier {
+        insights: Arc::new(InsightWorker::new(
+            InsightPorts {
+                store: store.clone(),
+                blobs: Arc::new(panoptes_infra::blobs::LocalBlobs::new(
+                    std::env::temp_dir(),
+                    "http://127.0.0.1:1",
+                    b"notify-bench",
+                )),
+                queue: insight_jobs.clone(),
+                vlm: Arc::new(panoptes_infra::vlm::DisabledVlm),
+                metrics: metrics.clone(),
+            },
+            InsightSettings {
+                consumer: "bench".into(),
+                batch: 4,
+                wait: Duration::from_millis(200),
+                max_attempts: 3,
+                requeue_after: Duration::from_secs(900),
+            },
+        )),
         rules: Arc::new(RuleEvaluator::new(
             RulesPorts {
                 store: store.clone(),
+                insight_queue: insight_jobs.clone(),
                 bus: bus.clone(),
                 leases: leases.clone(),
                 metrics: metrics.clone(),
