@@ -141,6 +141,7 @@ impl World {
             captured_at_ms,
             jpeg,
             traceparent: Some(TraceParent::random().to_string()),
+            attributes: false,
         }
     }
 

@@ -230,6 +230,8 @@ fn job_of(e: &StreamId) -> Option<FrameJob> {
         jpeg: e.get("j")?,
         // Empty when the producer had none; absent in jobs from before it.
         traceparent: text("tp").filter(|t| !t.is_empty()),
+        // "1" when on; absent in jobs from before it.
+        attributes: text("a").is_some_and(|a| a == "1"),
     })
 }
 
@@ -258,6 +260,8 @@ impl JobQueue for RedisJobQueue {
             .arg(&job.jpeg)
             .arg("tp")
             .arg(job.traceparent.as_deref().unwrap_or_default())
+            .arg("a")
+            .arg(if job.attributes { "1" } else { "0" })
             .query_async::<()>(&mut self.conn.clone())
             .await
             .map_err(unavailable)

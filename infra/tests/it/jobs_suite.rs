@@ -55,6 +55,7 @@ fn job(device: DeviceId, captured_at_ms: u64) -> FrameJob {
         captured_at_ms,
         jpeg: vec![0xff, 0xd8, 0x00, 0x01, 0xff, 0xd9],
         traceparent: Some(panoptes_shared::telemetry::TraceParent::random().to_string()),
+        attributes: false,
     }
 }
 
@@ -77,6 +78,8 @@ async fn a_job_is_handed_out_once_and_forgotten_when_acknowledged(make: Factory)
     let mut jobs: Vec<_> = (0..5).map(|_| job(DeviceId::new(), now_ms())).collect();
     // A job enqueued before jobs carried a traceparent.
     jobs[0].traceparent = None;
+    // One whose people are to be described.
+    jobs[1].attributes = true;
     for j in &jobs {
         q.enqueue(j).await.unwrap();
     }
@@ -277,7 +280,10 @@ async fn a_redis_job_from_before_traceparents_is_still_handed_out() {
     let q = RedisJobQueue::connect(&client, conn, prefix.clone(), policy)
         .await
         .unwrap();
-    let j = job(DeviceId::new(), now_ms());
+    let j = FrameJob {
+        attributes: true,
+        ..job(DeviceId::new(), now_ms())
+    };
     let mut raw = client.get_multiplexed_async_connection().await.unwrap();
     ::redis::cmd("XADD")
         .arg(panoptes_infra::redis_keys::frame_jobs(&prefix, 0))
@@ -305,6 +311,7 @@ async fn a_redis_job_from_before_traceparents_is_still_handed_out() {
         got[0].job,
         FrameJob {
             traceparent: None,
+            attributes: false,
             ..j
         }
     );

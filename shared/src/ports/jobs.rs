@@ -34,6 +34,10 @@ pub struct FrameJob {
     /// detect continues its trace ([`crate::telemetry`]). Jobs from before
     /// this field have none.
     pub traceparent: Option<String>,
+    /// Describe the people in this frame (their clothing colours): the task
+    /// has the `attributes` capability on a level_02 device. Jobs from
+    /// before this field have it off.
+    pub attributes: bool,
 }
 
 /// Identifies a claimed job to acknowledge or fail it.
