@@ -212,8 +212,8 @@ impl AttributeRepo for SqlStore {
         .fetch_one(&self.pool)
         .within(self.deadline)
         .await?;
-        let tracks: i64 = sqlx::Row::try_get(&totals, 1)
-            .map_err(|e| super::rows::corrupt("tracks", e))?;
+        let tracks: i64 =
+            sqlx::Row::try_get(&totals, 1).map_err(|e| super::rows::corrupt("tracks", e))?;
         let upper = filtered!(
             concat!(
                 "SELECT upper_color, COUNT(*) AS n",

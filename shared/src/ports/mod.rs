@@ -26,9 +26,9 @@ pub use rate_limit::{RateDecision, RateLimiter};
 pub use resolver::Resolver;
 pub use slots::{SlotGrant, StreamSlots, StreamToken, TakenOver};
 pub use store::{
-    AlertFilter, AlertRepo, ApiKeyRepo, DeliveryFilter, DeviceRepo, EventRepo, InsightFilter,
-    AttributeFilter, AttributeRepo, InsightRepo, MetricsHistoryRepo, RuleFilter, SceneRepo, SessionRepo, Store, TaskRepo,
-    UsageFilter, UsageRepo, UsageTotals, UserRepo, WebhookRepo,
+    AlertFilter, AlertRepo, ApiKeyRepo, AttributeFilter, AttributeRepo, DeliveryFilter, DeviceRepo,
+    EventRepo, InsightFilter, InsightRepo, MetricsHistoryRepo, RuleFilter, SceneRepo, SessionRepo,
+    Store, TaskRepo, UsageFilter, UsageRepo, UsageTotals, UserRepo, WebhookRepo,
 };
 pub use vlm::{TokenUsage, VlmAnswer, VlmError, VlmProvider, VlmRequest};
 pub use webhooks::{OutboundRequest, OutboundResponse, WebhookSender};
@@ -45,9 +45,9 @@ pub mod prelude {
     pub use super::rate_limit::RateLimiter as _;
     pub use super::slots::StreamSlots as _;
     pub use super::store::{
-        AlertRepo as _, ApiKeyRepo as _, DeviceRepo as _, EventRepo as _, InsightRepo as _, AttributeRepo as _,
-        MetricsHistoryRepo as _, SceneRepo as _, SessionRepo as _, Store as _, TaskRepo as _,
-        UsageRepo as _, UserRepo as _, WebhookRepo as _,
+        AlertRepo as _, ApiKeyRepo as _, AttributeRepo as _, DeviceRepo as _, EventRepo as _,
+        InsightRepo as _, MetricsHistoryRepo as _, SceneRepo as _, SessionRepo as _, Store as _,
+        TaskRepo as _, UsageRepo as _, UserRepo as _, WebhookRepo as _,
     };
     pub use super::vlm::VlmProvider as _;
 }

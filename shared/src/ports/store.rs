@@ -25,8 +25,8 @@ use crate::domain::user::{Email, Role, Session, User};
 use crate::domain::webhook::{Attempt, Delivery, DeliveryStatus, Webhook};
 use crate::error::Result;
 use crate::ids::{
-    AlertId, AlertRuleId, ApiKeyId, AttributeId, DeliveryId, DeviceId, InsightId, SceneId, SessionId, TaskId,
-    UserId, WebhookId,
+    AlertId, AlertRuleId, ApiKeyId, AttributeId, DeliveryId, DeviceId, InsightId, SceneId,
+    SessionId, TaskId, UserId, WebhookId,
 };
 
 #[async_trait]
@@ -551,8 +551,11 @@ pub trait AttributeRepo {
         page: PageRequest,
     ) -> Result<Page<AttributeRecord>>;
     /// Counts per colour over the filtered records.
-    async fn attribute_stats(&self, user: UserId, filter: &AttributeFilter)
-    -> Result<AttributeStats>;
+    async fn attribute_stats(
+        &self,
+        user: UserId,
+        filter: &AttributeFilter,
+    ) -> Result<AttributeStats>;
 }
 
 #[async_trait]
