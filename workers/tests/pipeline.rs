@@ -196,6 +196,7 @@ impl World {
                     read_max: 100,
                     persist_every: Duration::from_secs(10),
                     snapshot_url_ttl: Duration::from_secs(300),
+                    attribute_refresh: Duration::from_secs(30),
                 },
             ),
             metrics,
@@ -716,6 +717,7 @@ async fn a_camera_is_pulled_by_one_node_detected_tracked_measured_and_stored() {
             read_max: 100,
             persist_every: Duration::from_secs(1),
             snapshot_url_ttl: Duration::from_secs(300),
+            attribute_refresh: Duration::from_secs(30),
         },
     );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
