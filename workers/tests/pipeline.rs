@@ -2,6 +2,8 @@
 //! detection log, leases, bus) and a real S3 protocol server (snapshots),
 //! driven a step at a time.
 
+#[path = "pipeline/attributes.rs"]
+mod attributes;
 #[path = "../../infra/tests/it/backends.rs"]
 #[allow(dead_code)]
 mod backends;
