@@ -133,7 +133,10 @@ pub async fn another_users_records_are_never_read_listed_or_counted(store: SqlSt
     let (a, b) = (user(&store).await, user(&store).await);
     let p = place();
     let mine = record(a.id, p, "t1", (Red, Blue), 0);
-    store.insert_attributes(&[mine.clone()]).await.unwrap();
+    store
+        .insert_attributes(std::slice::from_ref(&mine))
+        .await
+        .unwrap();
     // b asks with a's ids in every filter.
     assert_eq!(store.get_attribute(b.id, mine.id).await.unwrap(), None);
     let theirs = AttributeFilter {
@@ -153,7 +156,10 @@ pub async fn another_users_records_are_never_read_listed_or_counted(store: SqlSt
     }
     // b's own record beside a's: each sees only their own.
     let own = record(b.id, p, "t1", (White, Black), 0);
-    store.insert_attributes(&[own.clone()]).await.unwrap();
+    store
+        .insert_attributes(std::slice::from_ref(&own))
+        .await
+        .unwrap();
     assert_eq!(ids(&store, b.id, &theirs).await, vec![own.id]);
     assert_eq!(ids(&store, a.id, &theirs).await, vec![mine.id]);
     assert_eq!(store.attribute_stats(a.id, &theirs).await.unwrap().total, 1);

@@ -119,8 +119,7 @@ fn main() -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for p in &people {
         if !frames.contains_key(&p.image) {
-            let bytes =
-                std::fs::read(args.set.join(&p.image)).with_context(|| format!("{}", p.image))?;
+            let bytes = std::fs::read(args.set.join(&p.image)).with_context(|| p.image.clone())?;
             frames.insert(p.image.clone(), decode_jpeg(&bytes)?);
         }
         let named = describe(&frames[&p.image], &p.bbox);
@@ -166,8 +165,8 @@ fn main() -> anyhow::Result<()> {
         path.display()
     );
     println!(
-        "{:<8}{:<22}{}",
-        "", "strict (the label)", "label or an accepted alternative"
+        "{:<8}{:<22}label or an accepted alternative",
+        "", "strict (the label)"
     );
     for (name, s) in [("upper", upper), ("lower", lower), ("both", both)] {
         println!("{name:<8}{:<22}{}", pct(s.strict, n), pct(s.lenient, n));
