@@ -32,8 +32,8 @@ string_enum!(
     }
 );
 
-/// What one person looks like: the `attributes` of a detection on the live
-/// stream, and the body of an [`AttributeRecord`].
+/// What one person looks like (clothing colours): the `attributes` of a
+/// detection on the live stream, and the body of a stored attribute record.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PersonAttributes {
