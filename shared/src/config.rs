@@ -386,6 +386,9 @@ pub struct AnalyticsConfig {
     pub persist_interval_ms: u64,
     /// Stored snapshots and rolling rows older than this are deleted.
     pub retention_days: u32,
+    /// A tracked person is described (attributes, level_02) when first
+    /// seen and again at most this often (capture time).
+    pub attribute_refresh_seconds: u64,
 }
 
 impl Default for AnalyticsConfig {
@@ -396,6 +399,7 @@ impl Default for AnalyticsConfig {
             poll_ms: 50,
             persist_interval_ms: 10_000,
             retention_days: 30,
+            attribute_refresh_seconds: 30,
         }
     }
 }
@@ -1055,6 +1059,9 @@ impl Config {
         if self.analytics.lease_ttl_ms < 100 {
             return invalid("analytics.lease_ttl_ms must be at least 100".into());
         }
+        if self.analytics.attribute_refresh_seconds == 0 {
+            return invalid("analytics.attribute_refresh_seconds must be positive".into());
+        }
         if self.server.max_connections == 0 || self.server.max_connections_per_client == 0 {
             return invalid(
                 "server.max_connections and server.max_connections_per_client must be positive"
@@ -1335,6 +1342,17 @@ mod tests {
         let err = Config::load_from(None, env(&[("PANOPTES__SERVER__BODY_LIMIT_BYTES", "lots")]))
             .unwrap_err();
         assert!(err.to_string().contains("body_limit_bytes"), "{err}");
+        assert_eq!(Config::default().analytics.attribute_refresh_seconds, 30);
+        let err = Config::load_from(
+            None,
+            env(&[("PANOPTES__ANALYTICS__ATTRIBUTE_REFRESH_SECONDS", "0")]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("analytics.attribute_refresh_seconds"),
+            "{err}"
+        );
     }
 
     #[test]

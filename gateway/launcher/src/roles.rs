@@ -173,6 +173,7 @@ impl Pipeline {
                 read_max: 256,
                 snapshot_url_ttl: Duration::from_secs(self.cfg.blobs.presign_ttl_seconds.max(1)),
                 persist_every: Duration::from_millis(a.persist_interval_ms),
+                attribute_refresh: Duration::from_secs(a.attribute_refresh_seconds),
             },
         ));
         let (w, stop) = (worker.clone(), self.shutdown.clone());

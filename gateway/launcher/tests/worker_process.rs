@@ -124,6 +124,7 @@ async fn the_worker_binary_detects_publishes_reports_and_goes_offline_when_kille
             captured_at_ms: now_ms(),
             jpeg: std::fs::read(common::fixtures().join("frames/vtest-650.jpg")).unwrap(),
             traceparent: None,
+            attributes: false,
         })
         .await
         .unwrap();

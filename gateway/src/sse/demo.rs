@@ -36,6 +36,7 @@ pub fn analysis_result(
                 },
                 track_id: Some(format!("t{}", (n / 5) * 10 + u64::from(i))),
                 zone: Some(if queued { Zone::Queue } else { Zone::Checkout }),
+                attributes: None,
             }
         })
         .collect();

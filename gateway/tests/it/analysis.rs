@@ -405,6 +405,55 @@ async fn edge_frames_become_frame_jobs_of_the_running_task_within_limits() {
         .expect_error(403, "FORBIDDEN_SCOPE");
 }
 
+/// Pushed frames are marked for describing people (attributes) only when
+/// the running task has the `attributes` capability on a level_02 device:
+/// the detector reads clothing colours from those frames alone.
+#[tokio::test]
+async fn edge_frames_are_marked_for_attributes_only_for_level_02_tasks_with_the_capability() {
+    let app = spawn_app().await;
+    let user = app.signup().await;
+    let t = &user.token;
+    let jobs = &app.state.backends.jobs;
+    for (plan, caps, marked) in [
+        ("level_02", json!(["attributes"]), true),
+        ("level_02", json!([]), false),
+        ("level_01", json!([]), false),
+    ] {
+        let d = id(&app
+            .create_device(t, json!({"type": "usb_camera", "plan": plan}))
+            .await);
+        let s = id(&app.create_scene(t, &d).await);
+        let (key, _) = app
+            .create_key(t, json!({"name": "edge", "type": "device", "deviceId": d}))
+            .await;
+        // A first frame, before any task, brings the device online.
+        app.push_frame(&key, &d, frame_jpeg(), "image/jpeg")
+            .await
+            .expect_error(409, "CONFLICT");
+        app.post(
+            &format!("/api/v1/devices/{d}/analysis/start"),
+            t,
+            json!({"sceneId": s, "enabledCapabilities": caps}),
+        )
+        .await
+        .expect(201);
+        let pushed = app
+            .push_frame(&key, &d, frame_jpeg(), "image/jpeg")
+            .await
+            .expect(202)
+            .data()
+            .clone();
+        let got = jobs
+            .pull("test-consumer", 1, std::time::Duration::from_secs(2))
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].job.id.to_string(), pushed["jobId"].as_str().unwrap());
+        assert_eq!(got[0].job.attributes, marked, "{plan} {caps}");
+        jobs.ack(&got[0].receipt).await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn a_probe_decodes_a_frame_and_sets_the_device_status() {
     let server = RtspServer::start().await;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use panoptes_infra::detections::{MemoryDetectionLog, RedisDetectionLog};
+use panoptes_shared::domain::attribute::{ColorName, PersonAttributes};
 use panoptes_shared::domain::detection::{BoundingBox, Detection, DetectionResult};
 use panoptes_shared::domain::scene::DetectClass;
 use panoptes_shared::ids::{DeviceId, JobId, SceneId, TaskId, UserId};
@@ -47,6 +48,13 @@ fn result(device: DeviceId, captured: u64) -> DetectionResult {
             class: DetectClass::Person,
             confidence: 0.8,
             bounding_box: BoundingBox::from_corners(10.0, 20.0, 50.0, 120.0, 768, 576),
+            // Read back as written (results of tasks that describe people).
+            attributes: Some(PersonAttributes {
+                upper_color: ColorName::Red,
+                lower_color: ColorName::Blue,
+                upper_color_share: 0.5,
+                lower_color_share: 0.25,
+            }),
         }],
         processing_ms: 12.5,
         node_id: "node-a".into(),

@@ -39,6 +39,8 @@ impl TestJob for FrameJob {
             captured_at_ms,
             jpeg: vec![0xff, 0xd8, 0x00, 0x01, 0xff, 0xd9],
             traceparent: Some(panoptes_shared::telemetry::TraceParent::random().to_string()),
+            // Varies with the device, so both values make the round trip.
+            attributes: device.0.as_bytes()[15] % 2 == 0,
         }
     }
 

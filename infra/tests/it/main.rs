@@ -7,6 +7,7 @@
 //! against a scripted chat-completions server on loopback (`vlm_suite`).
 
 mod analysis_store_suite;
+mod attribute_store_suite;
 mod backends;
 mod blobs_suite;
 mod bus_suite;

@@ -115,6 +115,7 @@ async fn the_platform_works_over_tls_redis_verified_against_its_ca() {
         captured_at_ms: panoptes_shared::ports::jobs::now_ms(),
         jpeg: vec![0xff, 0xd8, 0xff, 0xd9],
         traceparent: None,
+        attributes: false,
     };
     backends.jobs.enqueue(&job).await.unwrap();
     let pulled = backends

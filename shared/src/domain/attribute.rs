@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::detection::BoundingBox;
 use crate::domain::device::string_enum;
-use crate::ids::{AttributeId, DeviceId, SceneId, TaskId, UserId};
+use crate::ids::{AttributeId, DeviceId, JobId, SceneId, TaskId, UserId};
 
 string_enum!(
     /// A clothing colour, named from the dominant colour of a body region.
@@ -32,9 +32,9 @@ string_enum!(
     }
 );
 
-/// What one person looks like: the `attributes` of a detection on the live
-/// stream, and the body of an [`AttributeRecord`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+/// What one person looks like (clothing colours): the `attributes` of a
+/// detection on the live stream, and the body of a stored attribute record.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PersonAttributes {
     /// Dominant colour of the upper body (torso) clothing.
@@ -69,6 +69,23 @@ pub struct AttributeRecord {
 }
 
 impl AttributeRecord {
+    /// The id of the description of `track` (of `task`) made from frame job
+    /// `job`: the same inputs give the same id (a UUID of version 8 from a
+    /// SHA-256 of them), so a frame described twice (redelivered, or
+    /// republished by the device's next owner) is stored once.
+    pub fn id_for(task: TaskId, track: &str, job: JobId) -> AttributeId {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::new()
+            .chain_update(b"panoptes-attribute\0")
+            .chain_update(task.0.as_bytes())
+            .chain_update(job.0.as_bytes())
+            .chain_update(track.as_bytes())
+            .finalize();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        AttributeId(uuid::Builder::from_custom_bytes(bytes).into_uuid())
+    }
+
     /// The words full-text search matches for this record, e.g.
     /// `"upper red lower blue red blue"`.
     pub fn search_text(&self) -> String {
@@ -88,4 +105,36 @@ pub struct AttributeStats {
     pub tracks: u64,
     pub upper_colors: Vec<(ColorName, u64)>,
     pub lower_colors: Vec<(ColorName, u64)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_ids_are_the_same_for_the_same_frame_and_track_only() {
+        let (task, job) = (TaskId::new(), JobId::new());
+        let id = AttributeRecord::id_for(task, "t1", job);
+        assert_eq!(id, AttributeRecord::id_for(task, "t1", job));
+        assert_eq!(id.0.get_version_num(), 8);
+        assert_ne!(id, AttributeRecord::id_for(task, "t2", job));
+        assert_ne!(id, AttributeRecord::id_for(task, "t1", JobId::new()));
+        assert_ne!(id, AttributeRecord::id_for(TaskId::new(), "t1", job));
+    }
+
+    #[test]
+    fn attributes_are_camel_case_on_the_wire() {
+        let a = PersonAttributes {
+            upper_color: ColorName::Red,
+            lower_color: ColorName::Blue,
+            upper_color_share: 0.5,
+            lower_color_share: 0.75,
+        };
+        let json = serde_json::to_value(a).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"upperColor": "red", "lowerColor": "blue", "upperColorShare": 0.5, "lowerColorShare": 0.75})
+        );
+        assert_eq!(serde_json::from_value::<PersonAttributes>(json).unwrap(), a);
+    }
 }

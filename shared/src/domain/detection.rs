@@ -1,6 +1,7 @@
 //! What the detector finds in one frame, and the COCO classes it maps to the
 //! scene's `person` / `vehicle`.
 
+use crate::domain::attribute::PersonAttributes;
 use crate::domain::scene::DetectClass;
 use crate::ids::{DeviceId, JobId, SceneId, TaskId, UserId};
 use serde::{Deserialize, Serialize};
@@ -42,6 +43,11 @@ pub struct Detection {
     pub class: DetectClass,
     pub confidence: f32,
     pub bounding_box: BoundingBox,
+    /// What the person looks like, read from the frame: only for people in
+    /// frames of tasks that describe them (capability `attributes` on plan
+    /// level_02). Absent in results from before this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<PersonAttributes>,
 }
 
 /// The detector's verdict on one frame job: written once per job id to the
@@ -123,6 +129,7 @@ mod tests {
                 class: DetectClass::Person,
                 confidence: 0.5,
                 bounding_box: BoundingBox::from_corners(1.0, 2.0, 3.0, 4.0, 10, 10),
+                attributes: None,
             }],
             processing_ms: 3.5,
             node_id: "n1".into(),
@@ -135,7 +142,21 @@ mod tests {
             "{json}"
         );
         assert!(!json.contains("traceparent"), "{json}");
+        assert!(!json.contains("attributes"), "{json}");
         assert_eq!(serde_json::from_str::<DetectionResult>(&json).unwrap(), r);
+        let mut described = r.clone();
+        described.detections[0].attributes = Some(PersonAttributes {
+            upper_color: crate::domain::attribute::ColorName::Red,
+            lower_color: crate::domain::attribute::ColorName::Blue,
+            upper_color_share: 0.6,
+            lower_color_share: 0.7,
+        });
+        let json = serde_json::to_string(&described).unwrap();
+        assert!(json.contains("\"upperColor\":\"red\""), "{json}");
+        assert_eq!(
+            serde_json::from_str::<DetectionResult>(&json).unwrap(),
+            described
+        );
         let traced = DetectionResult {
             traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
             ..r

@@ -7,6 +7,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::attribute::PersonAttributes;
 use crate::domain::detection::BoundingBox;
 use crate::domain::device::string_enum;
 use crate::domain::queue_metrics::QueueMetrics;
@@ -76,6 +77,13 @@ pub struct DetectedObject {
     /// The zone the object is in; absent outside both zones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zone: Option<Zone>,
+    /// What the person looks like: the track's latest description (made
+    /// when the track is first seen, then at most every
+    /// `analytics.attribute_refresh_seconds`). Only for people, on devices
+    /// of plan level_02 whose task has the `attributes` capability; absent
+    /// otherwise, and until the track is first described.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<PersonAttributes>,
 }
 
 /// The `data` of the first event of every stream, `event: stream_token`
@@ -234,6 +242,7 @@ mod tests {
                 },
                 track_id: None,
                 zone: None,
+                attributes: None,
             }],
             metrics: None,
             compute_node_id: "n1".into(),
@@ -267,6 +276,7 @@ mod tests {
             "BoundingBox",
             "DetectClass",
             "Zone",
+            "PersonAttributes",
         ] {
             assert!(names.contains(&name), "{name} missing from {names:?}");
         }

@@ -110,6 +110,13 @@ impl AnalysisTask {
         }
         u64::try_from(end.timestamp() - start.timestamp()).unwrap_or(0)
     }
+
+    /// Whether this task runs `capability` on a device on `plan`: enabled
+    /// when the task started, and allowed on the plan the device has now
+    /// (a device moved to a lower plan mid-task stops using it).
+    pub fn runs(&self, capability: Capability, plan: Plan) -> bool {
+        self.capabilities.contains(&capability) && capability.allowed_on(plan)
+    }
 }
 
 /// How a task ends: the status, the reason and, for failures, the error.
@@ -184,5 +191,20 @@ mod tests {
         assert_eq!(err.field, "enabledCapabilities[0]");
         assert!(!Capability::Vlm.allowed_on(Plan::Level01));
         assert!(Capability::Attributes.allowed_on(Plan::Level02));
+        let t = |caps| {
+            AnalysisTask::start(
+                UserId::new(),
+                DeviceId::new(),
+                SceneId::new(),
+                TaskTrigger::Api,
+                caps,
+                chrono::Utc::now(),
+            )
+        };
+        let with = t(vec![Capability::Attributes]);
+        assert!(with.runs(Capability::Attributes, Plan::Level02));
+        assert!(!with.runs(Capability::Attributes, Plan::Level01));
+        assert!(!with.runs(Capability::Vlm, Plan::Level02));
+        assert!(!t(vec![]).runs(Capability::Attributes, Plan::Level02));
     }
 }

@@ -91,6 +91,10 @@ pub struct FrameJob {
     /// detect continues its trace ([`crate::telemetry`]). Jobs from before
     /// this field have none.
     pub traceparent: Option<String>,
+    /// Describe the people in this frame (their clothing colours): the task
+    /// has the `attributes` capability on a level_02 device. Jobs from
+    /// before this field have it off.
+    pub attributes: bool,
 }
 
 /// The frame job's entry fields, in one place. Their names are those of
@@ -123,12 +127,15 @@ impl QueueJob for FrameJob {
                 "tp",
                 of_text(self.traceparent.as_deref().unwrap_or_default()),
             ),
+            ("a", of_text(if self.attributes { "1" } else { "0" })),
         ]
     }
 
     fn from_fields(mut f: JobFields) -> Option<Self> {
         use fields::{optional_text, parse};
         Some(FrameJob {
+            // "1" when on; absent in jobs from before it.
+            attributes: optional_text(&f, "a").is_some_and(|a| a == "1"),
             id: parse(&f, "i")?,
             user: parse(&f, "u")?,
             device: parse(&f, "d")?,
@@ -362,11 +369,13 @@ mod tests {
             captured_at_ms: 1_700_000_000_123,
             jpeg: vec![0xff, 0xd8, 0x00, 0xff, 0xd9],
             traceparent: None,
+            attributes: true,
         };
         let fields = entry(&job);
         let mut names: Vec<_> = fields.keys().map(String::as_str).collect();
         names.sort_unstable();
-        assert_eq!(names, ["c", "d", "i", "j", "s", "t", "tp", "u"]);
+        assert_eq!(names, ["a", "c", "d", "i", "j", "s", "t", "tp", "u"]);
+        assert_eq!(fields["a"], b"1");
         assert_eq!(fields["c"], b"1700000000123");
         assert_eq!(fields["tp"], b"");
         assert_eq!(FrameJob::from_fields(fields), Some(job));

@@ -1,6 +1,7 @@
 //! The `analysis_result` event of one frame, and the seam where per-device
 //! analysis (tracking, zones, queue metrics) adds to it.
 
+use panoptes_shared::domain::attribute::PersonAttributes;
 use panoptes_shared::domain::detection::DetectionResult;
 use panoptes_shared::domain::stream_events::{AnalysisResult, DetectedObject, Zone};
 
@@ -49,11 +50,14 @@ impl FrameAnalysis for Tracked {
     }
 }
 
-/// The `analysis_result` event of one frame (its documented type), with a
-/// presigned `snapshotUrl` when a snapshot was stored with this frame.
+/// The `analysis_result` event of one frame (its documented type), with
+/// each detection's track description from `attributes` (one per
+/// detection; empty when the task describes nobody) and a presigned
+/// `snapshotUrl` when a snapshot was stored with this frame.
 pub fn analysis_result(
     r: &DetectionResult,
     analysis: &Analysis,
+    attributes: &[Option<PersonAttributes>],
     snapshot_url: Option<&str>,
 ) -> AnalysisResult {
     let detections = r
@@ -68,6 +72,7 @@ pub fn analysis_result(
                 bounding_box: d.bounding_box,
                 track_id,
                 zone,
+                attributes: attributes.get(i).copied().flatten(),
             }
         })
         .collect();

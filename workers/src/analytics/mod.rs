@@ -1,7 +1,9 @@
 //! The analytics role: the one owner of each device's results (a lease),
 //! restoring capture order and publishing `analysis_result` events.
-//! Tracking, zones and queue metrics plug in at [`event::FrameAnalysis`].
+//! Tracking, zones and queue metrics plug in at [`event::FrameAnalysis`];
+//! the tracks' person attributes are kept by `describe`.
 
+mod describe;
 pub mod dwell;
 pub mod event;
 mod order;

@@ -175,6 +175,7 @@ mod tests {
                     width: 0.06,
                     height: 0.3,
                 },
+                attributes: None,
             })
             .collect();
         crate::analytics::test_result(at_ms, people)

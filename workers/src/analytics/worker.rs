@@ -14,6 +14,7 @@ use std::time::Duration;
 use panoptes_infra::redis_keys::lease_names;
 use panoptes_shared::Result;
 use panoptes_shared::domain::detection::DetectionResult;
+use panoptes_shared::domain::task::Capability;
 use panoptes_shared::ids::{DeviceId, TaskId};
 use panoptes_shared::ports::{BlobStore, DetectionLog, EventBus, Leases, Publication, Store};
 use tokio::sync::Mutex;
@@ -21,6 +22,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::Reorder;
+use super::describe::Describer;
 use super::event::{FrameAnalysis, Tracked, analysis_result};
 use super::persist::Persister;
 use super::queue::QueueAnalysis;
@@ -54,6 +56,9 @@ pub struct AnalyticsSettings {
     pub snapshot_url_ttl: Duration,
     /// A snapshot and rolling rows per device this often (capture time).
     pub persist_every: Duration,
+    /// A tracked person is described again at most this often (capture
+    /// time; tasks with the `attributes` capability on level_02 devices).
+    pub attribute_refresh: Duration,
 }
 
 struct Owned {
@@ -61,6 +66,8 @@ struct Owned {
     analysis: Box<dyn FrameAnalysis>,
     /// The task `analysis` was built for (a new task starts afresh).
     task: Option<TaskId>,
+    /// The task's track descriptions, when it describes people.
+    describer: Option<Describer>,
     persist: Persister,
     last_new: Instant,
     /// When this node last took or renewed the device's lease.
@@ -171,6 +178,7 @@ impl AnalyticsWorker {
                         order: Reorder::new(self.settings.reorder_window, committed),
                         analysis: Box::new(Tracked::new(TRACK_MAX_AGE_MS)),
                         task: None,
+                        describer: None,
                         persist: Persister::new(self.persist_every_ms()),
                         last_new: now,
                         renewed: now,
@@ -194,6 +202,7 @@ impl AnalyticsWorker {
             for result in state.order.release(now) {
                 if state.task != Some(result.task_id) {
                     state.analysis = self.analysis_for(&result).await?;
+                    state.describer = self.describer_for(&result).await?;
                     state.task = Some(result.task_id);
                     state.persist = Persister::new(self.persist_every_ms());
                 }
@@ -226,6 +235,20 @@ impl AnalyticsWorker {
         })
     }
 
+    /// Track descriptions when the result's task describes people: it has
+    /// the `attributes` capability and its device is on plan level_02.
+    async fn describer_for(&self, r: &DetectionResult) -> Result<Option<Describer>> {
+        let Some(task) = self.store.get_task(r.user_id, r.task_id).await? else {
+            return Ok(None);
+        };
+        let Some(device) = self.store.get_device(r.user_id, r.device_id).await? else {
+            return Ok(None);
+        };
+        Ok(task
+            .runs(Capability::Attributes, device.plan)
+            .then(|| Describer::new(self.settings.attribute_refresh)))
+    }
+
     fn persist_every_ms(&self) -> u64 {
         u64::try_from(self.settings.persist_every.as_millis()).unwrap_or(u64::MAX)
     }
@@ -253,15 +276,19 @@ impl AnalyticsWorker {
             None => None,
         };
         let a = state.analysis.analyze(r);
+        let attributes = match &mut state.describer {
+            Some(d) => d.frame(self.store.as_ref(), r, &a, &self.metrics).await,
+            None => Vec::new(),
+        };
+        let event = analysis_result(r, &a, &attributes, snapshot_url.as_deref());
         self.bus
             .publish(&Publication {
                 user: r.user_id,
                 device: r.device_id,
                 task: r.task_id,
-                data: serde_json::to_string(&analysis_result(r, &a, snapshot_url.as_deref()))
-                    .map_err(|e| {
-                        panoptes_shared::Error::internal(format!("event encoding: {e}"))
-                    })?,
+                data: serde_json::to_string(&event).map_err(|e| {
+                    panoptes_shared::Error::internal(format!("event encoding: {e}"))
+                })?,
             })
             .await?;
         tracing::debug!("frame published");

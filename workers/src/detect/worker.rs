@@ -2,12 +2,15 @@
 //! window), decode and detect off the async runtime, store a snapshot when the
 //! device's interval has passed, record each result once per job id, then
 //! acknowledge. A frame that fails is retried until the queue dead-letters it.
+//! In frames of tasks that describe people (`FrameJob::attributes`), each
+//! person's clothing colours are read from the decoded frame.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use panoptes_infra::redis_keys::lease_names;
 use panoptes_shared::domain::detection::{BoundingBox, Detection, DetectionResult};
+use panoptes_shared::domain::scene::DetectClass;
 use panoptes_shared::ports::blobs::snapshot_key;
 use panoptes_shared::ports::jobs::Claimed;
 use panoptes_shared::ports::{BlobStore, DetectionLog, JobQueue, Leases};
@@ -16,6 +19,7 @@ use panoptes_shared::{Error, Result};
 use tracing::Instrument;
 
 use super::SceneCache;
+use crate::attributes::describe;
 use crate::image::{Rgb, decode_all};
 use crate::inference::engine::{Engine, FrameIn};
 use crate::inference::{Found, Wanted};
@@ -52,7 +56,8 @@ pub struct DetectWorker {
 
 /// What became of one claimed job in the blocking part of a step.
 enum Outcome {
-    Found(Vec<Found>, u32, u32),
+    /// What was found, and the frame's size.
+    Found(Vec<Detection>, u32, u32),
     Failed(String),
     /// Its scene was deleted: acknowledged without a result.
     NoScene,
@@ -107,8 +112,9 @@ impl DetectWorker {
             .iter_mut()
             .map(|c| std::mem::take(&mut c.job.jpeg))
             .collect();
+        let people: Vec<bool> = claimed.iter().map(|c| c.job.attributes).collect();
         let (outcomes, inference_ms, jpegs) = tokio::task::spawn_blocking(move || {
-            let (outcomes, ms) = detect(&engine, &jpegs, &wanted);
+            let (outcomes, ms) = detect(&engine, &jpegs, &wanted, &people);
             (outcomes, ms, jpegs)
         })
         .await
@@ -151,7 +157,7 @@ impl DetectWorker {
         &self,
         c: &Claimed,
         jpeg: Vec<u8>,
-        found: Vec<Found>,
+        detections: Vec<Detection>,
         w: u32,
         h: u32,
         ms: f32,
@@ -183,14 +189,7 @@ impl DetectWorker {
             captured_at_ms: job.captured_at_ms,
             width: w,
             height: h,
-            detections: found
-                .iter()
-                .map(|f| Detection {
-                    class: f.class,
-                    confidence: f.score,
-                    bounding_box: BoundingBox::from_corners(f.x1, f.y1, f.x2, f.y2, w, h),
-                })
-                .collect(),
+            detections,
             processing_ms: ms,
             node_id: self.settings.node.clone(),
             snapshot_key: snapshot,
@@ -207,11 +206,13 @@ impl DetectWorker {
     }
 }
 
-/// Decode every frame and detect in the decodable ones (blocking).
+/// Decode every frame and detect in the decodable ones, describing the
+/// people of frames whose `people` flag is set (blocking).
 fn detect(
     engine: &Engine,
     jpegs: &[Vec<u8>],
     wanted: &[Option<Wanted>],
+    people: &[bool],
 ) -> (Vec<Outcome>, Option<f64>) {
     // Frames of deleted scenes are not decoded.
     let live: Vec<&[u8]> = jpegs
@@ -245,14 +246,17 @@ fn detect(
     };
     let outcomes = decoded
         .into_iter()
-        .map(|d| match d {
+        .zip(people)
+        .map(|(d, &people)| match d {
             None => Outcome::NoScene,
             Some(Err(e)) => Outcome::Failed(e),
             Some(Ok(frame)) => match &mut results {
                 Ok(it) => match it.next() {
-                    Some(Ok(found)) => {
-                        Outcome::Found(found, frame.width as u32, frame.height as u32)
-                    }
+                    Some(Ok(found)) => Outcome::Found(
+                        detections(&frame, &found, people),
+                        frame.width as u32,
+                        frame.height as u32,
+                    ),
                     Some(Err(e)) => Outcome::Failed(e),
                     None => Outcome::Failed("no result for the frame".into()),
                 },
@@ -261,4 +265,24 @@ fn detect(
         })
         .collect();
     (outcomes, inference_ms)
+}
+
+/// The detections of `frame`, each person described when `people` is set
+/// (none when too small to describe).
+fn detections(frame: &Rgb, found: &[Found], people: bool) -> Vec<Detection> {
+    let (w, h) = (frame.width as u32, frame.height as u32);
+    found
+        .iter()
+        .map(|f| {
+            let bounding_box = BoundingBox::from_corners(f.x1, f.y1, f.x2, f.y2, w, h);
+            Detection {
+                class: f.class,
+                confidence: f.score,
+                bounding_box,
+                attributes: (people && f.class == DetectClass::Person)
+                    .then(|| describe(frame, &bounding_box))
+                    .flatten(),
+            }
+        })
+        .collect()
 }

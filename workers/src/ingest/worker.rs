@@ -19,7 +19,7 @@ use panoptes_infra::redis_keys::lease_names;
 use panoptes_shared::Result;
 use panoptes_shared::domain::camera::{CameraError, SourceError};
 use panoptes_shared::domain::device::{Device, DeviceStatus};
-use panoptes_shared::domain::task::AnalysisTask;
+use panoptes_shared::domain::task::{AnalysisTask, Capability};
 use panoptes_shared::ids::{DeviceId, JobId, TaskId};
 use panoptes_shared::lifecycle::set_device_status;
 use panoptes_shared::ports::{CameraProbe, FrameJob, JobQueue, Leases, SecretCipher, Store};
@@ -421,6 +421,7 @@ impl IngestWorker {
                 captured_at_ms: at,
                 jpeg,
                 traceparent: Some(trace.to_string()),
+                attributes: task.runs(Capability::Attributes, device.plan),
             };
             if let Err(e) = self.jobs.enqueue(&job).instrument(span).await {
                 // The queue is down: drop this frame (live analytics wants fresh ones).

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use panoptes_shared::Error;
 use panoptes_shared::domain::api_key::Scope;
 use panoptes_shared::domain::device::{Device, DeviceStatus};
+use panoptes_shared::domain::task::Capability;
 use panoptes_shared::ids::JobId;
 use panoptes_shared::lifecycle::{running_task, set_device_status};
 use panoptes_shared::ports::FrameJob;
@@ -168,6 +169,7 @@ impl EdgeApi {
             traceparent: Some(
                 panoptes_shared::telemetry::traceparent(&tracing::Span::current()).to_string(),
             ),
+            attributes: task.runs(Capability::Attributes, device.plan),
         };
         self.state.backends.jobs.enqueue(&job).await?;
         Ok(Accepted::new(
