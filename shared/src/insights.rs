@@ -52,7 +52,7 @@ pub fn insight_schema() -> Value {
     json!({
         "type": "object",
         "additionalProperties": false,
-        "required": ["summary", "peopleInQueue", "queueCondition", "observations", "recommendedAction"],
+        "required": ["summary", "peopleInQueue", "queueCondition", "observations", "recommendedAction", "people"],
         "properties": {
             "summary": {
                 "type": "string",
@@ -74,6 +74,22 @@ pub fn insight_schema() -> Value {
             "recommendedAction": {
                 "type": "string",
                 "description": "What staff should do now, in one sentence."
+            },
+            "people": {
+                "type": "array",
+                "description": "Each clearly visible person at the queue or checkout (at most 10): what they wear and do, never who they are.",
+                "items": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["zone", "upperClothing", "lowerClothing", "carrying", "activity"],
+                    "properties": {
+                        "zone": {"type": "string", "enum": ["queue", "checkout", "other"]},
+                        "upperClothing": {"type": "string", "description": "e.g. red hooded jacket"},
+                        "lowerClothing": {"type": "string", "description": "e.g. blue jeans"},
+                        "carrying": {"type": ["string", "null"], "description": "e.g. shopping basket, or null"},
+                        "activity": {"type": "string", "description": "e.g. waiting, paying, leaving"}
+                    }
+                }
             }
         }
     })

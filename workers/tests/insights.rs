@@ -386,7 +386,14 @@ fn answer(summary: &str) -> Reply {
             "peopleInQueue": 7,
             "queueCondition": "congested",
             "observations": ["seven people wait at counter A", "one till is open"],
-            "recommendedAction": "Open a second till."
+            "recommendedAction": "Open a second till.",
+            "people": [{
+                "zone": "queue",
+                "upperClothing": "red hooded jacket",
+                "lowerClothing": "blue jeans",
+                "carrying": "shopping basket",
+                "activity": "waiting"
+            }]
         })
         .to_string(),
     )
@@ -466,6 +473,20 @@ async fn an_alert_on_a_vlm_task_gets_one_insight_that_completes_with_the_servers
     let structured = done.vlm_structured_result.clone().unwrap();
     assert_eq!(structured["queueCondition"], "congested");
     assert_eq!(structured["peopleInQueue"], 7);
+    assert_eq!(
+        structured["people"][0]["upperClothing"], "red hooded jacket",
+        "the VLM's own reading of each person is kept"
+    );
+    assert_eq!(
+        request["response_format"]["json_schema"]["schema"]["properties"]["people"]["items"]["required"],
+        json!([
+            "zone",
+            "upperClothing",
+            "lowerClothing",
+            "carrying",
+            "activity"
+        ])
+    );
     assert_eq!(done.total_tokens, Some(vlm_server::USAGE.2));
     assert_eq!(done.prompt_tokens, Some(vlm_server::USAGE.0));
     assert_eq!(done.model.as_deref(), Some(vlm_server::SERVED_MODEL));

@@ -385,7 +385,7 @@ async fn stats_count_waiting_pending_and_the_oldest_age<J: TestJob>(make: Factor
 /// An entry written to the Redis stream before jobs carried a traceparent
 /// (no `tp` field) is still handed out, without one.
 #[tokio::test]
-async fn a_redis_job_from_before_traceparents_is_still_handed_out() {
+async fn a_redis_job_from_before_traceparents_and_attributes_is_still_handed_out() {
     let client = ::redis::Client::open(crate::backends::redis_url()).expect("redis url");
     let conn = panoptes_infra::redis_conn::RedisConn::connect(client.clone(), Default::default())
         .await
@@ -426,6 +426,7 @@ async fn a_redis_job_from_before_traceparents_is_still_handed_out() {
         got[0].job,
         FrameJob {
             traceparent: None,
+            attributes: false,
             ..j
         }
     );

@@ -31,7 +31,9 @@ pub struct InsightDto {
     pub vlm_summary: Option<String>,
     /// The VLM's whole structured answer (`completed` only): `summary`,
     /// `peopleInQueue`, `queueCondition`, `observations`,
-    /// `recommendedAction`. Detail only, not in lists.
+    /// `recommendedAction`, and `people` (each visible person's
+    /// `zone`, `upperClothing`, `lowerClothing`, `carrying`, `activity`: the
+    /// VLM's richer attributes). Detail only, not in lists.
     pub vlm_structured_result: Option<Any<serde_json::Value>>,
     /// Why there is no summary (`failed` only).
     pub failure_reason: Option<String>,

@@ -138,6 +138,22 @@ impl InsightsApi {
         }
     }
 
+    /// Records made on `device`: readable while it is on level_02, and
+    /// after it was deleted (as they were made); 403 once it moved to
+    /// level_01.
+    async fn require_plan_of_records(
+        &self,
+        caller: &Caller,
+        device: DeviceId,
+    ) -> Result<(), Error> {
+        match self.state.store.get_device(caller.user_id, device).await? {
+            Some(d) if d.plan != Plan::Level02 => {
+                self.require_attributes_plan(caller, Some(d.id)).await
+            }
+            _ => Ok(()),
+        }
+    }
+
     async fn attribute(&self, caller: &Caller, id: Uuid) -> Result<AttributeRecord, Error> {
         let record = self
             .state
@@ -449,7 +465,7 @@ impl InsightsApi {
         caller.require(Scope::AnalyticsRead)?;
         let page = super::page(page.0, limit.0)?;
         let insight = self.insight(caller, id.0).await?;
-        self.require_attributes_plan(caller, Some(insight.device_id))
+        self.require_plan_of_records(caller, insight.device_id)
             .await?;
         let records = self
             .state
@@ -525,18 +541,8 @@ impl InsightsApi {
         let caller = auth.caller();
         caller.require(Scope::AnalyticsRead)?;
         let record = self.attribute(caller, id.0).await?;
-        match self
-            .state
-            .store
-            .get_device(caller.user_id, record.device_id)
-            .await?
-        {
-            // A deleted device's records stay readable as they were made.
-            Some(d) if d.plan != Plan::Level02 => {
-                self.require_attributes_plan(caller, Some(d.id)).await?
-            }
-            _ => {}
-        }
+        self.require_plan_of_records(caller, record.device_id)
+            .await?;
         Ok(Reply::new("Attribute", AttributeDto::from(&record)))
     }
 }
