@@ -40,7 +40,7 @@ impl TestJob for FrameJob {
             jpeg: vec![0xff, 0xd8, 0x00, 0x01, 0xff, 0xd9],
             traceparent: Some(panoptes_shared::telemetry::TraceParent::random().to_string()),
             // Varies with the device, so both values make the round trip.
-            attributes: device.0.as_bytes()[15] % 2 == 0,
+            attributes: device.0.as_bytes()[15].is_multiple_of(2),
         }
     }
 
