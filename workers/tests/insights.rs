@@ -34,16 +34,12 @@ use panoptes_shared::domain::event::{EventKind, PlatformEvent};
 use panoptes_shared::domain::insight::{Insight, VlmStatus};
 use panoptes_shared::domain::page::PageRequest;
 use panoptes_shared::domain::plan::Plan;
-use panoptes_shared::domain::queue_metrics::QueueMetrics;
-use panoptes_shared::domain::stream_events::AnalysisResult;
 use panoptes_shared::domain::task::{AnalysisTask, Capability, TaskTrigger};
 use panoptes_shared::domain::usage::Feature;
 use panoptes_shared::ids::{AlertId, AttributeId, DeviceId, SceneId, TaskId, UserId};
 use panoptes_shared::ports::jobs::{InsightJob, JobQueue, QueuePolicy};
 use panoptes_shared::ports::prelude::*;
-use panoptes_shared::ports::{
-    BlobStore, EventBus, InsightFilter, Publication, UsageFilter, VlmProvider,
-};
+use panoptes_shared::ports::{BlobStore, EventBus, InsightFilter, UsageFilter, VlmProvider};
 use panoptes_shared::time::now;
 use panoptes_workers::metrics::WorkerMetrics;
 use panoptes_workers::notify::{
@@ -229,31 +225,8 @@ impl World {
 
     /// Publish a result with `in_queue` people queued, linking the snapshot.
     async fn publish(&self, task: TaskId, at: DateTime<Utc>, in_queue: u32) {
-        let result = AnalysisResult {
-            device_id: self.device,
-            analysis_id: task,
-            scene_id: self.scene,
-            timestamp: at,
-            detections: vec![],
-            metrics: Some(QueueMetrics::occupancy(in_queue, 0)),
-            compute_node_id: "n".into(),
-            processing_ms: 1.0,
-            snapshot_url: Some(format!(
-                "http://127.0.0.1:1/blobs/{}/snapshots/{}/{}-x.jpg?sig=1",
-                self.user,
-                self.device,
-                at.timestamp_millis()
-            )),
-        };
-        self.bus
-            .publish(&Publication {
-                user: self.user,
-                device: self.device,
-                task,
-                data: serde_json::to_string(&result).unwrap(),
-            })
-            .await
-            .unwrap();
+        let who = (self.user, self.device, self.scene);
+        common::publish_queue(self.bus.as_ref(), who, task, at, in_queue).await;
     }
 
     /// Fire an alert through the rule evaluator (a `current.inQueue >= 5`

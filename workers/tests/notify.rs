@@ -30,17 +30,13 @@ use panoptes_infra::webhooks::HttpWebhookSender;
 use panoptes_shared::domain::alert::AlertRule;
 use panoptes_shared::domain::event::{EventKind, PlatformEvent};
 use panoptes_shared::domain::page::PageRequest;
-use panoptes_shared::domain::queue_metrics::QueueMetrics;
 use panoptes_shared::domain::schedule::SLOTS_PER_DAY;
-use panoptes_shared::domain::stream_events::AnalysisResult;
 use panoptes_shared::domain::webhook::{DeliveryStatus, SigningSecret, Webhook};
 use panoptes_shared::ids::{DeviceId, SceneId, TaskId, UserId, WebhookId};
 use panoptes_shared::outbound::OutboundGuard;
 use panoptes_shared::ports::jobs::{InsightJob, JobQueue};
 use panoptes_shared::ports::prelude::*;
-use panoptes_shared::ports::{
-    AlertFilter, DeliveryFilter, EventBus, Leases, Publication, SecretCipher,
-};
+use panoptes_shared::ports::{AlertFilter, DeliveryFilter, EventBus, Leases, SecretCipher};
 use panoptes_shared::time::now;
 use panoptes_workers::metrics::WorkerMetrics;
 use panoptes_workers::notify::{
@@ -597,31 +593,8 @@ async fn the_guard_refuses_non_public_targets_when_connecting() {
 impl World {
     /// Publish an `analysis_result` captured at `at` with `in_queue` people queued.
     async fn publish(&self, task: TaskId, at: DateTime<Utc>, in_queue: u32) {
-        let result = AnalysisResult {
-            device_id: self.device,
-            analysis_id: task,
-            scene_id: self.scene,
-            timestamp: at,
-            detections: vec![],
-            metrics: Some(QueueMetrics::occupancy(in_queue, 0)),
-            compute_node_id: "n".into(),
-            processing_ms: 1.0,
-            snapshot_url: Some(format!(
-                "http://127.0.0.1:1/blobs/{}/snapshots/{}/{}-x.jpg?sig=1",
-                self.user,
-                self.device,
-                at.timestamp_millis()
-            )),
-        };
-        self.bus
-            .publish(&Publication {
-                user: self.user,
-                device: self.device,
-                task,
-                data: serde_json::to_string(&result).unwrap(),
-            })
-            .await
-            .unwrap();
+        let who = (self.user, self.device, self.scene);
+        common::publish_queue(self.bus.as_ref(), who, task, at, in_queue).await;
     }
 
     async fn rule(&self, duration: u32, cooldown: u32, slots: Option<[bool; SLOTS_PER_DAY]>) {

@@ -83,6 +83,31 @@ impl Caller {
         self.device_binding().is_none_or(|d| d == device)
     }
 
+    /// The device filter of a list: the one asked for, which a device-bound
+    /// credential may only name if it is its own (404 otherwise); its own
+    /// when none is asked for.
+    pub fn device_filter(&self, asked: Option<uuid::Uuid>) -> Result<Option<DeviceId>> {
+        match asked.map(DeviceId) {
+            Some(d) if !self.may_reach(d) => Err(Error::NotFound("device")),
+            Some(d) => Ok(Some(d)),
+            None => Ok(self.device_binding()),
+        }
+    }
+
+    /// A tenant's row this credential may see: `found`, unless it is
+    /// missing or on a device the credential cannot reach (404 `what`).
+    pub fn reachable<T>(
+        &self,
+        found: Option<T>,
+        device: impl FnOnce(&T) -> DeviceId,
+        what: &'static str,
+    ) -> Result<T> {
+        match found {
+            Some(row) if self.may_reach(device(&row)) => Ok(row),
+            _ => Err(Error::NotFound(what)),
+        }
+    }
+
     pub fn session_id(&self) -> Option<SessionId> {
         match self.credential {
             Credential::Session(id) => Some(id),

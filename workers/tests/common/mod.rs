@@ -201,3 +201,39 @@ pub fn queue_rule(
         updated_at: t,
     }
 }
+
+/// Publish, on `bus`, an `analysis_result` of `device` captured at `at` with
+/// `in_queue` people queued, linking the snapshot key
+/// `<user>/snapshots/<device>/<ms>-x.jpg` (as the notify tests expect).
+pub async fn publish_queue(
+    bus: &dyn panoptes_shared::ports::EventBus,
+    (user, device, scene): (UserId, DeviceId, SceneId),
+    task: panoptes_shared::ids::TaskId,
+    at: chrono::DateTime<chrono::Utc>,
+    in_queue: u32,
+) {
+    use panoptes_shared::domain::queue_metrics::QueueMetrics;
+    use panoptes_shared::domain::stream_events::AnalysisResult;
+    let result = AnalysisResult {
+        device_id: device,
+        analysis_id: task,
+        scene_id: scene,
+        timestamp: at,
+        detections: vec![],
+        metrics: Some(QueueMetrics::occupancy(in_queue, 0)),
+        compute_node_id: "n".into(),
+        processing_ms: 1.0,
+        snapshot_url: Some(format!(
+            "http://127.0.0.1:1/blobs/{user}/snapshots/{device}/{}-x.jpg?sig=1",
+            at.timestamp_millis()
+        )),
+    };
+    bus.publish(&panoptes_shared::ports::Publication {
+        user,
+        device,
+        task,
+        data: serde_json::to_string(&result).unwrap(),
+    })
+    .await
+    .unwrap();
+}

@@ -13,7 +13,7 @@ use panoptes_shared::domain::alert::{Alert, AlertRule, AlertStatus as DomainStat
 use panoptes_shared::domain::api_key::Scope;
 use panoptes_shared::domain::metrics_history::TimeRange;
 use panoptes_shared::domain::validate::optional_multiline;
-use panoptes_shared::ids::{AlertId, AlertRuleId, DeviceId, SceneId};
+use panoptes_shared::ids::{AlertId, AlertRuleId, SceneId};
 use panoptes_shared::ports::{AlertFilter, RuleFilter};
 use poem_openapi::OpenApi;
 use poem_openapi::param::{Path, Query};
@@ -48,41 +48,23 @@ pub(crate) fn actor(caller: &Caller) -> String {
     }
 }
 
-/// The device filter: the one asked for, which a device-bound key may only
-/// name if it is its own (404 otherwise); its own when none is asked for.
-fn reachable(caller: &Caller, asked: Option<Uuid>) -> Result<Option<DeviceId>, Error> {
-    match asked.map(DeviceId) {
-        Some(d) if !caller.may_reach(d) => Err(Error::NotFound("device")),
-        Some(d) => Ok(Some(d)),
-        None => Ok(caller.device_binding()),
-    }
-}
-
 impl AlertsApi {
     async fn rule(&self, caller: &Caller, id: Uuid) -> Result<AlertRule, Error> {
-        let rule = self
+        let found = self
             .state
             .store
             .get_rule(caller.user_id, AlertRuleId(id))
-            .await?
-            .ok_or(Error::NotFound("alert rule"))?;
-        if !caller.may_reach(rule.device_id) {
-            return Err(Error::NotFound("alert rule"));
-        }
-        Ok(rule)
+            .await?;
+        caller.reachable(found, |r| r.device_id, "alert rule")
     }
 
     async fn alert(&self, caller: &Caller, id: Uuid) -> Result<Alert, Error> {
-        let alert = self
+        let found = self
             .state
             .store
             .get_alert(caller.user_id, AlertId(id))
-            .await?
-            .ok_or(Error::NotFound("alert"))?;
-        if !caller.may_reach(alert.device_id) {
-            return Err(Error::NotFound("alert"));
-        }
-        Ok(alert)
+            .await?;
+        caller.reachable(found, |a| a.device_id, "alert")
     }
 
     async fn dto(&self, a: &Alert) -> AlertDto {
@@ -205,7 +187,7 @@ impl AlertsApi {
         let page = super::page(page.0, limit.0)?;
         let filter = RuleFilter {
             scene: scene_id.0.map(SceneId),
-            device: reachable(caller, device_id.0)?,
+            device: caller.device_filter(device_id.0)?,
             severity: severity.0.map(Into::into),
             enabled: enabled.0,
         };
@@ -307,7 +289,7 @@ impl AlertsApi {
         caller.require(Scope::AlertRead)?;
         let page = super::page(page.0, limit.0)?;
         let filter = AlertFilter {
-            device: reachable(caller, device_id.0)?,
+            device: caller.device_filter(device_id.0)?,
             scene: scene_id.0.map(SceneId),
             severity: severity.0.map(Into::into),
             status: status.0.map(Into::into),

@@ -44,28 +44,14 @@ pub struct InsightsApi {
     pub state: AppState,
 }
 
-/// The device filter: the one asked for, which a device-bound key may only
-/// name if it is its own (404 otherwise); its own when none is asked for.
-fn reachable(caller: &Caller, asked: Option<Uuid>) -> Result<Option<DeviceId>, Error> {
-    match asked.map(DeviceId) {
-        Some(d) if !caller.may_reach(d) => Err(Error::NotFound("device")),
-        Some(d) => Ok(Some(d)),
-        None => Ok(caller.device_binding()),
-    }
-}
-
 impl InsightsApi {
     async fn insight(&self, caller: &Caller, id: Uuid) -> Result<Insight, Error> {
-        let insight = self
+        let found = self
             .state
             .store
             .get_insight(caller.user_id, InsightId(id))
-            .await?
-            .ok_or(Error::NotFound("insight"))?;
-        if !caller.may_reach(insight.device_id) {
-            return Err(Error::NotFound("insight"));
-        }
-        Ok(insight)
+            .await?;
+        caller.reachable(found, |i| i.device_id, "insight")
     }
 
     /// The names of the devices of `insights` (absent for deleted ones).
@@ -155,16 +141,12 @@ impl InsightsApi {
     }
 
     async fn attribute(&self, caller: &Caller, id: Uuid) -> Result<AttributeRecord, Error> {
-        let record = self
+        let found = self
             .state
             .store
             .get_attribute(caller.user_id, AttributeId(id))
-            .await?
-            .ok_or(Error::NotFound("attribute"))?;
-        if !caller.may_reach(record.device_id) {
-            return Err(Error::NotFound("attribute"));
-        }
-        Ok(record)
+            .await?;
+        caller.reachable(found, |a| a.device_id, "attribute")
     }
 }
 
@@ -182,7 +164,7 @@ fn attribute_filter(
     end: Option<DateTime<Utc>>,
 ) -> Result<AttributeFilter, Error> {
     Ok(AttributeFilter {
-        device: reachable(caller, device_id)?,
+        device: caller.device_filter(device_id)?,
         scene: scene_id.map(SceneId),
         task: task_id.map(panoptes_shared::ids::TaskId),
         track: track_id,
@@ -243,7 +225,7 @@ impl InsightsApi {
         let filter = InsightFilter {
             q: q.0,
             any_word: false,
-            device: reachable(caller, device_id.0)?,
+            device: caller.device_filter(device_id.0)?,
             scene: scene_id.0.map(SceneId),
             severity: severity.0.map(Into::into),
             vlm_status: vlm_status.0.map(Into::into),
@@ -287,7 +269,7 @@ impl InsightsApi {
         caller.require(Scope::AnalyticsRead)?;
         let page = super::page(page.0, limit.0)?;
         let filter = InsightFilter {
-            device: reachable(caller, device_id.0)?,
+            device: caller.device_filter(device_id.0)?,
             scene: scene_id.0.map(SceneId),
             severity: severity.0.map(Into::into),
             range: TimeRange::new(start_date.0, end_date.0)?,
