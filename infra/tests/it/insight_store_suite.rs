@@ -432,7 +432,8 @@ async fn q_uses_the_full_text_index_on_postgres() {
          AND (scene_id = $3 OR $3 = '') AND (severity = $4 OR $4 = '') \
          AND (vlm_status = $5 OR $5 = '') AND triggered_at >= $6 AND triggered_at <= $7 \
          AND ($8 < 0 OR (CASE WHEN vlm_summary IS NULL THEN 0 ELSE 1 END) = $8) \
-         AND vlm_summary_tsv @@ plainto_tsquery('simple', $9)",
+         AND ($9 < 0 OR (CASE WHEN attribute_count > 0 THEN 1 ELSE 0 END) = $9) \
+         AND search_tsv @@ plainto_tsquery('simple', $10)",
     )
     .bind(a.id.to_string())
     .bind("")
@@ -442,12 +443,13 @@ async fn q_uses_the_full_text_index_on_postgres() {
     .bind(i64::MIN)
     .bind(i64::MAX)
     .bind(-1_i64)
+    .bind(-1_i64)
     .bind("umbrella")
     .fetch_all(store.pool())
     .await
     .unwrap();
     let plan = plan.join("\n");
-    assert!(plan.contains("insights_summary_fts"), "{plan}");
+    assert!(plan.contains("insights_search_fts"), "{plan}");
     assert!(!plan.contains("Seq Scan"), "{plan}");
     println!("{plan}");
 }
