@@ -4,7 +4,8 @@
 # (tests/bench/src/bin/search_bench.rs): p50, p99 and mean of ITERATIONS calls
 # per query of a mix (rare word, common word, two words, word + severity,
 # attribute word, no match) with the GIN index as the API runs it, the same
-# with custom plans only, and without the index (the reference), in the same
+# with custom plans forced (equal while the adapter plans each search with its
+# words), and without the index (the reference), in the same
 # run on the same data; ON_THE_FLY calls per query with the tsvector computed
 # per row (0 skips). Each round loads a fresh database. Prints each round's
 # table and plans, then the medians of ROUNDS rounds.

@@ -15,12 +15,14 @@
 //!    (the API's path: the count and the first page of 20, tenant-scoped),
 //!    the tenants taken in turn, `--warmup` calls then `--iterations`
 //!    measured calls: p50, p99 and mean per query and over the mix. Modes:
-//!    - `GIN index`: as the API runs it. The adapter's statements are
-//!      prepared once per connection, so after five executions PostgreSQL
-//!      may plan them generically, without the words' selectivity.
+//!    - `GIN index`: as the API runs it. The adapter sends a search as an
+//!      unnamed statement, so PostgreSQL plans it with its words each time.
 //!    - `GIN index, custom plans`: the same with `plan_cache_mode =
-//!      force_custom_plan` (a database setting, new connections): what
-//!      planning every call with its words would give.
+//!      force_custom_plan` (a database setting, new connections). Equal to
+//!      the first while the adapter's searches are planned per call; were
+//!      they cached statements again, the first would fall behind: after
+//!      five executions PostgreSQL may switch to a generic plan, blind to
+//!      the words' selectivity (a common word then took 3x as long).
 //!    - `no index`: after `DROP INDEX insights_search_fts`; the planner
 //!      checks the stored `search_tsv` of the tenant's rows.
 //!    - `no index, tsvector computed per row` (`--on-the-fly-iterations`
