@@ -30,8 +30,9 @@
 //!      place of the stored column, what a schema without the generated
 //!      column would cost; plain SQL, not through the adapter.
 //!
-//! `EXPLAIN ANALYZE` of the rare word's page in each mode (and of the common
-//! word's count and page with the index) shows which plan PostgreSQL took.
+//! `EXPLAIN ANALYZE` of the rare word's page in each mode (and, with the
+//! index, of the common word's count and page, and of that page's generic
+//! plan) shows which plan PostgreSQL takes.
 //! Prints a markdown table; `--out` writes the figures as JSON.
 
 use std::fmt::Write as _;
@@ -458,9 +459,9 @@ async fn measure_on_the_fly(
     })
 }
 
-/// EXPLAIN ANALYZE of a statement of `q` for `user`, prepared and run as the
-/// adapter's cached statement is: past the first five executions, where
-/// PostgreSQL may switch to a generic plan (unless `plan_cache_mode` says).
+/// EXPLAIN ANALYZE of a statement of `q` for `user`: planned with its values
+/// as the adapter's searches are, or (`generic`) with the generic plan a
+/// cached statement may switch to after five executions.
 #[derive(Debug, Clone, Copy)]
 enum Statement {
     Count,
@@ -473,6 +474,7 @@ async fn explain(
     statement: Statement,
     user: UserId,
     q: &str,
+    generic: bool,
 ) -> anyhow::Result<String> {
     let (count_sql, page_sql) = statements(tsv);
     let (sql, types, paging) = match statement {
@@ -481,6 +483,10 @@ async fn explain(
     };
     // A connection of its own: its prepared statement is no pool's business.
     let mut conn = PgConnection::connect(url).await?;
+    if generic {
+        conn.execute("SET plan_cache_mode = force_generic_plan")
+            .await?;
+    }
     conn.execute(sqlx::AssertSqlSafe(format!(
         "PREPARE s (text, text, text, text, text, bigint, bigint, bigint, bigint, text{types}) AS {sql}"
     )))
@@ -490,10 +496,6 @@ async fn explain(
         i64::MIN,
         i64::MAX
     );
-    for _ in 0..6 {
-        conn.execute(sqlx::AssertSqlSafe(format!("EXECUTE s ({args})")))
-            .await?;
-    }
     let lines: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY ON) EXECUTE s ({args})"
     )))
@@ -709,7 +711,8 @@ async fn set_plan_cache(pool: &PgPool, db: &str, mode: Option<&str>) -> anyhow::
 }
 
 /// The plans of a mode: the page of the rare word (is the index used?);
-/// in the index modes also the count and the page of the common word.
+/// with the index also the count and the page of the common word, and that
+/// page's generic plan (what a cached statement would run).
 async fn explain_mode(
     url: &str,
     mode: &'static str,
@@ -718,13 +721,22 @@ async fn explain_mode(
     plans: &mut Vec<(&'static str, String, String)>,
 ) -> anyhow::Result<()> {
     let (rare, common) = (QUERIES[0].q, QUERIES[1].q);
-    let mut asked = vec![(Statement::Page, rare)];
-    if mode.starts_with("GIN") {
-        asked.extend([(Statement::Count, common), (Statement::Page, common)]);
+    let mut asked = vec![(Statement::Page, rare, false)];
+    if mode == "GIN index" {
+        asked.extend([
+            (Statement::Count, common, false),
+            (Statement::Page, common, false),
+            (Statement::Page, common, true),
+        ]);
     }
-    for (statement, q) in asked {
-        let plan = explain(url, tsv, statement, user, q).await?;
-        plans.push((mode, format!("{statement:?} of `q={q}`, tenant 1"), plan));
+    for (statement, q, generic) in asked {
+        let plan = explain(url, tsv, statement, user, q, generic).await?;
+        let how = if generic { ", generic plan" } else { "" };
+        plans.push((
+            mode,
+            format!("{statement:?} of `q={q}`{how}, tenant 1"),
+            plan,
+        ));
     }
     Ok(())
 }
@@ -769,14 +781,6 @@ async fn run(args: &Args, db: &str, url: &str) -> anyhow::Result<()> {
     results.push(measure_store(&store, &users, "GIN index", args.warmup, args.iterations).await?);
     set_plan_cache(&pool, db, Some("force_custom_plan")).await?;
     let custom = connect_store(url).await?;
-    explain_mode(
-        url,
-        "GIN index, custom plans",
-        STORED_TSV,
-        users[0],
-        &mut plans,
-    )
-    .await?;
     results.push(
         measure_store(
             &custom,
