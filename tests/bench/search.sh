@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Insight search benchmark (issue 16): `GET /api/v1/insights?q=` through the
+# Insight search benchmark (issue 16): `GET /api/v1/analysis/insights?q=` through the
 # store adapter on PostgreSQL over INSIGHTS stored insights of USERS tenants
 # (tests/bench/src/bin/search_bench.rs): p50, p99 and mean of ITERATIONS calls
 # per query of a mix (rare word, common word, two words, word + severity,

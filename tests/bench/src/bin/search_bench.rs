@@ -1,4 +1,4 @@
-//! `search-bench`: insight search (`GET /api/v1/insights?q=`) on PostgreSQL,
+//! `search-bench`: insight search (`GET /api/v1/analysis/insights?q=`) on PostgreSQL,
 //! over `--insights` stored insights (100,000 by default, the figure issue 16
 //! asks for) of `--users` tenants, with the full-text GIN index and without
 //! it, in the same run on the same data (`tests/bench/search.sh` runs it).
