@@ -38,15 +38,22 @@ string_enum!(
 #[serde(rename_all = "camelCase")]
 pub struct PersonAttributes {
     /// Dominant colour of the upper body (torso) clothing.
-    #[schemars(with = "String")]
+    #[schemars(schema_with = "color_schema")]
     pub upper_color: ColorName,
     /// Dominant colour of the lower body (legs) clothing.
-    #[schemars(with = "String")]
+    #[schemars(schema_with = "color_schema")]
     pub lower_color: ColorName,
     /// Share (0-1) of the upper region's pixels that have the upper colour.
     pub upper_color_share: f32,
     /// Share (0-1) of the lower region's pixels that have the lower colour.
     pub lower_color_share: f32,
+}
+
+/// The schema of a colour: a string, one of the names (inline, so no
+/// definition of its own meets the API's `ColorName` in one document).
+fn color_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let names: Vec<&str> = ColorName::ALL.iter().map(|c| c.as_str()).collect();
+    schemars::json_schema!({ "type": "string", "enum": names })
 }
 
 /// One stored description of one track.
