@@ -19,6 +19,7 @@ use panoptes_shared::Result;
 use panoptes_shared::domain::alert::{
     Alert, AlertRule, AlertStatus, Evaluator, StatusChange, Verdict,
 };
+use panoptes_shared::domain::device::Device;
 use panoptes_shared::domain::event::{EventKind, PlatformEvent};
 use panoptes_shared::domain::insight::Insight;
 use panoptes_shared::domain::plan::Plan;
@@ -267,11 +268,13 @@ impl RuleEvaluator {
 
     /// Whether the alert's task asks the VLM about its alerts: a level_02
     /// device whose running task enabled `vlm`.
-    async fn wants_insight(&self, user: UserId, result: &AnalysisResult) -> Result<bool> {
-        let Some(device) = self.ports.store.get_device(user, result.device_id).await? else {
-            return Ok(false);
-        };
-        if device.plan != Plan::Level02 {
+    async fn wants_insight(
+        &self,
+        user: UserId,
+        device: Option<&Device>,
+        result: &AnalysisResult,
+    ) -> Result<bool> {
+        if device.is_none_or(|d| d.plan != Plan::Level02) {
             return Ok(false);
         }
         Ok(self
@@ -288,19 +291,18 @@ impl RuleEvaluator {
     /// now would be suppressed). A device that is gone counts as over.
     async fn over_alert_quota(
         &self,
-        user: UserId,
-        device: DeviceId,
+        device: Option<&Device>,
         at: chrono::DateTime<chrono::Utc>,
     ) -> Result<bool> {
-        let Some(d) = self.ports.store.get_device(user, device).await? else {
+        let Some(d) = device else {
             return Ok(true);
         };
         let used = self
             .ports
             .store
-            .alert_count(user, device, &billing_period(at).0)
+            .alert_count(d.user_id, d.id, &billing_period(at).0)
             .await?;
-        let allowed = allowance(self.ports.store.as_ref(), &d, &billing_period(at).0).await?;
+        let allowed = allowance(self.ports.store.as_ref(), d, &billing_period(at).0).await?;
         Ok(allowed.exhausted(Feature::AlertCount, used))
     }
 
@@ -317,9 +319,13 @@ impl RuleEvaluator {
     ) -> Result<bool> {
         let rule = state.rule.clone();
         let at = result.timestamp;
-        let suppressed = self
-            .over_alert_quota(rule.user_id, result.device_id, at)
+        // Read once: the quota, the insight decision and the notice use it.
+        let device = self
+            .ports
+            .store
+            .get_device(rule.user_id, result.device_id)
             .await?;
+        let suppressed = self.over_alert_quota(device.as_ref(), at).await?;
         let alert = Alert {
             id: AlertId::new(),
             user_id: rule.user_id,
@@ -366,7 +372,11 @@ impl RuleEvaluator {
             }),
             at,
         );
-        let insight = if !suppressed && self.wants_insight(rule.user_id, result).await? {
+        let insight = if !suppressed
+            && self
+                .wants_insight(rule.user_id, device.as_ref(), result)
+                .await?
+        {
             Some(Insight::pending(&alert, panoptes_shared::time::now()))
         } else {
             None
@@ -396,22 +406,17 @@ impl RuleEvaluator {
                 // The insight is stored pending: the sweep queues it again.
                 tracing::warn!(insight = %insight.id, error = %e, "insight job not queued; the sweep will retry");
             }
-            if let Ok(Some(device)) = self
-                .ports
-                .store
-                .get_device(rule.user_id, result.device_id)
-                .await
-            {
+            if let Some(device) = &device {
                 let used = self
                     .ports
                     .store
                     .alert_count(rule.user_id, result.device_id, &billing_period(at).0)
                     .await?;
                 let store = self.ports.store.as_ref();
-                let allowed = allowance(store, &device, &billing_period(at).0).await?;
+                let allowed = allowance(store, device, &billing_period(at).0).await?;
                 if !allowed.unlimited {
                     let limit = allowed.limit(Feature::AlertCount);
-                    notify_quota(store, &device, Feature::AlertCount, used, limit, at).await?;
+                    notify_quota(store, device, Feature::AlertCount, used, limit, at).await?;
                 }
             }
             return Ok(true);

@@ -94,17 +94,10 @@ impl InsightsApi {
         caller: &Caller,
         device: Option<DeviceId>,
     ) -> Result<(), Error> {
-        let refused = || {
-            Error::PlanRequired(
-                "attribute data needs a device on plan level_02 (with the `attributes` capability \
-                 enabled on its analysis)"
-                    .into(),
-            )
-        };
         if let Some(d) = device {
             return match self.state.store.get_device(caller.user_id, d).await? {
                 Some(dev) if dev.plan == Plan::Level02 => Ok(()),
-                Some(_) => Err(refused()),
+                Some(_) => Err(plan_refused()),
                 None => Err(Error::NotFound("device")),
             };
         }
@@ -118,7 +111,7 @@ impl InsightsApi {
                 return Ok(());
             }
             if u64::from(page.page) * u64::from(page.limit) >= devices.total {
-                return Err(refused());
+                return Err(plan_refused());
             }
             page.page += 1;
         }
@@ -133,9 +126,7 @@ impl InsightsApi {
         device: DeviceId,
     ) -> Result<(), Error> {
         match self.state.store.get_device(caller.user_id, device).await? {
-            Some(d) if d.plan != Plan::Level02 => {
-                self.require_attributes_plan(caller, Some(d.id)).await
-            }
+            Some(d) if d.plan != Plan::Level02 => Err(plan_refused()),
             _ => Ok(()),
         }
     }
@@ -148,6 +139,15 @@ impl InsightsApi {
             .await?;
         caller.reachable(found, |a| a.device_id, "attribute")
     }
+}
+
+/// 403 `PLAN_REQUIRED` for attribute data without a level_02 device.
+fn plan_refused() -> Error {
+    Error::PlanRequired(
+        "attribute data needs a device on plan level_02 (with the `attributes` capability \
+         enabled on its analysis)"
+            .into(),
+    )
 }
 
 /// The attribute list filters shared by the attribute endpoints.
